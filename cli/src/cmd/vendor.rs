@@ -1,0 +1,163 @@
+//! `hermetic vendor`
+
+use crate::exit::{Code, Failure, Output};
+use crate::progress::Spinner;
+use hermetic_deps::cache::Cache;
+use hermetic_deps::check::check_dir;
+use hermetic_deps::policy::Policy;
+use hermetic_deps::{VendorOptions, vendor};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The project's Cargo.toml.
+    #[arg(long, default_value = "Cargo.toml")]
+    manifest_path: PathBuf,
+    /// Vendor policy [default: vendor-policy.toml beside the manifest, if present].
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Output directory [default: target/hermetic/deps beside the manifest].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Re-verify an existing output directory instead of vendoring.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "policy"])]
+    check: Option<PathBuf>,
+}
+
+fn project_dir(manifest: &Path) -> PathBuf {
+    match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    }
+}
+
+pub fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
+    let cache = Cache::from_env();
+    if let Some(dir) = &args.check {
+        return check(dir, &cache, out);
+    }
+    let dir = project_dir(&args.manifest_path);
+    let policy_path = args
+        .policy
+        .clone()
+        .or_else(|| Some(dir.join("vendor-policy.toml")).filter(|p| p.is_file()));
+    let policy = match &policy_path {
+        Some(p) => Some(Policy::load(p)?),
+        None => None,
+    };
+    let spinner = Spinner::new(out.json);
+    let opts = VendorOptions {
+        manifest_path: args.manifest_path.clone(),
+        out: args
+            .out
+            .clone()
+            .unwrap_or_else(|| dir.join("target").join("hermetic").join("deps")),
+        cache,
+        policy,
+    };
+    let result = vendor(&opts, &|msg| spinner.stage(msg));
+    spinner.finish();
+    let outcome = result?;
+    let errors = outcome.diagnostics.iter().filter(|d| d.is_error()).count();
+    let code = if errors > 0 {
+        Code::CheckFailed
+    } else {
+        Code::Success
+    };
+    if out.json {
+        out.emit(&json!({
+            "status": if errors > 0 { "policy-violation" } else { "ok" },
+            "exit_code": code as u8,
+            "out": outcome.written.then(|| outcome.out.display().to_string()),
+            "cache_hit": outcome.cache_hit,
+            "packages": outcome.manifest.packages.len(),
+            "vendored": outcome.manifest.packages.iter().filter(|p| p.vendor_dir.is_some()).count(),
+            "policy": policy_path.as_ref().map(|p| p.display().to_string()),
+            "diagnostics": outcome.diagnostics,
+            "warnings": outcome.warnings,
+        }));
+        return Ok(code);
+    }
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    let shown_policy = policy_path.clone().unwrap_or_default();
+    for d in &outcome.diagnostics {
+        eprint!("{}", d.render(&shown_policy));
+    }
+    if errors > 0 {
+        eprintln!(
+            "error: {errors} policy violation(s) in {}; nothing was written",
+            shown_policy.display()
+        );
+        return Ok(code);
+    }
+    if policy_path.is_none() {
+        eprintln!(
+            "note: no vendor-policy.toml beside the manifest and no --policy: policy not checked"
+        );
+    }
+    let vendored = outcome
+        .manifest
+        .packages
+        .iter()
+        .filter(|p| p.vendor_dir.is_some())
+        .count();
+    eprintln!(
+        "vendored {vendored} crates{} into {}",
+        if outcome.cache_hit {
+            " (from the verified cache, no network)"
+        } else {
+            ""
+        },
+        outcome.out.display()
+    );
+    eprintln!(
+        "build offline with: cargo build --offline --frozen --config {}",
+        outcome.out.join("config.toml").display()
+    );
+    Ok(code)
+}
+
+fn check(dir: &Path, cache: &Cache, out: &Output) -> Result<Code, Failure> {
+    let report = check_dir(dir, cache)?;
+    let code = if report.findings.is_empty() {
+        Code::Success
+    } else {
+        Code::CheckFailed
+    };
+    if out.json {
+        out.emit(&json!({
+            "status": if report.findings.is_empty() { "ok" } else { "verification-failed" },
+            "exit_code": code as u8,
+            "report": report,
+        }));
+        return Ok(code);
+    }
+    for f in &report.findings {
+        eprintln!(
+            "error[{}]: {}{}: {}",
+            f.code,
+            f.package,
+            f.path
+                .as_deref()
+                .map(|p| format!("/{p}"))
+                .unwrap_or_default(),
+            f.message
+        );
+    }
+    if report.findings.is_empty() {
+        eprintln!(
+            "ok: {} vendored crates match Cargo.lock, their .cargo-checksum.json and their original archives",
+            report.packages_checked
+        );
+    } else {
+        eprintln!(
+            "error: {} problem(s) in {}",
+            report.findings.len(),
+            dir.join("vendor").display()
+        );
+    }
+    Ok(code)
+}

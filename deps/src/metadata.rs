@@ -1,0 +1,205 @@
+//! Reading the resolved graph through `cargo metadata --locked`.
+
+use crate::error::{Error, Result};
+use crate::lockfile::{Lockfile, Source};
+use crate::manifest::{DepManifest, Dependency, FORMAT, Package};
+use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, TargetKind};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Runs `cargo metadata --locked`, optionally offline against a source-replacement config.
+pub(crate) fn cargo_metadata(
+    manifest_path: &Path,
+    offline_config: Option<&Path>,
+) -> Result<Metadata> {
+    let mut cmd = MetadataCommand::new();
+    cmd.manifest_path(manifest_path);
+    let mut opts = vec!["--locked".to_string()];
+    if let Some(config) = offline_config {
+        opts.push("--offline".into());
+        opts.push("--config".into());
+        opts.push(config.display().to_string());
+    }
+    cmd.other_options(opts);
+    cmd.exec().map_err(|e| classify(manifest_path, e))
+}
+
+fn classify(manifest_path: &Path, e: cargo_metadata::Error) -> Error {
+    let path = manifest_path.to_path_buf();
+    match e {
+        cargo_metadata::Error::CargoMetadata { stderr } => classify_stderr(path, &stderr),
+        cargo_metadata::Error::Io(io) => Error::CargoMissing(io),
+        other => Error::Cargo {
+            path,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Sorts cargo's failures into the user's errors and the registry's.
+pub(crate) fn classify_stderr(path: PathBuf, stderr: &str) -> Error {
+    let detail = stderr
+        .lines()
+        .map(|l| l.trim().trim_start_matches("error: ").trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    let has = |needle: &str| stderr.contains(needle);
+    if has("needs to be updated but --locked") || has("cannot update the lock file") {
+        Error::LockOutdated { path, detail }
+    } else if has("Couldn't resolve host")
+        || has("failed to download")
+        || has("failed to query replaced source")
+        || has("failed to get `")
+        || has("spurious network error")
+        || has("Could not resolve host")
+        || has("Failed to connect")
+        || has("failed to fetch")
+        || has("download of ")
+        || has("failed to load source for dependency")
+            && (has("network") || has("Unable to update"))
+    {
+        Error::RegistryUnreachable { path, detail }
+    } else {
+        Error::Cargo { path, detail }
+    }
+}
+
+/// Builds the dependency manifest from cargo's resolve and the lockfile's checksums.
+pub(crate) fn build_manifest(meta: &Metadata, lock: &Lockfile) -> Result<DepManifest> {
+    let root = meta.workspace_root.as_std_path();
+    let members: BTreeSet<&cargo_metadata::PackageId> = meta.workspace_members.iter().collect();
+    let checksums: HashMap<(&str, &str, Option<&str>), Option<&str>> = lock
+        .packages
+        .iter()
+        .map(|p| {
+            (
+                (p.name.as_str(), p.version.as_str(), p.source.as_deref()),
+                p.checksum.as_deref(),
+            )
+        })
+        .collect();
+
+    // Ids are `name@version` unless two sources share one.
+    let mut count: HashMap<(String, String), usize> = HashMap::new();
+    for p in &meta.packages {
+        *count
+            .entry((p.name.to_string(), p.version.to_string()))
+            .or_default() += 1;
+    }
+    let mut ids: HashMap<&cargo_metadata::PackageId, String> = HashMap::new();
+    let mut packages = Vec::new();
+    for p in &meta.packages {
+        let name = p.name.to_string();
+        let version = p.version.to_string();
+        let raw_source = p.source.as_ref().map(|s| s.repr.clone());
+        let member = members.contains(&p.id);
+        let source = match raw_source.as_deref().and_then(Source::parse) {
+            Some(s) => s,
+            None => {
+                let dir = p
+                    .manifest_path
+                    .parent()
+                    .map(|d| d.as_std_path().to_path_buf())
+                    .unwrap_or_default();
+                let rel = dir
+                    .strip_prefix(root)
+                    .map_err(|_| Error::PathDependencyOutside {
+                        manifest: root.join("Cargo.toml"),
+                        name: name.clone(),
+                        dep_path: dir.clone(),
+                        root: root.to_path_buf(),
+                    })?;
+                Source::Path {
+                    path: if rel.as_os_str().is_empty() {
+                        ".".into()
+                    } else {
+                        rel.to_string_lossy().replace('\\', "/")
+                    },
+                }
+            }
+        };
+        let id = if count[&(name.clone(), version.clone())] > 1 {
+            format!(
+                "{name}@{version}+{}",
+                source.lock_string().unwrap_or_else(|| "path".into())
+            )
+        } else {
+            format!("{name}@{version}")
+        };
+        let checksum = checksums
+            .get(&(name.as_str(), version.as_str(), raw_source.as_deref()))
+            .copied()
+            .flatten()
+            .map(str::to_string);
+        let has_kind = |k: &TargetKind| p.targets.iter().any(|t| t.kind.iter().any(|tk| tk == k));
+        ids.insert(&p.id, id.clone());
+        packages.push(Package {
+            id,
+            vendor_dir: raw_source.as_ref().map(|_| format!("{name}-{version}")),
+            name,
+            version,
+            source,
+            checksum,
+            license: p.license.clone(),
+            license_file: p.license_file.as_ref().map(|f| f.to_string()),
+            build_script: has_kind(&TargetKind::CustomBuild),
+            proc_macro: has_kind(&TargetKind::ProcMacro),
+            workspace_member: member,
+            dependencies: Vec::new(),
+        });
+    }
+
+    if let Some(resolve) = &meta.resolve {
+        let mut edges: HashMap<String, Vec<Dependency>> = HashMap::new();
+        for node in &resolve.nodes {
+            let Some(from) = ids.get(&node.id) else {
+                continue;
+            };
+            let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for dep in &node.deps {
+                let Some(to) = ids.get(&dep.pkg) else {
+                    continue;
+                };
+                let kinds = deps.entry(to.clone()).or_default();
+                for k in &dep.dep_kinds {
+                    kinds.insert(
+                        match k.kind {
+                            DependencyKind::Development => "dev",
+                            DependencyKind::Build => "build",
+                            _ => "normal",
+                        }
+                        .to_string(),
+                    );
+                }
+            }
+            edges.insert(
+                from.clone(),
+                deps.into_iter()
+                    .map(|(id, kinds)| Dependency {
+                        id,
+                        kinds: kinds.into_iter().collect(),
+                    })
+                    .collect(),
+            );
+        }
+        for p in &mut packages {
+            p.dependencies = edges.remove(&p.id).unwrap_or_default();
+        }
+    }
+
+    packages.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut workspace_members: Vec<String> = meta
+        .workspace_members
+        .iter()
+        .filter_map(|id| ids.get(id).cloned())
+        .collect();
+    workspace_members.sort();
+    Ok(DepManifest {
+        format: FORMAT,
+        lockfile_sha256: lock.sha256.clone(),
+        vendor_key: lock.vendor_key(),
+        workspace_members,
+        packages,
+    })
+}

@@ -1,0 +1,510 @@
+//! `hermetic vendor`: a complete, verified offline source tree from Cargo.lock.
+
+use crate::archive;
+use crate::cache::Cache;
+use crate::check::{ChecksumFile, Expected, Finding, verify_vendor};
+use crate::error::{Error, IoContext, Result};
+use crate::lockfile::{LockedPackage, Lockfile, Source};
+use crate::manifest::DepManifest;
+use crate::metadata::{build_manifest, cargo_metadata, classify_stderr};
+use crate::policy::{Diagnostic, Policy};
+use rayon::prelude::*;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Name of the replacement source in the written `config.toml`.
+const VENDORED_SOURCE: &str = "hermetic-vendored";
+
+pub struct VendorOptions {
+    pub manifest_path: PathBuf,
+    /// Output directory: receives `vendor/`, `config.toml` and `deps.json`.
+    pub out: PathBuf,
+    pub cache: Cache,
+    pub policy: Option<Policy>,
+}
+
+#[derive(Debug)]
+pub struct VendorOutcome {
+    pub manifest: DepManifest,
+    pub workspace_root: PathBuf,
+    pub out: PathBuf,
+    /// The vendored tree came from the cache, with no network access.
+    pub cache_hit: bool,
+    pub warnings: Vec<String>,
+    /// Policy findings, errors and warnings.
+    pub diagnostics: Vec<Diagnostic>,
+    /// False when policy errors stopped the outputs from being written.
+    pub written: bool,
+}
+
+/// Vendors the workspace of `opts.manifest_path`. `stage` is told what is going on.
+pub fn vendor(opts: &VendorOptions, stage: &dyn Fn(&str)) -> Result<VendorOutcome> {
+    let manifest_path = std::fs::canonicalize(&opts.manifest_path)
+        .ok()
+        .filter(|p| p.is_file())
+        .ok_or_else(|| Error::ManifestNotFound {
+            path: opts.manifest_path.clone(),
+        })?;
+    let root = workspace_root(&manifest_path)?;
+    let lock = Lockfile::read(&root.join("Cargo.lock"))?;
+    let expected = expected_from_lock(&lock);
+    let key = lock.vendor_key();
+    let tree = opts.cache.tree_dir(&key);
+    let mut warnings = Vec::new();
+
+    let out = absolute(&opts.out)?;
+    let out_name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::BadVendorDir {
+            path: out.clone(),
+            detail: "the output must be a named directory".into(),
+        })?;
+    guard_output(&out)?;
+    let staging = Cache::staging_path(&out);
+    std::fs::create_dir_all(staging.join("vendor")).at(&staging)?;
+    let result = (|| {
+        // Warm path: verify the cached tree while copying it out, in one read.
+        let mut cache_hit = false;
+        if tree.join("vendor").is_dir() {
+            stage("verifying the cached vendored tree");
+            let findings = verify_vendor(
+                &tree.join("vendor"),
+                &expected,
+                &opts.cache,
+                Some(&staging.join("vendor")),
+            )?;
+            if findings.is_empty() {
+                cache_hit = true;
+            } else {
+                warnings.push(format!(
+                    "cache entry {} is corrupted ({}); evicted, rebuilding it",
+                    tree.display(),
+                    describe(&findings)
+                ));
+                std::fs::remove_dir_all(&tree).at(&tree)?;
+                std::fs::remove_dir_all(staging.join("vendor")).at(&staging)?;
+                std::fs::create_dir_all(staging.join("vendor")).at(&staging)?;
+            }
+        }
+        if !cache_hit {
+            build_tree(&manifest_path, &lock, &expected, &opts.cache, &tree, stage)?;
+            stage("copying the vendored tree");
+            let findings = verify_vendor(
+                &tree.join("vendor"),
+                &expected,
+                &opts.cache,
+                Some(&staging.join("vendor")),
+            )?;
+            if !findings.is_empty() {
+                return Err(Error::BadArchive {
+                    archive: tree.clone(),
+                    detail: format!(
+                        "freshly vendored tree fails verification: {}",
+                        describe(&findings)
+                    ),
+                });
+            }
+        }
+
+        stage("reading the dependency graph");
+        let meta = cargo_metadata(&manifest_path, Some(&tree.join("config.toml")))?;
+        let manifest = build_manifest(&meta, &lock)?;
+        let diagnostics = opts
+            .policy
+            .as_ref()
+            .map(|p| p.check(&manifest))
+            .unwrap_or_default();
+        let written = !diagnostics.iter().any(Diagnostic::is_error);
+        if written {
+            std::fs::write(staging.join("deps.json"), manifest.to_json())
+                .at(staging.join("deps.json"))?;
+            std::fs::write(
+                staging.join("config.toml"),
+                write_source_config(&out_name, &lock),
+            )
+            .at(staging.join("config.toml"))?;
+        }
+        Ok((manifest, cache_hit, diagnostics, written))
+    })();
+    let (manifest, cache_hit, diagnostics, written) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    if written {
+        replace_dir(&staging, &out)?;
+    } else {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    Ok(VendorOutcome {
+        manifest,
+        workspace_root: root,
+        out,
+        cache_hit,
+        warnings,
+        diagnostics,
+        written,
+    })
+}
+
+fn describe(findings: &[Finding]) -> String {
+    let first = &findings[0];
+    format!(
+        "{} finding(s), first: {} {} {}",
+        findings.len(),
+        first.code,
+        first.package,
+        first.path.as_deref().unwrap_or("")
+    )
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        Ok(p.to_path_buf())
+    } else {
+        Ok(std::env::current_dir().at(p)?.join(p))
+    }
+}
+
+/// Refuses to replace a directory that `hermetic vendor` did not write.
+fn guard_output(out: &Path) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    let empty = std::fs::read_dir(out)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if out.is_dir() && (empty || out.join("deps.json").is_file()) {
+        return Ok(());
+    }
+    Err(Error::BadVendorDir {
+        path: out.to_path_buf(),
+        detail: "exists and was not written by `hermetic vendor`; refusing to replace it \
+                 (choose another --out or remove it)"
+            .into(),
+    })
+}
+
+/// Swaps `staging` into `out`, so that `out` is either the old or the new complete tree.
+fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
+    if out.exists() {
+        let old = Cache::staging_path(out);
+        std::fs::rename(out, &old).at(out)?;
+        std::fs::rename(staging, out).at(out)?;
+        std::fs::remove_dir_all(&old).at(&old)?;
+    } else {
+        std::fs::rename(staging, out).at(out)?;
+    }
+    Ok(())
+}
+
+fn workspace_root(manifest_path: &Path) -> Result<PathBuf> {
+    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .arg("--manifest-path")
+        .arg(manifest_path)
+        .output()
+        .map_err(Error::CargoMissing)?;
+    if !output.status.success() {
+        return Err(Error::Cargo {
+            path: manifest_path.to_path_buf(),
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    let root_manifest = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    Ok(root_manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default())
+}
+
+fn expected_from_lock(lock: &Lockfile) -> Vec<Expected> {
+    lock.external()
+        .map(|p| Expected {
+            dir: p.dir_name(),
+            name: p.name.clone(),
+            version: p.version.clone(),
+            checksum: p.checksum.clone(),
+        })
+        .collect()
+}
+
+/// Cold path: gathers every archive (asking cargo to download what is missing), extracts
+/// them into a fresh tree and moves it into the cache.
+fn build_tree(
+    manifest_path: &Path,
+    lock: &Lockfile,
+    expected: &[Expected],
+    cache: &Cache,
+    tree: &Path,
+    stage: &dyn Fn(&str),
+) -> Result<()> {
+    let registry: Vec<&LockedPackage> = lock
+        .external()
+        .filter(|p| {
+            matches!(
+                p.source.as_deref().and_then(Source::parse),
+                Some(Source::Registry { .. })
+            )
+        })
+        .collect();
+    for p in &registry {
+        if p.checksum.is_none() {
+            return Err(Error::BadLockfile {
+                path: lock.path.clone(),
+                detail: format!("{}@{} has no checksum", p.name, p.version),
+            });
+        }
+    }
+    let missing = |cache: &Cache| -> Result<Vec<&LockedPackage>> {
+        let mut missing = Vec::new();
+        for p in &registry {
+            let sha = p.checksum.as_deref().unwrap_or_default();
+            if cache
+                .import_from_cargo_home(&p.name, &p.version, sha)?
+                .is_none()
+            {
+                missing.push(*p);
+            }
+        }
+        Ok(missing)
+    };
+    let git: Vec<&LockedPackage> = lock
+        .external()
+        .filter(|p| {
+            matches!(
+                p.source.as_deref().and_then(Source::parse),
+                Some(Source::Git { .. })
+            )
+        })
+        .collect();
+    if !missing(cache)?.is_empty() || !git.is_empty() {
+        stage("downloading crates (cargo fetch --locked)");
+        cargo_fetch(manifest_path)?;
+    }
+    if let Some(p) = missing(cache)?.first() {
+        return Err(Error::ArchiveNotFound {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            searched: crate::cache::cargo_home()
+                .unwrap_or_default()
+                .join("registry/cache"),
+        });
+    }
+
+    stage("extracting and verifying crates");
+    let staging = Cache::staging_path(tree);
+    let vendor = staging.join("vendor");
+    std::fs::create_dir_all(&vendor).at(&vendor)?;
+    let built = (|| {
+        registry.par_iter().try_for_each(|p| -> Result<()> {
+            let sha = p.checksum.as_deref().unwrap_or_default();
+            let dir = vendor.join(p.dir_name());
+            let listing = archive::read_crate(&cache.crate_path(sha), &p.dir_name(), Some(&dir))?;
+            cache.save_listing(sha, &listing)?;
+            write_checksum_file(&dir, listing, Some(sha.to_string()))
+        })?;
+        if !git.is_empty() {
+            vendor_git(manifest_path, &git, &vendor)?;
+        }
+        let dir_name = tree
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        std::fs::write(
+            staging.join("config.toml"),
+            write_source_config(&dir_name, lock),
+        )
+        .at(&staging)?;
+        let findings = verify_vendor(&vendor, expected, cache, None)?;
+        if let Some(f) = findings.first() {
+            return Err(Error::BadArchive {
+                archive: cache.crate_path(""),
+                detail: format!("{} {}: {}", f.package, f.code, f.message),
+            });
+        }
+        Ok(())
+    })();
+    if let Err(e) = built {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    std::fs::create_dir_all(cache.trees_dir()).at(cache.trees_dir())?;
+    if let Err(e) = std::fs::rename(&staging, tree) {
+        // Another run finished the same entry first; theirs is as good as ours.
+        let _ = std::fs::remove_dir_all(&staging);
+        if !tree.is_dir() {
+            return Err(e).at(tree);
+        }
+    }
+    Ok(())
+}
+
+fn write_checksum_file(
+    dir: &Path,
+    files: crate::archive::Listing,
+    package: Option<String>,
+) -> Result<()> {
+    let text = serde_json::to_string(&ChecksumFile { files, package }).unwrap_or_default();
+    let path = dir.join(".cargo-checksum.json");
+    std::fs::write(&path, text).at(&path)
+}
+
+fn cargo_fetch(manifest_path: &Path) -> Result<()> {
+    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["fetch", "--locked", "--manifest-path"])
+        .arg(manifest_path)
+        .output()
+        .map_err(Error::CargoMissing)?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(classify_stderr(
+        manifest_path.to_path_buf(),
+        &String::from_utf8_lossy(&output.stderr),
+    ))
+}
+
+/// Git packages have no archive: they are copied from cargo's checkout of the locked commit.
+fn vendor_git(manifest_path: &Path, git: &[&LockedPackage], vendor: &Path) -> Result<()> {
+    let meta = cargo_metadata(manifest_path, None)?;
+    for p in git {
+        let Some(pkg) = meta.packages.iter().find(|m| {
+            m.name.as_str() == p.name
+                && m.version.to_string() == p.version
+                && m.source.as_ref().map(|s| s.repr.as_str()) == p.source.as_deref()
+        }) else {
+            return Err(Error::Cargo {
+                path: manifest_path.to_path_buf(),
+                detail: format!("cargo metadata does not list {}@{}", p.name, p.version),
+            });
+        };
+        let src = pkg
+            .manifest_path
+            .parent()
+            .map(|d| d.as_std_path().to_path_buf())
+            .unwrap_or_default();
+        let dest = vendor.join(p.dir_name());
+        let mut files = crate::archive::Listing::new();
+        let walker = walkdir::WalkDir::new(&src)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| {
+                let n = e.file_name().to_string_lossy();
+                !(e.depth() == 1 && n == "target") && n != ".git"
+            });
+        for entry in walker {
+            let entry = entry.map_err(|e| Error::Io {
+                path: src.clone(),
+                source: e.into(),
+            })?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let rel = entry
+                .path()
+                .strip_prefix(&src)
+                .map(|r| r.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            if crate::archive::is_skipped(&rel) {
+                continue;
+            }
+            let bytes = std::fs::read(entry.path()).at(entry.path())?;
+            let out = dest.join(&rel);
+            if let Some(parent) = out.parent() {
+                std::fs::create_dir_all(parent).at(parent)?;
+            }
+            std::fs::write(&out, &bytes).at(&out)?;
+            files.insert(rel, crate::hash::sha256_hex(&bytes));
+        }
+        write_checksum_file(&dest, files, None)?;
+    }
+    Ok(())
+}
+
+/// The source-replacement config for a vendored tree in the directory `dir_name`.
+///
+/// Cargo resolves relative paths of a `--config FILE` against the parent of the file's
+/// directory, so `DIR/config.toml` names `DIR_NAME/vendor`: the file works from the project
+/// root wherever DIR is placed under it, and moves with it.
+pub fn write_source_config(dir_name: &str, lock: &Lockfile) -> String {
+    let mut out = String::from(
+        "# Written by `hermetic vendor`. Use from the project root:\n\
+         #   cargo build --offline --frozen --config DIR/config.toml\n\n",
+    );
+    let mut sources = BTreeSet::new();
+    for p in lock.external() {
+        if let Some(s) = p.source.as_deref().and_then(Source::parse) {
+            sources.insert(s);
+        }
+    }
+    let mut registries = BTreeSet::new();
+    let mut gits = BTreeSet::new();
+    for s in sources {
+        match s {
+            Source::Registry { name, url } => {
+                registries.insert((name, url));
+            }
+            Source::Git { url, reference, .. } => {
+                gits.insert((url, reference));
+            }
+            Source::Path { .. } => {}
+        }
+    }
+    out.push_str(&format!(
+        "[source.crates-io]\nreplace-with = \"{VENDORED_SOURCE}\"\n\n"
+    ));
+    for (i, (name, url)) in registries.iter().enumerate() {
+        if name == "crates-io" {
+            continue;
+        }
+        let index = url.strip_prefix("registry+").unwrap_or(url);
+        out.push_str(&format!(
+            "[source.hermetic-registry-{i}]\nregistry = {}\nreplace-with = \"{VENDORED_SOURCE}\"\n\n",
+            toml_str(index)
+        ));
+    }
+    for (url, reference) in &gits {
+        let source = Source::Git {
+            url: url.clone(),
+            reference: reference.clone(),
+            commit: String::new(),
+        };
+        let key = source
+            .lock_string()
+            .unwrap_or_default()
+            .trim_end_matches('#')
+            .to_string();
+        out.push_str(&format!(
+            "[source.{}]\ngit = {}\n",
+            toml_str(&key),
+            toml_str(url)
+        ));
+        match reference {
+            Some(crate::lockfile::GitReference::Rev(r)) => {
+                out.push_str(&format!("rev = {}\n", toml_str(r)))
+            }
+            Some(crate::lockfile::GitReference::Branch(b)) => {
+                out.push_str(&format!("branch = {}\n", toml_str(b)))
+            }
+            Some(crate::lockfile::GitReference::Tag(t)) => {
+                out.push_str(&format!("tag = {}\n", toml_str(t)))
+            }
+            None => {}
+        }
+        out.push_str(&format!("replace-with = \"{VENDORED_SOURCE}\"\n\n"));
+    }
+    out.push_str(&format!(
+        "[source.{VENDORED_SOURCE}]\ndirectory = {}\n",
+        toml_str(&format!("{dir_name}/vendor"))
+    ));
+    out
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
