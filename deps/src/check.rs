@@ -44,15 +44,13 @@ pub(crate) struct ChecksumFile {
 
 impl Expected {
     pub fn from_manifest(m: &DepManifest) -> Vec<Expected> {
-        m.packages
+        m.vendored
             .iter()
-            .filter_map(|p| {
-                Some(Expected {
-                    dir: p.vendor_dir.clone()?,
-                    name: p.name.clone(),
-                    version: p.version.clone(),
-                    checksum: p.checksum.clone(),
-                })
+            .map(|v| Expected {
+                dir: v.dir.clone(),
+                name: v.name.clone(),
+                version: v.version.clone(),
+                checksum: v.checksum.clone(),
             })
             .collect()
     }

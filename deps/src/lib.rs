@@ -18,6 +18,7 @@ pub mod cache;
 pub mod check;
 mod error;
 pub mod hash;
+mod index;
 pub mod lockfile;
 pub mod manifest;
 mod metadata;

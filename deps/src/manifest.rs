@@ -18,8 +18,23 @@ pub struct DepManifest {
     pub vendor_key: String,
     /// Ids of the workspace members, sorted.
     pub workspace_members: Vec<String>,
-    /// All packages of the resolve, sorted by id.
+    /// All packages of the resolve, sorted by id: what the build uses.
     pub packages: Vec<Package>,
+    /// Every crate in `vendor/`: all external packages of Cargo.lock, which also pins
+    /// optional dependencies that the resolve does not use.
+    pub vendored: Vec<VendoredCrate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VendoredCrate {
+    /// Directory under `vendor/` (`NAME-VERSION`).
+    pub dir: String,
+    pub name: String,
+    pub version: String,
+    /// The Cargo.lock source string.
+    pub source: String,
+    /// Cargo.lock checksum (SHA-256 of the `.crate` archive); none for git packages.
+    pub checksum: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -201,5 +201,15 @@ pub(crate) fn build_manifest(meta: &Metadata, lock: &Lockfile) -> Result<DepMani
         vendor_key: lock.vendor_key(),
         workspace_members,
         packages,
+        vendored: lock
+            .external()
+            .map(|p| crate::manifest::VendoredCrate {
+                dir: p.dir_name(),
+                name: p.name.clone(),
+                version: p.version.clone(),
+                source: p.source.clone().unwrap_or_default(),
+                checksum: p.checksum.clone(),
+            })
+            .collect(),
     })
 }

@@ -4,6 +4,7 @@ use crate::archive;
 use crate::cache::Cache;
 use crate::check::{ChecksumFile, Expected, Finding, verify_vendor};
 use crate::error::{Error, IoContext, Result};
+use crate::index::TreeIndex;
 use crate::lockfile::{LockedPackage, Lockfile, Source};
 use crate::manifest::DepManifest;
 use crate::metadata::{build_manifest, cargo_metadata, classify_stderr};
@@ -46,7 +47,50 @@ pub fn vendor(opts: &VendorOptions, stage: &dyn Fn(&str)) -> Result<VendorOutcom
         .ok_or_else(|| Error::ManifestNotFound {
             path: opts.manifest_path.clone(),
         })?;
-    let root = workspace_root(&manifest_path)?;
+    // Finding the lockfile by walking up spares a cargo process on the warm path; cargo's
+    // own answer (the workspace root in its metadata) is checked afterwards.
+    let mut root = match guess_root(&manifest_path) {
+        Some(r) => r,
+        None => workspace_root(&manifest_path)?,
+    };
+    match vendor_in(opts, &manifest_path, &root, stage)? {
+        Attempt::Done(outcome) => Ok(*outcome),
+        Attempt::WrongRoot(actual) => {
+            root = actual;
+            match vendor_in(opts, &manifest_path, &root, stage)? {
+                Attempt::Done(outcome) => Ok(*outcome),
+                Attempt::WrongRoot(again) => Err(Error::Cargo {
+                    path: manifest_path,
+                    detail: format!("cargo names two workspace roots: {}", again.display()),
+                }),
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Done(Box<VendorOutcome>),
+    WrongRoot(PathBuf),
+}
+
+/// The nearest directory, from the manifest's upwards, that holds a Cargo.lock.
+fn guess_root(manifest_path: &Path) -> Option<PathBuf> {
+    manifest_path
+        .ancestors()
+        .skip(1)
+        .find(|d| d.join("Cargo.lock").is_file())
+        .map(Path::to_path_buf)
+}
+
+/// Name of the stat index beside `vendor/`, in the cache and in the output directory.
+const INDEX: &str = ".vendor-index.json";
+
+fn vendor_in(
+    opts: &VendorOptions,
+    manifest_path: &Path,
+    root: &Path,
+    stage: &dyn Fn(&str),
+) -> Result<Attempt> {
     let lock = Lockfile::read(&root.join("Cargo.lock"))?;
     let expected = expected_from_lock(&lock);
     let key = lock.vendor_key();
@@ -62,54 +106,54 @@ pub fn vendor(opts: &VendorOptions, stage: &dyn Fn(&str)) -> Result<VendorOutcom
             detail: "the output must be a named directory".into(),
         })?;
     guard_output(&out)?;
+
+    // The output already holds this exact verified tree: nothing to copy.
+    let out_current = DepManifest::read(&out.join("deps.json")).is_ok_and(|m| m.vendor_key == key)
+        && out.join("config.toml").is_file()
+        && TreeIndex::unchanged(&out.join(INDEX), &out.join("vendor"), &key);
     let staging = Cache::staging_path(&out);
-    std::fs::create_dir_all(staging.join("vendor")).at(&staging)?;
+    let target = if out_current {
+        out.clone()
+    } else {
+        staging.clone()
+    };
     let result = (|| {
-        // Warm path: verify the cached tree while copying it out, in one read.
-        let mut cache_hit = false;
-        if tree.join("vendor").is_dir() {
-            stage("verifying the cached vendored tree");
-            let findings = verify_vendor(
-                &tree.join("vendor"),
-                &expected,
-                &opts.cache,
-                Some(&staging.join("vendor")),
-            )?;
-            if findings.is_empty() {
-                cache_hit = true;
-            } else {
-                warnings.push(format!(
-                    "cache entry {} is corrupted ({}); evicted, rebuilding it",
-                    tree.display(),
-                    describe(&findings)
-                ));
-                std::fs::remove_dir_all(&tree).at(&tree)?;
-                std::fs::remove_dir_all(staging.join("vendor")).at(&staging)?;
-                std::fs::create_dir_all(staging.join("vendor")).at(&staging)?;
+        let mut cache_hit = out_current;
+        if !out_current {
+            cache_hit =
+                cached_tree_is_valid(&tree, &key, &expected, &opts.cache, &mut warnings, stage)?;
+            if !cache_hit {
+                build_tree(
+                    manifest_path,
+                    &lock,
+                    &key,
+                    &expected,
+                    &opts.cache,
+                    &tree,
+                    stage,
+                )?;
             }
-        }
-        if !cache_hit {
-            build_tree(&manifest_path, &lock, &expected, &opts.cache, &tree, stage)?;
             stage("copying the vendored tree");
-            let findings = verify_vendor(
-                &tree.join("vendor"),
-                &expected,
-                &opts.cache,
-                Some(&staging.join("vendor")),
-            )?;
-            if !findings.is_empty() {
-                return Err(Error::BadArchive {
-                    archive: tree.clone(),
-                    detail: format!(
-                        "freshly vendored tree fails verification: {}",
-                        describe(&findings)
-                    ),
-                });
-            }
+            copy_tree(&tree.join("vendor"), &staging.join("vendor"))?;
+            TreeIndex::record(&staging.join("vendor"), &key)?.save(&staging.join(INDEX))?;
         }
 
         stage("reading the dependency graph");
-        let meta = cargo_metadata(&manifest_path, Some(&tree.join("config.toml")))?;
+        let config = if out_current {
+            out.join("config.toml")
+        } else {
+            tree.join("config.toml")
+        };
+        let meta = match cargo_metadata(manifest_path, Some(&config)) {
+            Ok(meta) => meta,
+            // Offline against the vendored tree, a stale lockfile shows up as a missing
+            // package; ask cargo again as usual to get its real diagnosis.
+            Err(Error::Cargo { .. }) => cargo_metadata(manifest_path, None)?,
+            Err(e) => return Err(e),
+        };
+        if meta.workspace_root.as_std_path() != root {
+            return Ok(None);
+        }
         let manifest = build_manifest(&meta, &lock)?;
         let diagnostics = opts
             .policy
@@ -118,37 +162,97 @@ pub fn vendor(opts: &VendorOptions, stage: &dyn Fn(&str)) -> Result<VendorOutcom
             .unwrap_or_default();
         let written = !diagnostics.iter().any(Diagnostic::is_error);
         if written {
-            std::fs::write(staging.join("deps.json"), manifest.to_json())
-                .at(staging.join("deps.json"))?;
-            std::fs::write(
-                staging.join("config.toml"),
-                write_source_config(&out_name, &lock),
-            )
-            .at(staging.join("config.toml"))?;
+            write_atomically(
+                &target.join("config.toml"),
+                &write_source_config(&out_name, &lock),
+            )?;
+            write_atomically(&target.join("deps.json"), &manifest.to_json())?;
         }
-        Ok((manifest, cache_hit, diagnostics, written))
+        Ok(Some((manifest, cache_hit, diagnostics, written)))
     })();
-    let (manifest, cache_hit, diagnostics, written) = match result {
-        Ok(r) => r,
+    let outcome = match result {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Ok(Attempt::WrongRoot(workspace_root(manifest_path)?));
+        }
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
         }
     };
-    if written {
-        replace_dir(&staging, &out)?;
-    } else {
-        let _ = std::fs::remove_dir_all(&staging);
+    let (manifest, cache_hit, diagnostics, written) = outcome;
+    if !out_current {
+        if written {
+            replace_dir(&staging, &out)?;
+        } else {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
     }
-    Ok(VendorOutcome {
+    Ok(Attempt::Done(Box::new(VendorOutcome {
         manifest,
-        workspace_root: root,
+        workspace_root: root.to_path_buf(),
         out,
         cache_hit,
         warnings,
         diagnostics,
         written,
-    })
+    })))
+}
+
+/// Checks the cached tree: quickly through its stat index, else by full verification
+/// against the archives. A corrupted entry is evicted (with a warning) and `false` returned.
+fn cached_tree_is_valid(
+    tree: &Path,
+    key: &str,
+    expected: &[Expected],
+    cache: &Cache,
+    warnings: &mut Vec<String>,
+    stage: &dyn Fn(&str),
+) -> Result<bool> {
+    if !tree.join("vendor").is_dir() {
+        return Ok(false);
+    }
+    if TreeIndex::unchanged(&tree.join(INDEX), &tree.join("vendor"), key) {
+        return Ok(true);
+    }
+    stage("verifying the cached vendored tree");
+    let findings = verify_vendor(&tree.join("vendor"), expected, cache, None)?;
+    if findings.is_empty() {
+        TreeIndex::record(&tree.join("vendor"), key)?.save(&tree.join(INDEX))?;
+        return Ok(true);
+    }
+    warnings.push(format!(
+        "cache entry {} is corrupted ({}); evicted, rebuilding it",
+        tree.display(),
+        describe(&findings)
+    ));
+    std::fs::remove_dir_all(tree).at(tree)?;
+    Ok(false)
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let tmp = Cache::staging_path(path);
+    std::fs::write(&tmp, text).at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)
+}
+
+/// Copies a verified tree (regular files and directories only); the kernel does the copying.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.map_err(|e| Error::Io {
+            path: from.to_path_buf(),
+            source: e.into(),
+        })?;
+        let rel = entry.path().strip_prefix(from).unwrap_or(Path::new(""));
+        let dest = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).at(&dest)?;
+        } else {
+            std::fs::copy(entry.path(), &dest).at(&dest)?;
+        }
+    }
+    Ok(())
 }
 
 fn describe(findings: &[Finding]) -> String {
@@ -238,6 +342,7 @@ fn expected_from_lock(lock: &Lockfile) -> Vec<Expected> {
 fn build_tree(
     manifest_path: &Path,
     lock: &Lockfile,
+    key: &str,
     expected: &[Expected],
     cache: &Cache,
     tree: &Path,
@@ -327,7 +432,7 @@ fn build_tree(
                 detail: format!("{} {}: {}", f.package, f.code, f.message),
             });
         }
-        Ok(())
+        TreeIndex::record(&vendor, key)?.save(&staging.join(INDEX))
     })();
     if let Err(e) = built {
         let _ = std::fs::remove_dir_all(&staging);

@@ -27,7 +27,7 @@ pub(crate) fn check(
         let expr = match spdx::Expression::parse_mode(text, spdx::ParseMode::LAX) {
             Ok(e) => e,
             Err(e) => {
-                out.push(diags::invalid(p, text, &e.to_string(), line));
+                out.push(diags::invalid(p, text, &e.reason.to_string(), line));
                 continue;
             }
         };
@@ -35,22 +35,20 @@ pub(crate) fn check(
             cfg.allow.get_ref().iter().any(|a| a.get_ref() == id)
                 || exception.is_some_and(|e| e.allow.iter().any(|a| a.get_ref() == id))
         };
-        let mut satisfied_by = Vec::new();
-        let ok = expr.evaluate(|req| {
-            let id = license_name(&req.license);
-            let yes = allowed(&id);
-            if yes {
-                satisfied_by.push(id);
-            }
-            yes
-        });
-        if ok {
+        if expr.evaluate(|req| allowed(&license_name(&req.license))) {
+            // Every allowed license the expression mentions counts as needed: with
+            // `MIT OR Apache-2.0`, removing either entry still leaves the crate accepted,
+            // but removing both does not.
+            let mentioned: Vec<String> = expr
+                .requirements()
+                .map(|r| license_name(&r.req.license))
+                .collect();
             used.extend(
                 cfg.allow
                     .get_ref()
                     .iter()
                     .map(|a| a.get_ref().as_str())
-                    .filter(|a| satisfied_by.iter().any(|s| s == a)),
+                    .filter(|a| mentioned.iter().any(|m| m == a)),
             );
         } else {
             let rejected: Vec<String> = expr
