@@ -16,7 +16,6 @@ pub enum Code {
     Success = 0,
     CheckFailed = 1,
     Input = 2,
-    #[allow(dead_code)]
     BuildFailed = 3,
     Infrastructure = 4,
 }
@@ -48,6 +47,35 @@ impl From<hermetic_deps::Error> for Failure {
             fix: e.fix(),
             causes: causes(&e),
             message: e.to_string(),
+        }
+    }
+}
+
+impl From<hermetic_sandbox::Error> for Failure {
+    fn from(e: hermetic_sandbox::Error) -> Failure {
+        use hermetic_sandbox::ErrorKind;
+        let code = match e.kind() {
+            ErrorKind::Input => Code::Input,
+            ErrorKind::Infrastructure => Code::Infrastructure,
+            ErrorKind::BuildFailed => Code::BuildFailed,
+            ErrorKind::Check => Code::CheckFailed,
+        };
+        Failure {
+            code,
+            fix: e.fix(),
+            causes: causes(&e),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Failure {
+    pub fn io(what: &str, e: std::io::Error) -> Failure {
+        Failure {
+            code: Code::Infrastructure,
+            message: format!("{what}: {e}"),
+            causes: vec![],
+            fix: None,
         }
     }
 }

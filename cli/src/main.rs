@@ -24,6 +24,20 @@ struct Cli {
 enum Command {
     /// Vendor and verify every locked dependency, and check the vendor policy.
     Vendor(cmd::vendor::Args),
+    /// Make, build or inspect the builder image.
+    #[command(subcommand)]
+    Image(cmd::image::Command),
+}
+
+/// Runs an engine command on a multi-threaded runtime.
+fn block_on<F: std::future::Future<Output = Result<exit::Code, exit::Failure>>>(
+    f: F,
+) -> Result<exit::Code, exit::Failure> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| exit::Failure::io("tokio runtime", e))?;
+    rt.block_on(f)
 }
 
 fn main() -> ExitCode {
@@ -31,6 +45,7 @@ fn main() -> ExitCode {
     let out = exit::Output::new(cli.json);
     let result = match &cli.command {
         Command::Vendor(args) => cmd::vendor::run(args, &out),
+        Command::Image(c) => block_on(cmd::image::run(c, &out)),
     };
     match result {
         Ok(code) => code.into(),

@@ -1,1 +1,18 @@
+//! The Docker engine side of hermetic: builder images, hardened network-less containers,
+//! moving inputs in and outputs out through the API, and cleaning up after every run.
+//!
+//! - [`engine`]: connecting (like the docker CLI), classifying failures, retrying transient
+//!   ones with backoff and jitter;
+//! - [`image`]: making the builder image offline (`debootstrap` + the host toolchain,
+//!   imported through the API) and building `Dockerfile.hermetic` on top;
+//! - [`container`]: the isolation every container gets;
+//! - [`build`]: one hermetic `cargo build` in a container, with its fixed environment;
+//! - [`run`]: labels, and collection of what interrupted runs left behind.
 
+pub mod container;
+pub mod engine;
+mod error;
+pub mod image;
+pub mod run;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,265 @@
+//! Hardened containers: the isolation every hermetic container gets, running them with
+//! timeouts, and moving files in and out through the API (no bind mounts, so remote engines
+//! work too).
+
+use crate::engine::{Engine, RetryPolicy, permanent, retry};
+use crate::error::{Error, Result};
+use crate::run::RunId;
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptions,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    WaitContainerOptions,
+};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Resource limits of a build container.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Limits {
+    pub memory_bytes: i64,
+    pub pids: i64,
+    /// CPUs visible to the build (`cpuset_cpus`, e.g. `0` or `0-1`); all when `None`.
+    pub cpuset: Option<String>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 8 << 30,
+            pids: 4096,
+            cpuset: None,
+        }
+    }
+}
+
+/// The isolation every hermetic container gets: no network, nothing to escalate with, a
+/// root filesystem nobody can write, and bounded resources.
+pub fn hardened_host_config(mounts: Vec<Mount>, limits: &Limits) -> HostConfig {
+    HostConfig {
+        network_mode: Some("none".into()),
+        // Even the resolver configuration points nowhere but the sandbox's own loopback.
+        dns: Some(vec!["127.0.0.1".into()]),
+        readonly_rootfs: Some(true),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        pids_limit: Some(limits.pids),
+        memory: Some(limits.memory_bytes),
+        memory_swap: Some(limits.memory_bytes),
+        cpuset_cpus: limits.cpuset.clone(),
+        // Build scripts run from target/ and write to /tmp: both must allow exec.
+        tmpfs: Some(HashMap::from([(
+            "/tmp".to_string(),
+            "rw,exec,nosuid,size=1g".to_string(),
+        )])),
+        mounts: Some(mounts),
+        ..Default::default()
+    }
+}
+
+pub fn volume_mount(volume: &str, target: &str, read_only: bool) -> Mount {
+    Mount {
+        target: Some(target.into()),
+        source: Some(volume.into()),
+        typ: Some(MountType::VOLUME),
+        read_only: Some(read_only),
+        ..Default::default()
+    }
+}
+
+/// Creates a named volume carrying the run's labels.
+pub async fn create_volume(engine: &Engine, run: &RunId, name: &str) -> Result<()> {
+    let body = bollard::models::VolumeCreateRequest {
+        name: Some(name.into()),
+        labels: Some(run.labels()),
+        ..Default::default()
+    };
+    retry("create a volume", RetryPolicy::default(), || {
+        engine.docker.create_volume(body.clone())
+    })
+    .await?;
+    Ok(())
+}
+
+pub async fn create(engine: &Engine, name: &str, body: ContainerCreateBody) -> Result<String> {
+    let opts = CreateContainerOptionsBuilder::default().name(name).build();
+    match engine
+        .docker
+        .create_container(Some(opts), body.clone())
+        .await
+    {
+        Ok(r) => Ok(r.id),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Err(Error::ImageMissing {
+            reference: body.image.unwrap_or_default(),
+            host: engine.host.clone(),
+        }),
+        Err(e) if crate::engine::is_transient(&e) => {
+            // A create whose answer was lost may have happened: a retry under the same name
+            // would then hit 409. Remove any such leftover first.
+            let _ = remove(engine, name).await;
+            let id = retry("create a container", RetryPolicy::default(), || {
+                engine.docker.create_container(
+                    Some(CreateContainerOptionsBuilder::default().name(name).build()),
+                    body.clone(),
+                )
+            })
+            .await?;
+            Ok(id.id)
+        }
+        Err(e) => Err(permanent("create a container", e)),
+    }
+}
+
+pub async fn remove(engine: &Engine, id: &str) -> Result<()> {
+    match engine
+        .docker
+        .remove_container(
+            id,
+            Some(
+                RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .v(true)
+                    .build(),
+            ),
+        )
+        .await
+    {
+        Ok(())
+        | Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        }) => Ok(()),
+        Err(e) => Err(permanent("remove a container", e)),
+    }
+}
+
+/// Uploads a tar archive and unpacks it at `dest` (a volume path: the root filesystem is
+/// read-only).
+pub async fn upload(engine: &Engine, id: &str, dest: &str, tar: Vec<u8>) -> Result<()> {
+    let bytes = bytes::Bytes::from(tar);
+    retry("upload files", RetryPolicy::default(), || {
+        engine.docker.upload_to_container(
+            id,
+            Some(
+                UploadToContainerOptionsBuilder::default()
+                    .path(dest)
+                    .build(),
+            ),
+            bollard::body_full(bytes.clone()),
+        )
+    })
+    .await
+}
+
+/// Downloads `path` from a container as the tar archive the engine makes of it.
+pub async fn download(engine: &Engine, id: &str, path: &str) -> Result<Vec<u8>> {
+    retry("download outputs", RetryPolicy::default(), || async {
+        let mut stream = engine.docker.download_from_container(
+            id,
+            Some(
+                DownloadFromContainerOptionsBuilder::default()
+                    .path(path)
+                    .build(),
+            ),
+        );
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    })
+    .await
+}
+
+pub async fn start(engine: &Engine, id: &str) -> Result<()> {
+    retry("start a container", RetryPolicy::default(), || {
+        engine
+            .docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+    })
+    .await
+}
+
+/// Waits for a container to exit, at most `timeout`; on timeout it is killed. Returns the
+/// exit code, or `None` on timeout.
+pub async fn wait(engine: &Engine, id: &str, timeout: Duration) -> Result<Option<i64>> {
+    let waiting = async {
+        let mut stream = engine
+            .docker
+            .wait_container(id, None::<WaitContainerOptions>);
+        match stream.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
+            // bollard reports a non-zero exit as an error carrying the code.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(permanent("wait for a container", e)),
+            None => Err(Error::Engine {
+                op: "wait for a container".into(),
+                status: 0,
+                message: "the engine closed the wait stream without a status".into(),
+            }),
+        }
+    };
+    match tokio::time::timeout(timeout, waiting).await {
+        Ok(code) => code.map(Some),
+        Err(_) => {
+            let _ = engine
+                .docker
+                .kill_container(id, None::<KillContainerOptions>)
+                .await;
+            Ok(None)
+        }
+    }
+}
+
+/// Follows a container's output, handing each chunk to `sink`, until it exits.
+pub async fn follow_logs(engine: &Engine, id: &str, mut sink: impl FnMut(&[u8])) {
+    let mut stream = engine.docker.logs(
+        id,
+        Some(
+            LogsOptionsBuilder::default()
+                .follow(true)
+                .stdout(true)
+                .stderr(true)
+                .build(),
+        ),
+    );
+    while let Some(Ok(chunk)) = stream.next().await {
+        sink(&chunk.into_bytes());
+    }
+}
+
+/// Runs `cmd` once in a hardened container of `image` and returns (exit code, output).
+/// For short probes such as `rustc -vV`.
+pub async fn run_probe(
+    engine: &Engine,
+    run: &RunId,
+    image: &str,
+    cmd: &[&str],
+) -> Result<(i64, String)> {
+    let name = format!("hermetic-{}-probe-{:04x}", run.0, fastrand::u16(..));
+    let body = ContainerCreateBody {
+        image: Some(image.into()),
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        user: Some("10001:10001".into()),
+        labels: Some(run.labels()),
+        host_config: Some(hardened_host_config(vec![], &Limits::default())),
+        ..Default::default()
+    };
+    let id = create(engine, &name, body).await?;
+    let result = async {
+        start(engine, &id).await?;
+        let code = wait(engine, &id, Duration::from_secs(60)).await?;
+        let mut out = Vec::new();
+        follow_logs(engine, &id, |b| out.extend_from_slice(b)).await;
+        Ok::<_, Error>((
+            code.unwrap_or(-1),
+            String::from_utf8_lossy(&out).into_owned(),
+        ))
+    }
+    .await;
+    remove(engine, &id).await?;
+    result
+}

@@ -1,0 +1,267 @@
+//! Connecting to a Docker engine, classifying its failures, and retrying the transient ones.
+
+use crate::error::{Error, Result};
+use bollard::Docker;
+use std::future::Future;
+use std::time::Duration;
+
+/// A connected, version-negotiated engine.
+#[derive(Clone)]
+pub struct Engine {
+    pub docker: Docker,
+    /// Where it was reached, for messages.
+    pub host: String,
+}
+
+impl Engine {
+    /// Connects like the docker CLI: `DOCKER_HOST` if set, else the local socket. Probes the
+    /// engine with a short ping so that a dead engine is one clear error, not a hang.
+    pub async fn connect() -> Result<Engine> {
+        let host = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+        Engine::connect_to(&host).await
+    }
+
+    pub async fn connect_to(host: &str) -> Result<Engine> {
+        let docker = if let Some(path) = host.strip_prefix("unix://") {
+            Docker::connect_with_socket(path, 120, bollard::API_DEFAULT_VERSION)
+        } else if host.starts_with("tcp://") || host.starts_with("http://") {
+            Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION)
+        } else {
+            return Err(Error::BadDockerHost {
+                value: host.into(),
+                detail: "unsupported scheme".into(),
+            });
+        }
+        .map_err(|e| classify_connect(host, e))?;
+        match tokio::time::timeout(Duration::from_secs(5), docker.ping()).await {
+            Err(_) => {
+                return Err(Error::EngineUnreachable {
+                    host: host.into(),
+                    detail: "no answer to a ping within 5 s".into(),
+                });
+            }
+            Ok(Err(e)) => return Err(classify_connect(host, e)),
+            Ok(Ok(_)) => {}
+        }
+        // The engine may speak an older API than bollard's default (Debian's 20.10 speaks
+        // 1.41): agree on the highest common version.
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| classify_connect(host, e))?;
+        Ok(Engine {
+            docker,
+            host: host.into(),
+        })
+    }
+}
+
+fn classify_connect(host: &str, e: bollard::errors::Error) -> Error {
+    use bollard::errors::Error as B;
+    let chain = error_chain(&e);
+    match &e {
+        B::SocketNotFoundError(path) => Error::EngineUnreachable {
+            host: host.into(),
+            detail: format!("socket {path} does not exist"),
+        },
+        _ if chain.contains("Permission denied") || chain.contains("permission denied") => {
+            Error::PermissionDenied {
+                socket: host.trim_start_matches("unix://").into(),
+            }
+        }
+        _ if chain.contains("Connection refused")
+            || chain.contains("No such file")
+            || chain.contains("connection error")
+            || chain.contains("error trying to connect")
+            || chain.contains("dns error")
+            || chain.contains("failed to lookup") =>
+        {
+            Error::EngineUnreachable {
+                host: host.into(),
+                detail: chain,
+            }
+        }
+        B::HttpClientError { .. } | B::HyperLegacyError { .. } => Error::EngineUnreachable {
+            host: host.into(),
+            detail: chain,
+        },
+        _ => Error::BadDockerHost {
+            value: host.into(),
+            detail: chain,
+        },
+    }
+}
+
+/// The error and all its sources, joined: connection failures hide deep inside hyper.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        parts.push(c.to_string());
+        cur = c.source();
+    }
+    parts.join(": ")
+}
+
+/// True for failures worth retrying: the engine restarting, refusing or resetting
+/// connections, 5xx other than a plain 500, timeouts. Never for 4xx.
+pub fn is_transient(e: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as B;
+    match e {
+        B::DockerResponseServerError { status_code, .. } => {
+            matches!(status_code, 502..=504)
+        }
+        B::RequestTimeoutError => true,
+        B::HyperResponseError { .. } | B::HttpClientError { .. } | B::IOError { .. } => true,
+        _ => {
+            let chain = error_chain(e);
+            chain.contains("Connection refused")
+                || chain.contains("Connection reset")
+                || chain.contains("broken pipe")
+                || chain.contains("Broken pipe")
+        }
+    }
+}
+
+/// Bounded exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before retry number `n` (1-based): uniform in [0, min(max, base * 2^(n-1))].
+    pub fn delay(&self, n: u32) -> Duration {
+        let cap = self
+            .base
+            .saturating_mul(1u32 << (n.saturating_sub(1)).min(16))
+            .min(self.max);
+        cap.mul_f64(fastrand::f64())
+    }
+}
+
+/// Runs an engine call, retrying transient failures only. Permanent ones (4xx, a missing
+/// image, a failed build) come back at once. `op` names the call for messages.
+pub async fn retry<T, F, Fut>(op: &str, policy: RetryPolicy, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, bollard::errors::Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if is_transient(&e) && attempt < policy.attempts => {
+                tokio::time::sleep(policy.delay(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) if is_transient(&e) => {
+                return Err(Error::Transient {
+                    op: op.into(),
+                    attempts: attempt,
+                    message: error_chain(&e),
+                });
+            }
+            Err(e) => return Err(permanent(op, e)),
+        }
+    }
+}
+
+/// Turns a non-retryable engine error into ours.
+pub fn permanent(op: &str, e: bollard::errors::Error) -> Error {
+    use bollard::errors::Error as B;
+    match e {
+        B::DockerResponseServerError {
+            status_code,
+            message,
+        } => Error::Engine {
+            op: op.into(),
+            status: status_code,
+            message,
+        },
+        other => Error::Engine {
+            op: op.into(),
+            status: 0,
+            message: error_chain(&other),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded_and_jittered() {
+        let p = RetryPolicy::default();
+        for n in 1..10 {
+            assert!(p.delay(n) <= p.max);
+        }
+        assert!(p.delay(1) <= p.base);
+    }
+
+    #[test]
+    fn classification() {
+        use bollard::errors::Error as B;
+        let server = |status_code| B::DockerResponseServerError {
+            status_code,
+            message: String::new(),
+        };
+        assert!(is_transient(&server(503)));
+        assert!(!is_transient(&server(404)));
+        assert!(!is_transient(&server(409)));
+        assert!(!is_transient(&server(400)));
+        assert!(is_transient(&B::RequestTimeoutError));
+    }
+
+    #[tokio::test]
+    async fn retries_transient_then_gives_up_and_never_retries_permanent() {
+        let fast = RetryPolicy {
+            attempts: 3,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+        };
+        let mut calls = 0;
+        let r: Result<()> = retry("ping", fast, || {
+            calls += 1;
+            async {
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 503,
+                    message: "restarting".into(),
+                })
+            }
+        })
+        .await;
+        assert!(matches!(r, Err(Error::Transient { attempts: 3, .. })));
+        assert_eq!(calls, 3);
+
+        let mut calls = 0;
+        let r: Result<()> = retry("inspect", fast, || {
+            calls += 1;
+            async {
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    message: "no such image".into(),
+                })
+            }
+        })
+        .await;
+        assert!(matches!(r, Err(Error::Engine { status: 404, .. })));
+        assert_eq!(calls, 1);
+    }
+}

@@ -1,0 +1,122 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Errors of the sandbox stage, each with its kind (for the exit code) and a fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no Docker engine answers at {host}: {detail}")]
+    EngineUnreachable { host: String, detail: String },
+    #[error("permission denied on the Docker socket {socket}")]
+    PermissionDenied { socket: String },
+    #[error("DOCKER_HOST={value} is not a usable engine address: {detail}")]
+    BadDockerHost { value: String, detail: String },
+    #[error("image {reference} is not present in the engine at {host}")]
+    ImageMissing { reference: String, host: String },
+    #[error("the engine refused to {op}: {message}")]
+    Engine {
+        op: String,
+        status: u16,
+        message: String,
+    },
+    #[error("the engine failed to {op} after {attempts} attempts: {message}")]
+    Transient {
+        op: String,
+        attempts: u32,
+        message: String,
+    },
+    #[error("the build failed with exit code {exit_code}; diagnostics in {diagnostics}")]
+    BuildFailed {
+        exit_code: i64,
+        diagnostics: PathBuf,
+    },
+    #[error("the {stage} stage timed out after {after:?}{}", diagnostics.as_ref().map(|d| format!("; diagnostics in {}", d.display())).unwrap_or_default())]
+    Timeout {
+        stage: &'static str,
+        after: Duration,
+        diagnostics: Option<PathBuf>,
+    },
+    #[error("interrupted; containers and volumes of this run were removed")]
+    Interrupted,
+    #[error("{what}: {detail}")]
+    Bootstrap { what: String, detail: String },
+    #[error("output {name} was not produced by the build ({detail})")]
+    MissingOutput { name: String, detail: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Deps(#[from] hermetic_deps::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure an error is; the CLI maps it to an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Input,
+    Infrastructure,
+    BuildFailed,
+    Check,
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::BadDockerHost { .. } | Error::ImageMissing { .. } => ErrorKind::Input,
+            Error::BuildFailed { .. } | Error::MissingOutput { .. } => ErrorKind::BuildFailed,
+            Error::Timeout { stage, .. } if *stage == "build" => ErrorKind::BuildFailed,
+            Error::Deps(e) => match e.kind() {
+                hermetic_deps::ErrorKind::Input => ErrorKind::Input,
+                hermetic_deps::ErrorKind::Infrastructure => ErrorKind::Infrastructure,
+                hermetic_deps::ErrorKind::Check => ErrorKind::Check,
+            },
+            _ => ErrorKind::Infrastructure,
+        }
+    }
+
+    pub fn fix(&self) -> Option<String> {
+        Some(match self {
+            Error::EngineUnreachable { .. } => {
+                "start the Docker engine (e.g. `systemctl start docker`), \
+                 or point DOCKER_HOST at a running one"
+                    .into()
+            }
+            Error::PermissionDenied { .. } => {
+                "run as a user in the `docker` group, or as root".into()
+            }
+            Error::BadDockerHost { .. } => "use unix:///path/to/docker.sock, tcp://HOST:PORT or \
+                 ssh://USER@HOST, or unset DOCKER_HOST for the local engine"
+                .into(),
+            Error::ImageMissing { .. } => {
+                "run `hermetic image bootstrap` to make the builder image \
+                 offline, or `hermetic image build` if a base image is present"
+                    .into()
+            }
+            Error::BuildFailed { .. } => "read build.log in the diagnostics folder; \
+                 reproduce.sh there reruns the same build"
+                .into(),
+            Error::Timeout { .. } => "raise the stage timeout (--build-timeout etc.) if the build \
+                 is just slow"
+                .into(),
+            Error::Transient { .. } => "check the engine's health (`docker info`) and retry".into(),
+            Error::Deps(e) => return e.fix(),
+            _ => return None,
+        })
+    }
+}
+
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })
+    }
+}
