@@ -69,6 +69,17 @@ impl From<hermetic_sandbox::Error> for Failure {
     }
 }
 
+impl From<hermetic_attest::Error> for Failure {
+    fn from(e: hermetic_attest::Error) -> Failure {
+        Failure {
+            code: Code::Infrastructure,
+            causes: causes(&e),
+            message: e.to_string(),
+            fix: None,
+        }
+    }
+}
+
 impl Failure {
     pub fn io(what: &str, e: std::io::Error) -> Failure {
         Failure {

@@ -24,6 +24,10 @@ struct Cli {
 enum Command {
     /// Vendor and verify every locked dependency, and check the vendor policy.
     Vendor(cmd::vendor::Args),
+    /// Build the workspace's release binaries in a network-less container.
+    Build(cmd::build::Args),
+    /// Remove containers and volumes left behind by interrupted runs.
+    Gc(cmd::build::GcArgs),
     /// Make, build or inspect the builder image.
     #[command(subcommand)]
     Image(cmd::image::Command),
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Vendor(args) => cmd::vendor::run(args, &out),
         Command::Image(c) => block_on(cmd::image::run(c, &out)),
+        Command::Build(args) => block_on(cmd::build::run(args, &out)),
+        Command::Gc(args) => block_on(cmd::build::gc(args, &out)),
     };
     match result {
         Ok(code) => code.into(),

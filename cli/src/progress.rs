@@ -33,3 +33,13 @@ impl Spinner {
         }
     }
 }
+
+impl Spinner {
+    /// Prints a line above the spinner (or plainly on stderr without one).
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}

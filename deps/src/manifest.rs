@@ -54,6 +54,9 @@ pub struct Package {
     /// Is a procedural macro (runs code at build time).
     pub proc_macro: bool,
     pub workspace_member: bool,
+    /// Binary targets (workspace members only): what a release build produces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bin_targets: Vec<String>,
     /// Directory under `vendor/`, for vendored packages.
     pub vendor_dir: Option<String>,
     pub dependencies: Vec<Dependency>,
@@ -84,6 +87,19 @@ impl DepManifest {
             .binary_search_by(|p| p.id.as_str().cmp(id))
             .ok()
             .map(|i| &self.packages[i])
+    }
+
+    /// Binary targets of all workspace members, sorted.
+    pub fn binaries(&self) -> Vec<String> {
+        let mut bins: Vec<String> = self
+            .packages
+            .iter()
+            .filter(|p| p.workspace_member)
+            .flat_map(|p| p.bin_targets.iter().cloned())
+            .collect();
+        bins.sort();
+        bins.dedup();
+        bins
     }
 
     /// Packages that are not workspace members.

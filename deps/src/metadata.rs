@@ -146,6 +146,18 @@ pub(crate) fn build_manifest(meta: &Metadata, lock: &Lockfile) -> Result<DepMani
             build_script: has_kind(&TargetKind::CustomBuild),
             proc_macro: has_kind(&TargetKind::ProcMacro),
             workspace_member: member,
+            bin_targets: if member {
+                let mut bins: Vec<String> = p
+                    .targets
+                    .iter()
+                    .filter(|t| t.kind.contains(&TargetKind::Bin))
+                    .map(|t| t.name.clone())
+                    .collect();
+                bins.sort();
+                bins
+            } else {
+                Vec::new()
+            },
             dependencies: Vec::new(),
         });
     }

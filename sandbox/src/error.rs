@@ -65,7 +65,7 @@ pub enum ErrorKind {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::BadDockerHost { .. } | Error::ImageMissing { .. } => ErrorKind::Input,
+            Error::ImageMissing { .. } => ErrorKind::Input,
             Error::BuildFailed { .. } | Error::MissingOutput { .. } => ErrorKind::BuildFailed,
             Error::Timeout { stage, .. } if *stage == "build" => ErrorKind::BuildFailed,
             Error::Deps(e) => match e.kind() {

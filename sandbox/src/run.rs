@@ -53,9 +53,20 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// True if the process exists and is not a zombie (a killed, not yet reaped process still
+/// has its /proc entry).
 fn pid_alive(pid: &str) -> bool {
-    pid.parse::<u32>()
-        .is_ok_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }
 
 /// Which resources to remove.

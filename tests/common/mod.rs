@@ -104,3 +104,37 @@ pub fn expect(cmd: &mut Command, code: i32) -> Run {
     );
     r
 }
+
+/// Makes sure the builder image exists (bootstrapping it offline once, ~1 minute) and
+/// returns its reference. Serialised: parallel tests wait for the first bootstrap.
+pub fn builder_image() -> &'static str {
+    static READY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    READY.get_or_init(|| {
+        let present = Command::new("docker")
+            .args(["image", "inspect", "hermetic/builder:latest"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !present {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermetic"));
+            cmd.args(["image", "bootstrap"]);
+            expect(&mut cmd, 0);
+        }
+    });
+    "hermetic/builder:latest"
+}
+
+/// Containers and volumes that still carry a run's label.
+pub fn leftovers(run_id: &str) -> (usize, usize) {
+    let count = |args: &[&str]| {
+        let out = Command::new("docker").args(args).output().expect("docker");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    };
+    let filter = format!("label=hermetic.run={run_id}");
+    (
+        count(&["ps", "-aq", "--filter", &filter]),
+        count(&["volume", "ls", "-q", "--filter", &filter]),
+    )
+}

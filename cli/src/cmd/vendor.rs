@@ -25,11 +25,56 @@ pub struct Args {
     check: Option<PathBuf>,
 }
 
-fn project_dir(manifest: &Path) -> PathBuf {
+pub fn project_dir(manifest: &Path) -> PathBuf {
     match manifest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     }
+}
+
+/// Vendors for another command (build, verify): prints policy findings, fails on violations.
+pub fn vendor_step(
+    manifest_path: &Path,
+    policy: Option<&Path>,
+    spinner: &Spinner,
+) -> Result<hermetic_deps::VendorOutcome, Failure> {
+    let dir = project_dir(manifest_path);
+    let policy_path = policy
+        .map(Path::to_path_buf)
+        .or_else(|| Some(dir.join("vendor-policy.toml")).filter(|p| p.is_file()));
+    let policy = match &policy_path {
+        Some(p) => Some(Policy::load(p)?),
+        None => None,
+    };
+    let opts = VendorOptions {
+        manifest_path: manifest_path.to_path_buf(),
+        out: dir.join("target").join("hermetic").join("deps"),
+        cache: Cache::from_env(),
+        policy,
+    };
+    let outcome = vendor(&opts, &|msg| spinner.stage(msg))?;
+    for w in &outcome.warnings {
+        spinner.println(&format!("warning: {w}"));
+    }
+    let shown = policy_path.clone().unwrap_or_default();
+    for d in &outcome.diagnostics {
+        spinner.println(d.render(&shown).trim_end());
+    }
+    if !outcome.written {
+        return Err(Failure {
+            code: Code::CheckFailed,
+            message: format!(
+                "{} policy violation(s) in {}",
+                outcome.diagnostics.iter().filter(|d| d.is_error()).count(),
+                shown.display()
+            ),
+            causes: vec![],
+            fix: Some(
+                "fix the dependencies or the policy; `hermetic vendor` lists each violation".into(),
+            ),
+        });
+    }
+    Ok(outcome)
 }
 
 pub fn run(args: &Args, out: &Output) -> Result<Code, Failure> {

@@ -19,6 +19,7 @@ fn pkg(name: &str, version: &str, license: Option<&str>) -> Package {
         build_script: false,
         proc_macro: false,
         workspace_member: false,
+        bin_targets: vec![],
         vendor_dir: Some(format!("{name}-{version}")),
         dependencies: vec![],
     }

@@ -1,0 +1,359 @@
+//! `hermetic build` and `hermetic gc`
+
+use crate::exit::{Code, Failure, Output};
+use crate::progress::Spinner;
+use hermetic_attest::archive::{self, Entry};
+use hermetic_attest::digest::{FileDigest, digest_files, sha256sums};
+use hermetic_sandbox::build::{
+    BuildEnv, BuildResult, BuildSpec, Timeouts, source_date_epoch, source_files,
+};
+use hermetic_sandbox::container::Limits;
+use hermetic_sandbox::engine::Engine;
+use hermetic_sandbox::image::DEFAULT_BUILDER;
+use hermetic_sandbox::run::{RunId, Scope, collect};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Name of the build record in the output directory (run metadata: not compared).
+pub const RECORD: &str = "hermetic-build.json";
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// The project's Cargo.toml.
+    #[arg(long, default_value = "Cargo.toml")]
+    pub manifest_path: PathBuf,
+    /// Output directory: binaries, SHA256SUMS, the archive and the build record.
+    #[arg(long, default_value = "dist")]
+    pub out: PathBuf,
+    /// Builder image (reference or sha256 digest).
+    #[arg(long, default_value = DEFAULT_BUILDER)]
+    pub image: String,
+    /// Vendor policy [default: vendor-policy.toml beside the manifest, if present].
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Parallel jobs inside the build (outputs do not depend on it).
+    #[arg(long)]
+    pub jobs: Option<u32>,
+    /// Cargo features to enable (passed to `cargo build --features`).
+    #[arg(long)]
+    pub features: Option<String>,
+    /// Seconds allowed to create containers and send inputs.
+    #[arg(long, default_value_t = 300)]
+    pub prepare_timeout: u64,
+    /// Seconds allowed for `cargo build`; then it is killed and reported.
+    #[arg(long, default_value_t = 3600)]
+    pub build_timeout: u64,
+    /// Seconds allowed to download outputs.
+    #[arg(long, default_value_t = 300)]
+    pub collect_timeout: u64,
+    /// Memory limit of the build container, in MiB.
+    #[arg(long, default_value_t = 8192)]
+    pub memory_mib: i64,
+}
+
+/// Refuses to replace a directory that is not a previous hermetic output.
+fn guard_out(out: &Path) -> Result<(), Failure> {
+    if !out.exists() {
+        return Ok(());
+    }
+    let empty = std::fs::read_dir(out)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if out.is_dir() && (empty || out.join(RECORD).is_file()) {
+        return Ok(());
+    }
+    Err(Failure {
+        code: Code::Input,
+        message: format!(
+            "{}: exists and is not a hermetic output directory",
+            out.display()
+        ),
+        causes: vec![],
+        fix: Some("choose another --out, or remove it".into()),
+    })
+}
+
+/// Everything about one finished build that later stages need.
+pub struct Built {
+    pub result: BuildResult,
+    pub out: PathBuf,
+    pub artifacts: Vec<FileDigest>,
+    pub archive: String,
+    pub record: serde_json::Value,
+}
+
+pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
+    let spinner = Spinner::new(out.json);
+    let built = build_project(
+        args,
+        &spinner,
+        &RunId::new(),
+        BuildEnv::default(),
+        !out.json,
+    )
+    .await;
+    spinner.finish();
+    let built = built?;
+    if out.json {
+        out.emit(&json!({
+            "status": "ok",
+            "exit_code": 0,
+            "out": built.out,
+            "artifacts": built.artifacts,
+            "archive": built.archive,
+            "record": built.record,
+        }));
+    } else {
+        for a in &built.artifacts {
+            println!("{}  {}", a.sha256, a.name);
+        }
+        eprintln!(
+            "built in {} s with image {} → {}",
+            built
+                .result
+                .finished_unix
+                .saturating_sub(built.result.started_unix),
+            built.result.image.digest,
+            built.out.display()
+        );
+    }
+    Ok(Code::Success)
+}
+
+/// Vendors, builds in the sandbox, and writes the output directory atomically.
+pub async fn build_project(
+    args: &Args,
+    spinner: &Spinner,
+    run: &RunId,
+    env: BuildEnv,
+    show_log: bool,
+) -> Result<Built, Failure> {
+    let vendored =
+        crate::cmd::vendor::vendor_step(&args.manifest_path, args.policy.as_deref(), spinner)?;
+    let manifest = &vendored.manifest;
+    let workspace = vendored.workspace_root.clone();
+    let binaries = manifest.binaries();
+    if binaries.is_empty() {
+        return Err(Failure {
+            code: Code::Input,
+            message: format!(
+                "{}: the workspace has no binary targets to release",
+                workspace.display()
+            ),
+            causes: vec![],
+            fix: Some("hermetic builds release binaries; add a [[bin]] target".into()),
+        });
+    }
+    let out = if args.out.is_absolute() {
+        args.out.clone()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Failure::io("current directory", e))?
+            .join(&args.out)
+    };
+    guard_out(&out)?;
+
+    let engine = Engine::connect().await?;
+    spinner.stage("removing what interrupted runs left behind");
+    let stale = collect(&engine, Scope::Stale).await?;
+    if !stale.containers.is_empty() || !stale.volumes.is_empty() {
+        spinner.println(&format!(
+            "note: removed {} container(s) and {} volume(s) left by interrupted runs",
+            stale.containers.len(),
+            stale.volumes.len()
+        ));
+    }
+
+    let files = source_files(&workspace, std::slice::from_ref(&out))?;
+    let (epoch, epoch_origin) = source_date_epoch(&workspace, &files);
+    let hermetic_dir = workspace.join("target").join("hermetic");
+    let staging = out.with_file_name(format!(
+        ".{}.partial-{}",
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        run.0
+    ));
+    let mut cargo_args = Vec::new();
+    if let Some(f) = &args.features {
+        cargo_args.push("--features".into());
+        cargo_args.push(f.clone());
+    }
+    let spec = BuildSpec {
+        image: args.image.clone(),
+        workspace: workspace.clone(),
+        vendor_dir: vendored.out.clone(),
+        binaries: binaries.clone(),
+        source_date_epoch: epoch,
+        env,
+        limits: Limits {
+            memory_bytes: args.memory_mib << 20,
+            ..Limits::default()
+        },
+        timeouts: Timeouts {
+            prepare: Duration::from_secs(args.prepare_timeout),
+            build: Duration::from_secs(args.build_timeout),
+            collect: Duration::from_secs(args.collect_timeout),
+        },
+        out_dir: staging.clone(),
+        log_path: hermetic_dir.join("logs").join(format!("{}.log", run.0)),
+        diagnostics_dir: hermetic_dir.join("diagnostics").join(&run.0),
+        cargo_args,
+        exclude: vec![out.clone()],
+    };
+    let stage = |m: &str| spinner.stage(m);
+    let log_line = |l: &str| {
+        if show_log {
+            spinner.println(l)
+        }
+    };
+    let building = hermetic_sandbox::build::build(&engine, run, &spec, &stage, &log_line);
+    let result = tokio::select! {
+        r = building => r,
+        _ = interrupted() => {
+            // The build future is dropped here; remove what it left.
+            let _ = collect(&engine, Scope::Run(run.0.clone())).await;
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(hermetic_sandbox::Error::Interrupted.into());
+        }
+    };
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e.into());
+        }
+    };
+
+    let finish = || -> Result<Built, Failure> {
+        let root = manifest
+            .packages
+            .iter()
+            .find(|p| p.workspace_member && !p.bin_targets.is_empty())
+            .ok_or_else(|| Failure::io("workspace", std::io::Error::other("no binary package")))?;
+        let target = result
+            .image
+            .toolchain
+            .as_deref()
+            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("host: ")))
+            .unwrap_or("unknown")
+            .to_string();
+        let archive_name = format!("{}-{}-{target}.tar.gz", root.name, root.version);
+        let entries: Vec<Entry> = binaries
+            .iter()
+            .map(|b| Entry {
+                name: b.clone(),
+                source: staging.join(b),
+                executable: true,
+            })
+            .collect();
+        archive::write_tar_gz(
+            &staging.join(&archive_name),
+            &format!("{}-{}-{target}", root.name, root.version),
+            &entries,
+            epoch,
+        )?;
+        let mut names: Vec<PathBuf> = binaries.iter().map(PathBuf::from).collect();
+        names.push(PathBuf::from(&archive_name));
+        let artifacts = digest_files(&staging, &names)?;
+        std::fs::write(staging.join("SHA256SUMS"), sha256sums(&artifacts))
+            .map_err(|e| Failure::io("SHA256SUMS", e))?;
+        let record = json!({
+            "format": 1,
+            "hermetic_version": env!("CARGO_PKG_VERSION"),
+            "package": { "name": root.name, "version": root.version },
+            "target": target,
+            "archive": archive_name,
+            "artifacts": artifacts,
+            "source_date_epoch": epoch,
+            "source_date_epoch_origin": epoch_origin,
+            "lockfile_sha256": manifest.lockfile_sha256,
+            "deps_json": vendored.out.join("deps.json"),
+            "workspace": workspace,
+            "build": result,
+        });
+        std::fs::write(
+            staging.join(RECORD),
+            serde_json::to_string_pretty(&record).unwrap_or_default(),
+        )
+        .map_err(|e| Failure::io(RECORD, e))?;
+        Ok(Built {
+            result: result.clone(),
+            out: out.clone(),
+            artifacts,
+            archive: archive_name,
+            record,
+        })
+    };
+    let built = match finish() {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    replace_dir(&staging, &out)?;
+    Ok(built)
+}
+
+fn replace_dir(staging: &Path, out: &Path) -> Result<(), Failure> {
+    if out.exists() {
+        let old = out.with_file_name(format!(
+            ".{}.old-{}",
+            out.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            std::process::id()
+        ));
+        std::fs::rename(out, &old).map_err(|e| Failure::io(&out.display().to_string(), e))?;
+        std::fs::rename(staging, out).map_err(|e| Failure::io(&out.display().to_string(), e))?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Failure::io(&parent.display().to_string(), e))?;
+        }
+        std::fs::rename(staging, out).map_err(|e| Failure::io(&out.display().to_string(), e))?;
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[derive(clap::Args)]
+pub struct GcArgs {}
+
+/// `hermetic gc`: removes containers and volumes whose hermetic process is gone.
+pub async fn gc(_args: &GcArgs, out: &Output) -> Result<Code, Failure> {
+    let engine = Engine::connect().await?;
+    let removed = collect(&engine, Scope::Stale).await?;
+    if out.json {
+        out.emit(&json!({ "status": "ok", "exit_code": 0, "removed": removed }));
+    } else {
+        eprintln!(
+            "removed {} container(s) and {} volume(s) left by interrupted runs",
+            removed.containers.len(),
+            removed.volumes.len()
+        );
+    }
+    Ok(Code::Success)
+}

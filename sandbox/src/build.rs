@@ -1,0 +1,767 @@
+//! One hermetic `cargo build` in a container.
+//!
+//! Layout inside the container (`P` is the build path, `/hermetic` unless varied):
+//! - `P` — a volume with the inputs, mounted read-only: `P/src` (the workspace) and
+//!   `P/deps` (the vendored tree and its source-replacement config), owned by root;
+//! - `P/work` — a second volume, the only writable place besides `/tmp`: `target/`, `home/`,
+//!   `cargo-home/`, owned by the build user.
+//!
+//! Inputs travel as tar archives through the API and outputs come back the same way, so a
+//! remote engine works like the local one.
+
+use crate::container::{self, Limits, hardened_host_config, volume_mount};
+use crate::engine::Engine;
+use crate::error::{Error, IoContext, Result};
+use crate::image::{self, BUILD_UID, ImageInfo};
+use crate::run::{RunId, Scope, collect};
+use bollard::models::ContainerCreateBody;
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The environment a build sees. The defaults are the fixed, documented environment;
+/// `hermetic verify` varies fields to prove they do not matter.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildEnv {
+    /// Where inputs are mounted; the workspace is at `build_path/src`.
+    pub build_path: String,
+    pub hostname: String,
+    pub domainname: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub umask: String,
+    pub tz: String,
+    pub locale: String,
+    /// `HOME`; default `build_path/work/home`.
+    pub home: Option<String>,
+    pub extra_env: Vec<(String, String)>,
+    /// `cargo build -j`; default: what cargo picks from the visible CPUs.
+    pub jobs: Option<u32>,
+    /// Create source files in reverse order (changes directory listing order).
+    pub reverse_file_order: bool,
+    /// Pretend the wall clock is this many seconds ahead (via `date` of the build's view,
+    /// where supported); `None` leaves the clock alone.
+    pub clock_offset_days: Option<i64>,
+}
+
+impl Default for BuildEnv {
+    fn default() -> Self {
+        BuildEnv {
+            build_path: "/hermetic".into(),
+            hostname: "hermetic".into(),
+            domainname: String::new(),
+            uid: BUILD_UID,
+            gid: BUILD_UID,
+            umask: "022".into(),
+            tz: "UTC".into(),
+            locale: "C.UTF-8".into(),
+            home: None,
+            extra_env: vec![],
+            jobs: None,
+            reverse_file_order: false,
+            clock_offset_days: None,
+        }
+    }
+}
+
+/// Stage timeouts.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Timeouts {
+    /// Creating volumes and containers, uploading inputs.
+    pub prepare: Duration,
+    pub build: Duration,
+    /// Downloading outputs.
+    pub collect: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            prepare: Duration::from_secs(300),
+            build: Duration::from_secs(3600),
+            collect: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Everything one build needs.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    /// Image reference or digest.
+    pub image: String,
+    /// Workspace root on this machine.
+    pub workspace: PathBuf,
+    /// A directory written by `hermetic vendor` (its `vendor/` is used).
+    pub vendor_dir: PathBuf,
+    /// Binary names to collect from `target/release/`.
+    pub binaries: Vec<String>,
+    pub source_date_epoch: i64,
+    pub env: BuildEnv,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    /// Where the binaries go.
+    pub out_dir: PathBuf,
+    /// Where the build log goes (streamed as it runs).
+    pub log_path: PathBuf,
+    /// Where diagnostics go on failure.
+    pub diagnostics_dir: PathBuf,
+    /// Extra arguments to `cargo build` (features, packages).
+    pub cargo_args: Vec<String>,
+    /// Paths under the workspace never sent in (the output directory).
+    pub exclude: Vec<PathBuf>,
+}
+
+/// What a successful build produced, with what provenance needs to know about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildResult {
+    pub run_id: String,
+    pub image: ImageInfo,
+    /// Collected binaries, in `out_dir`.
+    pub outputs: Vec<PathBuf>,
+    /// SHA-256 of the deterministic archive of the workspace files sent in.
+    pub source_tree_sha256: String,
+    /// SHA-256 of the deterministic archive of the vendored tree sent in.
+    pub vendor_tree_sha256: String,
+    pub source_files: usize,
+    pub env: BuildEnv,
+    /// The environment variables the build ran with.
+    pub environment: Vec<String>,
+    pub command: Vec<String>,
+    pub started_unix: u64,
+    pub finished_unix: u64,
+    pub log_path: PathBuf,
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The files of the workspace that are sent in: what git tracks plus untracked files it
+/// does not ignore, or (outside git) everything but `target/` and `.git/`; never anything
+/// under `exclude` (the output directory, whose files would otherwise feed the next build).
+/// Sorted.
+pub fn source_files(workspace: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let excluded: Vec<PathBuf> = exclude
+        .iter()
+        .filter_map(|e| e.strip_prefix(workspace).ok().map(Path::to_path_buf))
+        .collect();
+    let git = std::process::Command::new("git")
+        .arg("-C")
+        .arg(workspace)
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .output();
+    let inside_git = std::process::Command::new("git")
+        .arg("-C")
+        .arg(workspace)
+        .args(["rev-parse", "--is-inside-work-tree"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut files: Vec<PathBuf> = match git {
+        Ok(out) if out.status.success() && inside_git => out
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| PathBuf::from(String::from_utf8_lossy(s).into_owned()))
+            .filter(|p| workspace.join(p).is_file())
+            .collect(),
+        _ => walkdir_files(workspace)?,
+    };
+    files.retain(|f| {
+        !excluded.iter().any(|e| f.starts_with(e))
+            && !f
+                .components()
+                .next()
+                .is_some_and(|c| c.as_os_str().to_string_lossy().contains(".partial-"))
+    });
+    files.sort();
+    Ok(files)
+}
+
+fn walkdir_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).at(&dir)? {
+            let entry = entry.at(&dir)?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let ft = entry.file_type().at(&path)?;
+            if ft.is_dir() {
+                if dir == root && (name == "target" || name == ".git") {
+                    continue;
+                }
+                stack.push(path);
+            } else if ft.is_file() {
+                out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// SOURCE_DATE_EPOCH: the last commit's time in a git tree, else the newest mtime of the
+/// files sent in. Returns the value and where it came from.
+pub fn source_date_epoch(workspace: &Path, files: &[PathBuf]) -> (i64, String) {
+    let git = std::process::Command::new("git")
+        .arg("-C")
+        .arg(workspace)
+        .args(["log", "-1", "--format=%ct %H"])
+        .output();
+    if let Ok(out) = git
+        && out.status.success()
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut parts = text.split_whitespace();
+        if let (Some(ts), Some(commit)) = (parts.next(), parts.next())
+            && let Ok(ts) = ts.parse()
+        {
+            return (ts, format!("time of the last git commit {commit}"));
+        }
+    }
+    let newest = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(workspace.join(f)).ok()?.modified().ok())
+        .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .max()
+        .unwrap_or(0);
+    (
+        newest,
+        "newest modification time of the source files (not a git tree)".into(),
+    )
+}
+
+/// Deterministic tar builder: fixed owner, mtime and modes, explicit directory entries.
+struct TarWriter {
+    builder: tar::Builder<Vec<u8>>,
+    mtime: u64,
+    dirs: std::collections::BTreeSet<PathBuf>,
+}
+
+impl TarWriter {
+    fn new(mtime: i64) -> TarWriter {
+        TarWriter {
+            builder: tar::Builder::new(Vec::new()),
+            mtime: mtime.max(0) as u64,
+            dirs: Default::default(),
+        }
+    }
+
+    fn dir(&mut self, path: &Path, uid: u32) -> Result<()> {
+        if path.as_os_str().is_empty() || !self.dirs.insert(path.to_path_buf()) {
+            return Ok(());
+        }
+        if let Some(parent) = path.parent() {
+            self.dir(parent, 0)?;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_uid(uid as u64);
+        h.set_gid(uid as u64);
+        h.set_mtime(self.mtime);
+        h.set_size(0);
+        h.set_cksum();
+        self.builder
+            .append_data(&mut h, path, std::io::empty())
+            .at(path)
+    }
+
+    fn file(&mut self, path: &Path, data: &[u8], executable: bool) -> Result<()> {
+        if let Some(parent) = path.parent() {
+            self.dir(parent, 0)?;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(if executable { 0o755 } else { 0o644 });
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(self.mtime);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        self.builder.append_data(&mut h, path, data).at(path)
+    }
+
+    fn finish(self) -> Result<Vec<u8>> {
+        self.builder.into_inner().at("tar archive")
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &std::fs::Metadata) -> bool {
+    false
+}
+
+fn add_tree(tar: &mut TarWriter, root: &Path, files: &[PathBuf], prefix: &Path) -> Result<()> {
+    for rel in files {
+        let path = root.join(rel);
+        let data = std::fs::read(&path).at(&path)?;
+        let meta = std::fs::metadata(&path).at(&path)?;
+        tar.file(&prefix.join(rel), &data, is_executable(&meta))?;
+    }
+    Ok(())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The inputs archive: `src/` (the workspace), `deps/` (vendored tree + config), `work/`
+/// (the mount point of the writable volume). Returns (archive, source digest, vendor digest).
+fn inputs_archive(spec: &BuildSpec, files: &[PathBuf]) -> Result<(Vec<u8>, String, String, usize)> {
+    let mut ordered = files.to_vec();
+    if spec.env.reverse_file_order {
+        ordered.reverse();
+    }
+    // Digests are taken over archives in canonical order, whatever the variation.
+    let mut src = TarWriter::new(spec.source_date_epoch);
+    add_tree(&mut src, &spec.workspace, files, Path::new("src"))?;
+    let src_digest = sha256_hex(&src.finish()?);
+
+    let vendor_root = spec.vendor_dir.join("vendor");
+    let mut vendor_files: Vec<PathBuf> = walkdir_files(&vendor_root)?;
+    vendor_files.sort();
+    let mut deps = TarWriter::new(spec.source_date_epoch);
+    add_tree(
+        &mut deps,
+        &vendor_root,
+        &vendor_files,
+        Path::new("deps/vendor"),
+    )?;
+    let lock = hermetic_deps::lockfile::Lockfile::read(&spec.workspace.join("Cargo.lock"))?;
+    let config = hermetic_deps::write_source_config("deps", &lock);
+    deps.file(Path::new("deps/config.toml"), config.as_bytes(), false)?;
+    let vendor_digest = sha256_hex(&deps.finish()?);
+
+    let mut all = TarWriter::new(spec.source_date_epoch);
+    all.dir(Path::new("work"), 0)?;
+    add_tree(&mut all, &spec.workspace, &ordered, Path::new("src"))?;
+    add_tree(
+        &mut all,
+        &vendor_root,
+        &vendor_files,
+        Path::new("deps/vendor"),
+    )?;
+    all.file(Path::new("deps/config.toml"), config.as_bytes(), false)?;
+    Ok((all.finish()?, src_digest, vendor_digest, files.len()))
+}
+
+/// The writable volume's skeleton, owned by the build user.
+fn work_archive(env: &BuildEnv) -> Result<Vec<u8>> {
+    let mut tar = TarWriter::new(0);
+    for d in ["target", "home", "cargo-home"] {
+        tar.dir(Path::new(d), env.uid)?;
+    }
+    tar.finish()
+}
+
+/// The environment variables and command of the build.
+pub fn command_and_env(spec: &BuildSpec, sysroot: Option<&str>) -> (Vec<String>, Vec<String>) {
+    let p = spec.env.build_path.trim_end_matches('/');
+    let home = spec
+        .env
+        .home
+        .clone()
+        .unwrap_or_else(|| format!("{p}/work/home"));
+    // Remap every absolute path that can end up in a binary to a fixed name, so that
+    // outputs do not depend on where things were.
+    let mut remaps = vec![
+        format!("{p}/src=/hermetic/src"),
+        format!("{p}/deps/vendor=/hermetic/vendor"),
+        format!("{p}/work/cargo-home=/hermetic/cargo-home"),
+        format!("{p}/work/target=/hermetic/target"),
+    ];
+    if let Some(sysroot) = sysroot {
+        remaps.push(format!("{sysroot}=/hermetic/rust"));
+    }
+    let mut rustflags: Vec<String> = remaps
+        .iter()
+        .map(|r| format!("--remap-path-prefix={r}"))
+        .collect();
+    // The GNU build id is a hash of the output; neutralise it rather than depend on it.
+    rustflags.push("-Clink-arg=-Wl,--build-id=none".into());
+    let mut env = vec![
+        format!("SOURCE_DATE_EPOCH={}", spec.source_date_epoch),
+        format!("TZ={}", spec.env.tz),
+        format!("LANG={}", spec.env.locale),
+        format!("LC_ALL={}", spec.env.locale),
+        format!("HOME={home}"),
+        format!("CARGO_HOME={p}/work/cargo-home"),
+        "CARGO_INCREMENTAL=0".into(),
+        "CARGO_TERM_COLOR=never".into(),
+        format!("RUSTFLAGS={}", rustflags.join(" ")),
+    ];
+    // Codegen units must not follow the CPU count: keep the project's own setting, else
+    // pin release's documented default.
+    if !sets_codegen_units(&spec.workspace) {
+        env.push("CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16".into());
+    }
+    if let Some(j) = spec.env.jobs {
+        env.push(format!("CARGO_BUILD_JOBS={j}"));
+    }
+    for (k, v) in &spec.env.extra_env {
+        env.push(format!("{k}={v}"));
+    }
+    let mut cargo = vec![
+        "cargo".to_string(),
+        "build".into(),
+        "--release".into(),
+        "--locked".into(),
+        "--offline".into(),
+        "--config".into(),
+        format!("{p}/deps/config.toml"),
+        "--target-dir".into(),
+        format!("{p}/work/target"),
+    ];
+    cargo.extend(spec.cargo_args.iter().cloned());
+    let mut script = format!("umask {} && cd {p}/src && ", spec.env.umask);
+    if let Some(days) = spec.env.clock_offset_days {
+        // No faketime in the image: what can be varied is the date the build reads from
+        // the environment of tools that honour it.
+        script.push_str(&format!("export HERMETIC_CLOCK_OFFSET_DAYS={days} && "));
+    }
+    script.push_str("exec ");
+    script.push_str(
+        &cargo
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    (vec!["/bin/sh".into(), "-c".into(), script], env)
+}
+
+/// True if the workspace's Cargo.toml pins `[profile.release] codegen-units`.
+fn sets_codegen_units(workspace: &Path) -> bool {
+    std::fs::read_to_string(workspace.join("Cargo.toml"))
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| {
+            t.get("profile")?
+                .get("release")?
+                .get("codegen-units")
+                .map(|_| ())
+        })
+        .is_some()
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_./=:".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Runs a build. Every container and volume of the run is removed on the way out, whatever
+/// happens; on failure, diagnostics are written to `spec.diagnostics_dir`.
+pub async fn build(
+    engine: &Engine,
+    run: &RunId,
+    spec: &BuildSpec,
+    stage: &(dyn Fn(&str) + Sync),
+    log_line: &(dyn Fn(&str) + Sync),
+) -> Result<BuildResult> {
+    let result = build_inner(engine, run, spec, stage, log_line).await;
+    let cleaned = collect(engine, Scope::Run(run.0.clone())).await;
+    let result = result?;
+    cleaned?;
+    Ok(result)
+}
+
+async fn build_inner(
+    engine: &Engine,
+    run: &RunId,
+    spec: &BuildSpec,
+    stage: &(dyn Fn(&str) + Sync),
+    log_line: &(dyn Fn(&str) + Sync),
+) -> Result<BuildResult> {
+    let started_unix = now_unix();
+    stage("checking the builder image");
+    let info = image::show(engine, &spec.image).await?;
+    let p = spec.env.build_path.trim_end_matches('/').to_string();
+
+    stage("packing inputs");
+    let files = source_files(&spec.workspace, &spec.exclude)?;
+    let (inputs, source_tree_sha256, vendor_tree_sha256, source_count) =
+        inputs_archive(spec, &files)?;
+    let work = work_archive(&spec.env)?;
+
+    let in_vol = format!("hermetic-{}-in", run.0);
+    let work_vol = format!("hermetic-{}-work", run.0);
+    let (command, environment) = command_and_env(spec, info.sysroot.as_deref());
+    let body = ContainerCreateBody {
+        image: Some(info.digest.clone()),
+        cmd: Some(command.clone()),
+        env: Some(environment.clone()),
+        user: Some(format!("{}:{}", spec.env.uid, spec.env.gid)),
+        hostname: Some(spec.env.hostname.clone()),
+        domainname: Some(spec.env.domainname.clone()),
+        working_dir: Some(format!("{p}/src")),
+        labels: Some(run.labels()),
+        network_disabled: Some(true),
+        host_config: Some(hardened_host_config(
+            vec![
+                volume_mount(&in_vol, &p, true),
+                volume_mount(&work_vol, &format!("{p}/work"), false),
+            ],
+            &spec.limits,
+        )),
+        ..Default::default()
+    };
+
+    let name = format!("hermetic-{}-build", run.0);
+    let prepare = async {
+        stage("sending inputs to the engine");
+        container::create_volume(engine, run, &in_vol).await?;
+        container::create_volume(engine, run, &work_vol).await?;
+        // The build mounts the inputs read-only, so they go in through a helper that is
+        // never started.
+        let helper = container::create(
+            engine,
+            &format!("hermetic-{}-upload", run.0),
+            ContainerCreateBody {
+                image: Some(info.digest.clone()),
+                cmd: Some(vec!["true".into()]),
+                labels: Some(run.labels()),
+                network_disabled: Some(true),
+                host_config: Some(hardened_host_config(
+                    vec![
+                        volume_mount(&in_vol, &p, false),
+                        volume_mount(&work_vol, &format!("{p}/work"), false),
+                    ],
+                    &spec.limits,
+                )),
+                ..Default::default()
+            },
+        )
+        .await?;
+        container::upload(engine, &helper, &p, inputs).await?;
+        container::upload(engine, &helper, &format!("{p}/work"), work).await?;
+        container::remove(engine, &helper).await?;
+        container::create(engine, &name, body.clone()).await
+    };
+    let id = tokio::time::timeout(spec.timeouts.prepare, prepare)
+        .await
+        .map_err(|_| Error::Timeout {
+            stage: "prepare",
+            after: spec.timeouts.prepare,
+            diagnostics: None,
+        })??;
+
+    if let Some(dir) = spec.log_path.parent() {
+        std::fs::create_dir_all(dir).at(dir)?;
+    }
+    let mut log = std::fs::File::create(&spec.log_path).at(&spec.log_path)?;
+    stage("building (cargo build --release --locked --offline, no network)");
+    container::start(engine, &id).await?;
+    let mut partial = String::new();
+    let follow = container::follow_logs(engine, &id, |bytes| {
+        let _ = log.write_all(bytes);
+        partial.push_str(&String::from_utf8_lossy(bytes));
+        while let Some(nl) = partial.find('\n') {
+            let line: String = partial.drain(..=nl).collect();
+            log_line(line.trim_end());
+        }
+    });
+    let (code, ()) = tokio::join!(container::wait(engine, &id, spec.timeouts.build), follow);
+    let code = code?;
+    drop(log);
+
+    let diagnose = |exit: Option<i64>| {
+        write_diagnostics(
+            spec,
+            &info,
+            &body,
+            exit,
+            &source_tree_sha256,
+            &vendor_tree_sha256,
+        )
+    };
+    match code {
+        None => {
+            let dir = diagnose(None)?;
+            return Err(Error::Timeout {
+                stage: "build",
+                after: spec.timeouts.build,
+                diagnostics: Some(dir),
+            });
+        }
+        Some(c) if c != 0 => {
+            let dir = diagnose(Some(c))?;
+            return Err(Error::BuildFailed {
+                exit_code: c,
+                diagnostics: dir,
+            });
+        }
+        Some(_) => {}
+    }
+
+    stage("collecting outputs");
+    std::fs::create_dir_all(&spec.out_dir).at(&spec.out_dir)?;
+    let collect_outputs = async {
+        let mut outputs = Vec::new();
+        for bin in &spec.binaries {
+            let path = format!("{p}/work/target/release/{bin}");
+            let tar = container::download(engine, &id, &path).await.map_err(|e| {
+                Error::MissingOutput {
+                    name: bin.clone(),
+                    detail: e.to_string(),
+                }
+            })?;
+            let data = single_file(&tar).ok_or_else(|| Error::MissingOutput {
+                name: bin.clone(),
+                detail: "not a regular file".into(),
+            })?;
+            let dest = spec.out_dir.join(bin);
+            write_executable(&dest, &data)?;
+            outputs.push(dest);
+        }
+        Ok::<_, Error>(outputs)
+    };
+    let outputs = tokio::time::timeout(spec.timeouts.collect, collect_outputs)
+        .await
+        .map_err(|_| Error::Timeout {
+            stage: "collect",
+            after: spec.timeouts.collect,
+            diagnostics: None,
+        })??;
+
+    Ok(BuildResult {
+        run_id: run.0.clone(),
+        image: info,
+        outputs,
+        source_tree_sha256,
+        vendor_tree_sha256,
+        source_files: source_count,
+        env: spec.env.clone(),
+        environment,
+        command,
+        started_unix,
+        finished_unix: now_unix(),
+        log_path: spec.log_path.clone(),
+    })
+}
+
+/// The content of the only regular file in a tar archive (how the engine sends one file).
+fn single_file(tar_bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut archive = tar::Archive::new(tar_bytes);
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        if entry.header().entry_type().is_file() {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).ok()?;
+            return Some(data);
+        }
+    }
+    None
+}
+
+fn write_executable(dest: &Path, data: &[u8]) -> Result<()> {
+    // Written under a temporary name first: a half-written binary never looks complete.
+    let tmp = dest.with_extension("partial");
+    std::fs::write(&tmp, data).at(&tmp)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).at(&tmp)?;
+    }
+    std::fs::rename(&tmp, dest).at(dest)
+}
+
+/// Writes what is needed to understand and rerun a failed build.
+fn write_diagnostics(
+    spec: &BuildSpec,
+    info: &ImageInfo,
+    body: &ContainerCreateBody,
+    exit: Option<i64>,
+    source_digest: &str,
+    vendor_digest: &str,
+) -> Result<PathBuf> {
+    let dir = &spec.diagnostics_dir;
+    std::fs::create_dir_all(dir).at(dir)?;
+    if spec.log_path.is_file() {
+        std::fs::copy(&spec.log_path, dir.join("build.log")).at(dir.join("build.log"))?;
+    }
+    let config = serde_json::to_string_pretty(body).unwrap_or_default();
+    std::fs::write(dir.join("container.json"), config).at(dir.join("container.json"))?;
+    let summary = serde_json::json!({
+        "exit_code": exit,
+        "timed_out": exit.is_none(),
+        "image": info.digest,
+        "toolchain": info.toolchain,
+        "inputs": {
+            "source_tree_sha256": source_digest,
+            "vendor_tree_sha256": vendor_digest,
+            "source_date_epoch": spec.source_date_epoch,
+        },
+        "limits": spec.limits,
+        "timeouts": spec.timeouts,
+    });
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    )
+    .at(dir.join("summary.json"))?;
+    let (command, env) = (
+        body.cmd.clone().unwrap_or_default(),
+        body.env.clone().unwrap_or_default(),
+    );
+    let p = spec.env.build_path.trim_end_matches('/');
+    let mut script = String::from(
+        "#!/bin/sh\n# Reruns the failed build with the same image, environment and isolation.\n\
+         # Run from the workspace root after `hermetic vendor`; needs a local engine.\nset -eu\n",
+    );
+    script.push_str(&format!(
+        "docker run --rm --network none --read-only --cap-drop ALL \
+         --security-opt no-new-privileges --user {}:{} --hostname {} \
+         --tmpfs /tmp:rw,exec,nosuid,size=1g --tmpfs {p}/work:rw,exec,mode=1777 \\\n  \
+         -v \"$PWD\":{p}/src:ro -v \"{}\":{p}/deps/vendor:ro \
+         -v \"$(dirname \"$0\")/config.toml\":{p}/deps/config.toml:ro \\\n",
+        spec.env.uid,
+        spec.env.gid,
+        spec.env.hostname,
+        spec.vendor_dir.join("vendor").display()
+    ));
+    for e in &env {
+        script.push_str(&format!("  -e {} \\\n", shell_quote(e)));
+    }
+    script.push_str(&format!("  {} \\\n  ", info.digest));
+    script.push_str(
+        &command
+            .iter()
+            .map(|c| shell_quote(c))
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    script.push('\n');
+    let config_path = dir.join("config.toml");
+    if let Ok(lock) = hermetic_deps::lockfile::Lockfile::read(&spec.workspace.join("Cargo.lock")) {
+        std::fs::write(
+            &config_path,
+            hermetic_deps::write_source_config("deps", &lock),
+        )
+        .at(&config_path)?;
+    }
+    let path = dir.join("reproduce.sh");
+    std::fs::write(&path, script).at(&path)?;
+    Ok(dir.clone())
+}

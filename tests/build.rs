@@ -1,0 +1,365 @@
+//! `hermetic build` against the real Docker engine.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+/// Builds sweep stale runs at start; the tests that leave stale runs on purpose would race
+/// with that sweep, so engine tests of this file run one at a time.
+fn engine_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn build(project: &Path, extra: &[&str], code: i32) -> Run {
+    let mut cmd = hermetic(project);
+    cmd.args(["--json", "build", "--image", builder_image()])
+        .args(extra);
+    expect(&mut cmd, code)
+}
+
+fn run_id(v: &serde_json::Value) -> String {
+    v["record"]["build"]["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_string()
+}
+
+#[test]
+fn fixture_builds_hermetically_and_reproducibly() {
+    let _serial = engine_lock();
+    let project = fixture("hello");
+    let first = build(project.path(), &[], 0).json();
+    let dist = project.path().join("dist");
+    for f in [
+        "hello",
+        "SHA256SUMS",
+        "hello-0.1.0-x86_64-unknown-linux-gnu.tar.gz",
+        "hermetic-build.json",
+    ] {
+        assert!(dist.join(f).is_file(), "{f} missing from dist/");
+    }
+    assert_eq!(
+        leftovers(&run_id(&first)),
+        (0, 0),
+        "containers or volumes left"
+    );
+    let sums = std::fs::read_to_string(dist.join("SHA256SUMS")).expect("sums");
+    let mut check = Command::new("sha256sum");
+    check.current_dir(&dist).args(["-c", "SHA256SUMS"]);
+    expect(&mut check, 0);
+    let out = expect(&mut Command::new(dist.join("hello")), 0);
+    assert_eq!(out.stdout, "hello 42\n");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dist.join("hermetic-build.json")).expect("record"))
+            .expect("json");
+    assert!(
+        record["build"]["image"]["digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:"))
+    );
+
+    // The same inputs again: byte-identical outputs, the archive included.
+    let second = build(project.path(), &[], 0).json();
+    assert_ne!(run_id(&first), run_id(&second));
+    assert_eq!(
+        sums,
+        std::fs::read_to_string(dist.join("SHA256SUMS")).expect("sums")
+    );
+    assert_eq!(first["artifacts"], second["artifacts"]);
+}
+
+/// The build script of `netprobe` reports what it could reach; every probe must fail or
+/// show nothing. The test owns the only listener it probes.
+#[test]
+fn build_cannot_reach_any_network() {
+    let _serial = engine_lock();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let project = fixture("netprobe");
+    std::fs::write(project.path().join("probe.conf"), format!("port={port}\n")).expect("conf");
+    let v = build(project.path(), &[], 0).json();
+    let out = expect(&mut Command::new(project.path().join("dist/netprobe")), 0).stdout;
+    let probes = out
+        .trim()
+        .split_once("probes=")
+        .expect("probes")
+        .1
+        .to_string();
+    let field = |k: &str| {
+        probes
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} missing in {probes}"))
+            .to_string()
+    };
+    assert_eq!(field("interfaces"), "lo", "{probes}");
+    assert_eq!(field("routes"), "0", "{probes}");
+    assert_eq!(field("routes6"), "0", "{probes}");
+    assert!(field("udp").starts_with("error:"), "{probes}");
+    assert_eq!(field("dns"), "error", "{probes}");
+    assert!(field("tcp").starts_with("error:"), "{probes}");
+    assert_eq!(field("docker_socket"), "absent", "{probes}");
+    assert_eq!(field("uid"), "10001", "{probes}");
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the host listener was reached"
+    );
+    // The same report is in the build log.
+    let log = v["record"]["build"]["log_path"].as_str().expect("log");
+    assert!(
+        std::fs::read_to_string(log)
+            .expect("log")
+            .contains("probe interfaces=lo routes=0")
+    );
+}
+
+fn hermetic_containers() -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            "label=hermetic",
+            "--filter",
+            "name=-build",
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Starts a build whose build script sleeps, and waits until its container runs.
+fn start_slow_build(project: &Path, sleep: u32, extra: &[&str]) -> (std::process::Child, String) {
+    std::fs::write(project.join("probe.conf"), format!("sleep={sleep}\n")).expect("conf");
+    let before = hermetic_containers();
+    let mut child = hermetic(project)
+        .args(["build", "--image", builder_image()])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    for _ in 0..600 {
+        if let Some(id) = hermetic_containers()
+            .into_iter()
+            .find(|c| !before.contains(c))
+        {
+            let state = Command::new("docker")
+                .args(["inspect", "-f", "{{.State.Running}}", &id])
+                .output()
+                .expect("inspect");
+            if String::from_utf8_lossy(&state.stdout).trim() == "true" {
+                return (child, id);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("no build container appeared");
+}
+
+#[test]
+fn container_is_isolated_and_sigkilled_runs_are_collected() {
+    let _serial = engine_lock();
+    let project = fixture("netprobe");
+    let (mut child, id) = start_slow_build(project.path(), 30, &[]);
+    let inspect = expect(Command::new("docker").args(["inspect", &id]), 0).json();
+    let c = &inspect[0];
+    let host = &c["HostConfig"];
+    assert_eq!(host["NetworkMode"], "none");
+    assert_eq!(host["ReadonlyRootfs"], true);
+    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        host["SecurityOpt"],
+        serde_json::json!(["no-new-privileges"])
+    );
+    assert!(host["PidsLimit"].as_i64().is_some_and(|p| p > 0));
+    assert!(host["Memory"].as_i64().is_some_and(|m| m > 0));
+    assert_eq!(c["Config"]["User"], "10001:10001");
+    assert_eq!(c["Config"]["Hostname"], "hermetic");
+    let mounts = c["Mounts"].as_array().expect("mounts");
+    let input = mounts
+        .iter()
+        .find(|m| m["Destination"] == "/hermetic")
+        .expect("inputs mount");
+    assert_eq!(input["RW"], false, "inputs are read-only");
+    let env = c["Config"]["Env"].as_array().expect("env");
+    assert!(env.iter().any(|e| {
+        e.as_str()
+            .is_some_and(|e| e.starts_with("SOURCE_DATE_EPOCH="))
+    }));
+    let run = c["Config"]["Labels"]["hermetic.run"]
+        .as_str()
+        .expect("label")
+        .to_string();
+
+    // SIGKILL: hermetic cannot clean up; the container keeps running, orphaned.
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    assert_ne!(
+        leftovers(&run),
+        (0, 0),
+        "the killed run left something to collect"
+    );
+    let v = expect(hermetic(project.path()).args(["--json", "gc"]), 0).json();
+    let removed = v["removed"]["containers"].as_array().expect("removed");
+    assert!(
+        removed.len() == 1 && removed[0].as_str().is_some_and(|r| r.starts_with(&id)),
+        "{v}"
+    );
+    assert_eq!(v["removed"]["volumes"].as_array().map(Vec::len), Some(2));
+    assert_eq!(leftovers(&run), (0, 0));
+}
+
+#[test]
+fn next_run_collects_a_killed_run() {
+    let _serial = engine_lock();
+    let project = fixture("netprobe");
+    let (mut child, id) = start_slow_build(project.path(), 30, &[]);
+    let label = expect(
+        Command::new("docker").args([
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"hermetic.run\"}}",
+            &id,
+        ]),
+        0,
+    )
+    .stdout
+    .trim()
+    .to_string();
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    std::fs::write(project.path().join("probe.conf"), "").expect("conf");
+    build(project.path(), &[], 0);
+    assert_eq!(leftovers(&label), (0, 0));
+}
+
+#[test]
+fn timed_out_build_is_killed_reported_and_cleaned() {
+    let _serial = engine_lock();
+    let project = fixture("netprobe");
+    std::fs::write(project.path().join("probe.conf"), "sleep=120\n").expect("conf");
+    let r = build(project.path(), &["--build-timeout", "5"], 3);
+    let v = r.json();
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("timed out"), "{msg}");
+    assert!(
+        !project.path().join("dist").exists(),
+        "no output that looks complete"
+    );
+    let diag = project.path().join("target/hermetic/diagnostics");
+    assert!(diag.is_dir());
+}
+
+#[test]
+fn failed_build_is_not_retried_and_leaves_diagnostics() {
+    let _serial = engine_lock();
+    let project = fixture("hello");
+    std::fs::write(
+        project.path().join("src/main.rs"),
+        "fn main() { this does not compile }\n",
+    )
+    .expect("w");
+    let v = build(project.path(), &[], 3).json();
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("exit code 101"), "{msg}");
+    let diag = std::fs::read_dir(project.path().join("target/hermetic/diagnostics"))
+        .expect("diagnostics")
+        .next()
+        .expect("one run")
+        .expect("entry")
+        .path();
+    for f in [
+        "build.log",
+        "container.json",
+        "summary.json",
+        "reproduce.sh",
+        "config.toml",
+    ] {
+        assert!(diag.join(f).is_file(), "{f} missing from diagnostics");
+    }
+    let log = std::fs::read_to_string(diag.join("build.log")).expect("log");
+    assert_eq!(
+        log.matches("Compiling hello").count(),
+        1,
+        "built once, never retried"
+    );
+    assert!(!project.path().join("dist").exists());
+}
+
+#[test]
+fn engine_and_image_problems_are_one_clear_line() {
+    let project = fixture("hello");
+    let mut cmd = hermetic(project.path());
+    cmd.env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .arg("gc");
+    let r = expect(&mut cmd, 4);
+    assert!(
+        r.stderr
+            .starts_with("error: no Docker engine answers at unix:///nonexistent/docker.sock"),
+        "{}",
+        r.stderr
+    );
+
+    let mut cmd = hermetic(project.path());
+    cmd.env("DOCKER_HOST", "ftp://example.invalid").arg("gc");
+    let r = expect(&mut cmd, 4);
+    assert!(
+        r.stderr
+            .contains("DOCKER_HOST=ftp://example.invalid is not a usable engine address"),
+        "{}",
+        r.stderr
+    );
+
+    // Permission denied: the same socket, as an unprivileged user.
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        env!("CARGO_BIN_EXE_hermetic"),
+        "gc",
+    ])
+    .current_dir(project.path());
+    let r = expect(&mut cmd, 4);
+    assert!(
+        r.stderr.contains("permission denied on the Docker socket"),
+        "{}",
+        r.stderr
+    );
+
+    let mut cmd = hermetic(project.path());
+    cmd.args(["build", "--image", "hermetic/no-such-image:0"]);
+    let r = expect(&mut cmd, 2);
+    assert!(
+        r.stderr.contains("hermetic image bootstrap"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn hermetic_builds_itself_and_the_result_runs() {
+    let _serial = engine_lock();
+    let out = tempfile::tempdir().expect("tempdir");
+    let dist = out.path().join("dist");
+    let mut cmd = hermetic(&repo_root());
+    cmd.args(["--json", "build", "--image", builder_image(), "--out"])
+        .arg(&dist);
+    let v = expect(&mut cmd, 0).json();
+    assert_eq!(leftovers(&run_id(&v)), (0, 0));
+    let r = expect(Command::new(dist.join("hermetic")).arg("--version"), 0);
+    assert_eq!(
+        r.stdout.trim(),
+        format!("hermetic {}", env!("CARGO_PKG_VERSION"))
+    );
+}
