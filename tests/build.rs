@@ -21,7 +21,7 @@ fn build(project: &Path, extra: &[&str], code: i32) -> Run {
 }
 
 fn run_id(v: &serde_json::Value) -> String {
-    v["record"]["build"]["run_id"]
+    v["record"]["run"]["invocation_id"]
         .as_str()
         .expect("run id")
         .to_string()
@@ -56,7 +56,7 @@ fn fixture_builds_hermetically_and_reproducibly() {
         serde_json::from_slice(&std::fs::read(dist.join("hermetic-build.json")).expect("record"))
             .expect("json");
     assert!(
-        record["build"]["image"]["digest"]
+        record["image"]["digest"]
             .as_str()
             .is_some_and(|d| d.starts_with("sha256:"))
     );
@@ -109,7 +109,7 @@ fn build_cannot_reach_any_network() {
         "the host listener was reached"
     );
     // The same report is in the build log.
-    let log = v["record"]["build"]["log_path"].as_str().expect("log");
+    let log = v["log"].as_str().expect("log");
     assert!(
         std::fs::read_to_string(log)
             .expect("log")

@@ -1,11 +1,31 @@
-//! What auditors and release pipelines consume: digests of build outputs, a deterministic
-//! release archive, and (later stages) provenance, SBOMs and signatures.
+//! What auditors and release pipelines consume, made from a build's record and checkable
+//! offline with the field's own tools:
 //!
 //! - [`digest`]: streamed SHA-256 of every output, in parallel; `SHA256SUMS`;
-//! - [`archive`]: a byte-for-byte reproducible `tar.gz` of the outputs.
+//! - [`archive`]: a byte-for-byte reproducible `tar.gz` of the outputs;
+//! - [`record`]: the build record that every document below is made from;
+//! - [`provenance`]: SLSA Provenance v1 in an in-toto statement;
+//! - [`sbom`]: reproducible SPDX 2.3 and CycloneDX 1.6 documents;
+//! - [`keys`], [`dsse`], [`bundle`]: cosign-compatible keys, DSSE envelopes and sigstore
+//!   bundles v0.3 (key-based, offline);
+//! - [`verify`]: checks a bundle against a public key and an artifact;
+//! - [`documents`]: writes (and signs) the whole set into an output directory.
 
 pub mod archive;
+pub mod bundle;
 pub mod digest;
+pub mod documents;
+pub mod dsse;
 mod error;
+pub mod keys;
+pub mod provenance;
+pub mod record;
+pub mod sbom;
+pub mod statement;
+pub mod time;
+pub mod verify;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
+
+#[cfg(test)]
+mod tests;

@@ -71,16 +71,32 @@ impl From<hermetic_sandbox::Error> for Failure {
 
 impl From<hermetic_attest::Error> for Failure {
     fn from(e: hermetic_attest::Error) -> Failure {
+        use hermetic_attest::ErrorKind;
+        let code = match e.kind() {
+            ErrorKind::Input => Code::Input,
+            ErrorKind::Check => Code::CheckFailed,
+            ErrorKind::Infrastructure => Code::Infrastructure,
+        };
         Failure {
-            code: Code::Infrastructure,
+            code,
             causes: causes(&e),
+            fix: e.fix(),
             message: e.to_string(),
-            fix: None,
         }
     }
 }
 
 impl Failure {
+    /// Bad input: names the file, what is wrong and what to do.
+    pub fn input(path: &std::path::Path, what: &str, fix: &str) -> Failure {
+        Failure {
+            code: Code::Input,
+            message: format!("{}: {what}", path.display()),
+            causes: vec![],
+            fix: Some(fix.into()),
+        }
+    }
+
     pub fn io(what: &str, e: std::io::Error) -> Failure {
         Failure {
             code: Code::Infrastructure,

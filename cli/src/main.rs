@@ -28,6 +28,14 @@ enum Command {
     Build(cmd::build::Args),
     /// Remove containers and volumes left behind by interrupted runs.
     Gc(cmd::build::GcArgs),
+    /// Write a cosign-compatible key pair (cosign.key, cosign.pub).
+    Keygen(cmd::sign::KeygenArgs),
+    /// Sign a file: FILE.sig (as cosign sign-blob) and FILE.sigstore.json (bundle v0.3).
+    Sign(cmd::sign::SignArgs),
+    /// Write and sign the provenance, SBOMs and signatures of a build output directory.
+    Attest(cmd::sign::AttestArgs),
+    /// Verify a sigstore bundle with a public key, and optionally the artifact it covers.
+    VerifyAttestation(cmd::sign::VerifyAttestationArgs),
     /// Make, build or inspect the builder image.
     #[command(subcommand)]
     Image(cmd::image::Command),
@@ -51,6 +59,10 @@ fn main() -> ExitCode {
         Command::Vendor(args) => cmd::vendor::run(args, &out),
         Command::Image(c) => block_on(cmd::image::run(c, &out)),
         Command::Build(args) => block_on(cmd::build::run(args, &out)),
+        Command::Keygen(args) => cmd::sign::keygen(args, &out),
+        Command::Sign(args) => cmd::sign::sign(args, &out),
+        Command::Attest(args) => cmd::sign::attest(args, &out),
+        Command::VerifyAttestation(args) => cmd::sign::verify_attestation(args, &out),
         Command::Gc(args) => block_on(cmd::build::gc(args, &out)),
     };
     match result {

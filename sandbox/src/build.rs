@@ -241,6 +241,48 @@ pub fn source_date_epoch(workspace: &Path, files: &[PathBuf]) -> (i64, String) {
     )
 }
 
+/// Where the source comes from, for provenance: the `origin` remote (as `git+URL`), the
+/// checked-out commit, and whether the work tree has changes that commit does not hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SourceIdentity {
+    pub uri: Option<String>,
+    pub commit: Option<String>,
+    pub dirty: bool,
+}
+
+pub fn source_identity(workspace: &Path) -> SourceIdentity {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(workspace)
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let Some(commit) = git(&["rev-parse", "--verify", "HEAD"]) else {
+        return SourceIdentity::default();
+    };
+    let uri = git(&["remote", "get-url", "origin"])
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            if u.starts_with("git+") {
+                u
+            } else {
+                format!("git+{u}")
+            }
+        });
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=normal"]).is_none_or(|s| !s.is_empty());
+    SourceIdentity {
+        uri,
+        commit: Some(commit),
+        dirty,
+    }
+}
+
 /// Deterministic tar builder: fixed owner, mtime and modes, explicit directory entries.
 struct TarWriter {
     builder: tar::Builder<Vec<u8>>,

@@ -39,10 +39,34 @@ pub fn shared_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hermetic-cache")
 }
 
+/// Password of every key the tests make.
+pub const PASSWORD: &str = "test-password";
+
+/// hermetic with the shared cache and a test-owned default signing key (never the user's).
 pub fn hermetic(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermetic"));
-    cmd.current_dir(dir).env("HERMETIC_CACHE", shared_cache());
+    cmd.current_dir(dir)
+        .env("HERMETIC_CACHE", shared_cache())
+        .env(
+            "HERMETIC_KEY",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("default-key/cosign.key"),
+        )
+        .env("COSIGN_PASSWORD", PASSWORD);
     cmd
+}
+
+/// A key pair made once per test binary with `hermetic keygen`: (private, public).
+pub fn test_key() -> &'static (PathBuf, PathBuf) {
+    static KEY: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("key dir");
+        let mut cmd = hermetic(&dir);
+        cmd.args(["keygen", "--force", "--output-key-prefix", "test"]);
+        expect(&mut cmd, 0);
+        (dir.join("test.key"), dir.join("test.pub"))
+    })
 }
 
 /// Wraps a command so that it runs in a fresh network namespace: only a loopback that is

@@ -3,9 +3,13 @@
 use crate::exit::{Code, Failure, Output};
 use crate::progress::Spinner;
 use hermetic_attest::archive::{self, Entry};
-use hermetic_attest::digest::{FileDigest, digest_files, sha256sums};
+use hermetic_attest::digest::{FileDigest, digest_files};
+use hermetic_attest::documents;
+use hermetic_attest::record::{
+    BuildRecord, Environment, ImageRef, PackageRef, RunTimes, Runner, SourceRef,
+};
 use hermetic_sandbox::build::{
-    BuildEnv, BuildResult, BuildSpec, Timeouts, source_date_epoch, source_files,
+    BuildEnv, BuildResult, BuildSpec, Timeouts, source_date_epoch, source_files, source_identity,
 };
 use hermetic_sandbox::container::Limits;
 use hermetic_sandbox::engine::Engine;
@@ -15,8 +19,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Name of the build record in the output directory (run metadata: not compared).
-pub const RECORD: &str = "hermetic-build.json";
+pub use hermetic_attest::record::RECORD;
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
@@ -50,6 +53,13 @@ pub struct Args {
     /// Memory limit of the build container, in MiB.
     #[arg(long, default_value_t = 8192)]
     pub memory_mib: i64,
+    /// cosign private key to sign the outputs with [default: the local key, made on first
+    /// use; see `hermetic keygen`].
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Write provenance and SBOMs but no signatures (sign later with `hermetic attest`).
+    #[arg(long, conflicts_with = "key")]
+    pub no_sign: bool,
 }
 
 /// Refuses to replace a directory that is not a previous hermetic output.
@@ -80,7 +90,9 @@ pub struct Built {
     pub out: PathBuf,
     pub artifacts: Vec<FileDigest>,
     pub archive: String,
-    pub record: serde_json::Value,
+    pub record: BuildRecord,
+    /// Documents and signatures written beside the artifacts.
+    pub documents: Vec<String>,
 }
 
 pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
@@ -90,6 +102,8 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         &spinner,
         &RunId::new(),
         BuildEnv::default(),
+        "local",
+        &[],
         !out.json,
     )
     .await;
@@ -102,6 +116,8 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             "out": built.out,
             "artifacts": built.artifacts,
             "archive": built.archive,
+            "documents": built.documents,
+            "log": built.result.log_path,
             "record": built.record,
         }));
     } else {
@@ -127,6 +143,8 @@ pub async fn build_project(
     spinner: &Spinner,
     run: &RunId,
     env: BuildEnv,
+    runner_id: &str,
+    variations: &[String],
     show_log: bool,
 ) -> Result<Built, Failure> {
     let vendored =
@@ -154,6 +172,14 @@ pub async fn build_project(
     };
     guard_out(&out)?;
 
+    // Fail on a bad key or password before spending a build on it.
+    let key = if args.no_sign {
+        None
+    } else {
+        Some(crate::cmd::sign::signing_key(args.key.as_deref(), &|n| {
+            spinner.println(n)
+        })?)
+    };
     let engine = Engine::connect().await?;
     spinner.stage("removing what interrupted runs left behind");
     let stale = collect(&engine, Scope::Stale).await?;
@@ -257,33 +283,84 @@ pub async fn build_project(
         let mut names: Vec<PathBuf> = binaries.iter().map(PathBuf::from).collect();
         names.push(PathBuf::from(&archive_name));
         let artifacts = digest_files(&staging, &names)?;
-        std::fs::write(staging.join("SHA256SUMS"), sha256sums(&artifacts))
-            .map_err(|e| Failure::io("SHA256SUMS", e))?;
-        let record = json!({
-            "format": 1,
-            "hermetic_version": env!("CARGO_PKG_VERSION"),
-            "package": { "name": root.name, "version": root.version },
-            "target": target,
-            "archive": archive_name,
-            "artifacts": artifacts,
-            "source_date_epoch": epoch,
-            "source_date_epoch_origin": epoch_origin,
-            "lockfile_sha256": manifest.lockfile_sha256,
-            "deps_json": vendored.out.join("deps.json"),
-            "workspace": workspace,
-            "build": result,
-        });
-        std::fs::write(
-            staging.join(RECORD),
-            serde_json::to_string_pretty(&record).unwrap_or_default(),
-        )
-        .map_err(|e| Failure::io(RECORD, e))?;
+        let log = result
+            .log_path
+            .is_file()
+            .then(|| hermetic_attest::digest::sha256_file(&result.log_path))
+            .transpose()?
+            .map(|(sha256, size)| FileDigest {
+                name: "build.log".into(),
+                sha256,
+                size,
+            });
+        let identity = source_identity(&workspace);
+        let manifest_path = std::fs::canonicalize(&args.manifest_path)
+            .ok()
+            .and_then(|m| m.strip_prefix(&workspace).ok().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("Cargo.toml"));
+        let record = BuildRecord {
+            format: hermetic_attest::record::FORMAT,
+            hermetic_version: env!("CARGO_PKG_VERSION").into(),
+            package: PackageRef {
+                name: root.name.clone(),
+                version: root.version.clone(),
+            },
+            target: target.clone(),
+            archive: archive_name.clone(),
+            artifacts: artifacts.clone(),
+            source: SourceRef {
+                uri: identity.uri,
+                commit: identity.commit,
+                dirty: identity.dirty,
+                tree_sha256: result.source_tree_sha256.clone(),
+                files: result.source_files,
+                manifest_path: manifest_path.to_string_lossy().replace('\\', "/"),
+            },
+            profile: "release".into(),
+            features: args
+                .features
+                .iter()
+                .flat_map(|f| f.split([',', ' ']))
+                .filter(|f| !f.is_empty())
+                .map(String::from)
+                .collect(),
+            source_date_epoch: epoch,
+            source_date_epoch_origin: epoch_origin.clone(),
+            lockfile_sha256: manifest.lockfile_sha256.clone(),
+            vendor_tree_sha256: result.vendor_tree_sha256.clone(),
+            image: ImageRef {
+                reference: result.image.reference.clone(),
+                digest: result.image.digest.clone(),
+                toolchain: result.image.toolchain.clone(),
+            },
+            environment: Environment {
+                variables: result.environment.clone(),
+                command: result.command.clone(),
+                container: serde_json::to_value(&result.env).unwrap_or_default(),
+                variations: variations.to_vec(),
+            },
+            runner: Runner {
+                id: runner_id.to_string(),
+                engine: engine.host.clone(),
+            },
+            run: RunTimes {
+                invocation_id: run.0.clone(),
+                started_unix: result.started_unix,
+                finished_unix: result.finished_unix,
+            },
+            log,
+            deps: manifest.clone(),
+        };
+        documents::write_atomic(&staging.join(RECORD), &record.to_bytes())?;
+        spinner.stage("writing provenance, SBOMs and signatures");
+        let documents = crate::cmd::sign::attest_dir(&staging, &record, key.as_ref())?;
         Ok(Built {
             result: result.clone(),
             out: out.clone(),
             artifacts,
             archive: archive_name,
             record,
+            documents,
         })
     };
     let built = match finish() {

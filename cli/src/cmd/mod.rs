@@ -1,3 +1,4 @@
 pub mod build;
 pub mod image;
+pub mod sign;
 pub mod vendor;

@@ -1,0 +1,151 @@
+//! The documents of a build output directory, made from its build record: `SHA256SUMS`,
+//! the provenance statement and both SBOMs; with a key, a `.sig` and a bundle for every
+//! artifact and DSSE bundles for the provenance and SBOM statements.
+
+use crate::bundle::{sign_blob, sign_dsse};
+use crate::digest::{digest_files, sha256sums};
+use crate::error::{Error, IoContext, Result};
+use crate::keys::SigningKey;
+use crate::record::BuildRecord;
+use crate::sbom::{self, Root};
+use crate::statement::{CYCLONEDX_BOM, PAYLOAD_TYPE, SPDX_DOCUMENT, Statement};
+use std::path::{Path, PathBuf};
+
+pub const SUMS: &str = "SHA256SUMS";
+pub const PROVENANCE: &str = "provenance.intoto.json";
+pub const PROVENANCE_BUNDLE: &str = "provenance.sigstore.json";
+pub const SPDX: &str = "sbom.spdx.json";
+pub const SPDX_BUNDLE: &str = "sbom.spdx.sigstore.json";
+pub const CYCLONEDX: &str = "sbom.cdx.json";
+pub const CYCLONEDX_BUNDLE: &str = "sbom.cdx.sigstore.json";
+
+/// Writes through a temporary name, so that a file is either complete or absent.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, data).at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)
+}
+
+/// The SBOM documents (SPDX, CycloneDX) of a record.
+pub fn sboms(rec: &BuildRecord) -> (Vec<u8>, Vec<u8>) {
+    let root = Root {
+        name: &rec.package.name,
+        version: &rec.package.version,
+    };
+    (
+        sbom::spdx(&rec.deps, &root, rec.source_date_epoch),
+        sbom::cyclonedx(&rec.deps, &root, rec.source_date_epoch),
+    )
+}
+
+/// An SBOM wrapped in an in-toto statement about the record's artifacts.
+pub fn sbom_statement(rec: &BuildRecord, predicate_type: &str, doc: &[u8]) -> Result<Statement> {
+    let predicate = serde_json::from_slice(doc).map_err(|e| Error::Invalid {
+        path: "sbom".into(),
+        detail: e.to_string(),
+    })?;
+    Ok(Statement::new(
+        crate::provenance::subjects(rec),
+        predicate_type,
+        predicate,
+    ))
+}
+
+/// Refuses to vouch for files that are not the ones the build produced.
+pub fn check_artifacts(dir: &Path, rec: &BuildRecord) -> Result<()> {
+    let names: Vec<PathBuf> = rec
+        .artifacts
+        .iter()
+        .map(|a| PathBuf::from(&a.name))
+        .collect();
+    let actual = digest_files(dir, &names)?;
+    for (want, got) in rec.artifacts.iter().zip(&actual) {
+        if want.sha256 != got.sha256 {
+            return Err(Error::Verification {
+                path: dir.join(&want.name),
+                failure: crate::verify::Failure::ArtifactMismatch {
+                    actual: got.sha256.clone(),
+                    signed: want.sha256.clone(),
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes `SHA256SUMS`, the provenance statement and the SBOMs. Returns the file names.
+pub fn write_unsigned(dir: &Path, rec: &BuildRecord) -> Result<Vec<String>> {
+    write_atomic(&dir.join(SUMS), sha256sums(&rec.artifacts).as_bytes())?;
+    write_atomic(
+        &dir.join(PROVENANCE),
+        &crate::provenance::statement(rec).to_bytes(),
+    )?;
+    let (spdx, cdx) = sboms(rec);
+    write_atomic(&dir.join(SPDX), &spdx)?;
+    write_atomic(&dir.join(CYCLONEDX), &cdx)?;
+    Ok(vec![
+        SUMS.into(),
+        PROVENANCE.into(),
+        SPDX.into(),
+        CYCLONEDX.into(),
+    ])
+}
+
+/// Signs every artifact and `SHA256SUMS` (`NAME.sig`, `NAME.sigstore.json`) and the three
+/// statements (DSSE bundles). The unsigned documents must have been written. Returns the
+/// file names written.
+pub fn sign(dir: &Path, rec: &BuildRecord, key: &SigningKey) -> Result<Vec<String>> {
+    check_artifacts(dir, rec)?;
+    let mut written = vec![];
+    let mut blobs: Vec<String> = rec.artifacts.iter().map(|a| a.name.clone()).collect();
+    blobs.push(SUMS.into());
+    for name in &blobs {
+        let path = dir.join(name);
+        let data = std::fs::read(&path).at(&path)?;
+        let signed = sign_blob(&data, key)?;
+        write_atomic(
+            &dir.join(format!("{name}.sig")),
+            signed.sig_base64.as_bytes(),
+        )?;
+        write_atomic(
+            &dir.join(format!("{name}.sigstore.json")),
+            &signed.bundle.to_bytes(),
+        )?;
+        written.push(format!("{name}.sig"));
+        written.push(format!("{name}.sigstore.json"));
+    }
+    let provenance = std::fs::read(dir.join(PROVENANCE)).at(dir.join(PROVENANCE))?;
+    write_atomic(
+        &dir.join(PROVENANCE_BUNDLE),
+        &sign_dsse(PAYLOAD_TYPE, &provenance, key)?.to_bytes(),
+    )?;
+    written.push(PROVENANCE_BUNDLE.into());
+    for (doc, predicate_type, bundle) in [
+        (SPDX, SPDX_DOCUMENT, SPDX_BUNDLE),
+        (CYCLONEDX, CYCLONEDX_BOM, CYCLONEDX_BUNDLE),
+    ] {
+        let bytes = std::fs::read(dir.join(doc)).at(dir.join(doc))?;
+        let statement = sbom_statement(rec, predicate_type, &bytes)?;
+        write_atomic(
+            &dir.join(bundle),
+            &sign_dsse(PAYLOAD_TYPE, &statement.to_bytes(), key)?.to_bytes(),
+        )?;
+        written.push(bundle.into());
+    }
+    Ok(written)
+}
+
+/// Every signature file `sign` writes, for removal before re-signing.
+pub fn signature_files(rec: &BuildRecord) -> Vec<String> {
+    let mut out = vec![];
+    for name in rec.artifacts.iter().map(|a| a.name.as_str()).chain([SUMS]) {
+        out.push(format!("{name}.sig"));
+        out.push(format!("{name}.sigstore.json"));
+    }
+    out.extend([PROVENANCE_BUNDLE, SPDX_BUNDLE, CYCLONEDX_BUNDLE].map(String::from));
+    out
+}

@@ -1,0 +1,141 @@
+//! The build record (`hermetic-build.json`) that `hermetic build` leaves in its output
+//! directory: everything the attestations are made from, so that `hermetic attest` can
+//! write and sign them later, on another machine, without the build machine's files.
+
+use crate::digest::FileDigest;
+use crate::error::{Error, IoContext, Result};
+use hermetic_deps::DepManifest;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// File name of the record in an output directory.
+pub const RECORD: &str = "hermetic-build.json";
+/// Bumped whenever the record's shape changes incompatibly.
+pub const FORMAT: u32 = 2;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    pub format: u32,
+    pub hermetic_version: String,
+    /// The workspace member whose binaries are released (names the archive).
+    pub package: PackageRef,
+    /// Target triple of the outputs.
+    pub target: String,
+    /// File name of the release archive.
+    pub archive: String,
+    /// Binaries and the archive, sorted by name.
+    pub artifacts: Vec<FileDigest>,
+    pub source: SourceRef,
+    pub profile: String,
+    pub features: Vec<String>,
+    pub source_date_epoch: i64,
+    pub source_date_epoch_origin: String,
+    pub lockfile_sha256: String,
+    /// SHA-256 of the deterministic archive of the vendored tree sent into the build.
+    pub vendor_tree_sha256: String,
+    pub image: ImageRef,
+    pub environment: Environment,
+    pub runner: Runner,
+    pub run: RunTimes,
+    /// The build log, a byproduct.
+    pub log: Option<FileDigest>,
+    /// The dependency manifest of the vendoring stage.
+    pub deps: DepManifest,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageRef {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRef {
+    /// `git+URL` of the `origin` remote, when there is one.
+    pub uri: Option<String>,
+    /// The checked-out commit, for a git work tree.
+    pub commit: Option<String>,
+    /// True if the work tree had changes not in `commit` (then only `tree_sha256` names it).
+    pub dirty: bool,
+    /// SHA-256 of the deterministic archive of the source files sent into the build.
+    pub tree_sha256: String,
+    pub files: usize,
+    /// The manifest path, relative to the workspace root.
+    pub manifest_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRef {
+    pub reference: String,
+    /// `sha256:…` content digest of the builder image.
+    pub digest: String,
+    /// `rustc -vV` inside the image.
+    pub toolchain: Option<String>,
+}
+
+impl ImageRef {
+    pub fn rustc_line(&self) -> Option<&str> {
+        self.toolchain.as_deref()?.lines().next()
+    }
+
+    pub fn rustc_release(&self) -> Option<&str> {
+        self.toolchain
+            .as_deref()?
+            .lines()
+            .find_map(|l| l.strip_prefix("release: "))
+    }
+}
+
+/// The fixed environment the build ran in (and the variations applied, if any).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    /// `NAME=value` variables, in the order they were set.
+    pub variables: Vec<String>,
+    pub command: Vec<String>,
+    /// The container settings (build path, hostname, uid/gid, umask, TZ, locale, jobs…).
+    pub container: serde_json::Value,
+    /// Names of the settings varied from the defaults (empty for a normal build).
+    pub variations: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Runner {
+    /// Names the runner among several (`local` for a plain build).
+    pub id: String,
+    /// The Docker endpoint it used.
+    pub engine: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunTimes {
+    pub invocation_id: String,
+    pub started_unix: u64,
+    pub finished_unix: u64,
+}
+
+impl BuildRecord {
+    pub fn read(path: &Path) -> Result<BuildRecord> {
+        let text = std::fs::read_to_string(path).at(path)?;
+        let probe: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
+            path: path.into(),
+            detail: format!("not JSON: {e}"),
+        })?;
+        let format = probe.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
+        if format != u64::from(FORMAT) {
+            return Err(Error::Invalid {
+                path: path.into(),
+                detail: format!(
+                    "build record format {format}, this hermetic reads format {FORMAT}: rebuild with this version"
+                ),
+            });
+        }
+        serde_json::from_value(probe).map_err(|e| Error::Invalid {
+            path: path.into(),
+            detail: format!("not a hermetic build record: {e}"),
+        })
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        crate::statement::to_pretty(self)
+    }
+}
