@@ -132,6 +132,7 @@ fn record(crates: usize) -> BuildRecord {
             packages,
             vendored: vec![],
         },
+        verified_by: vec![],
     }
 }
 

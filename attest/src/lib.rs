@@ -13,6 +13,7 @@
 
 pub mod archive;
 pub mod bundle;
+pub mod compare;
 pub mod digest;
 pub mod documents;
 pub mod dsse;

@@ -60,14 +60,18 @@ fn external_parameters(rec: &BuildRecord) -> Value {
 }
 
 fn internal_parameters(rec: &BuildRecord) -> Value {
-    json!({
+    let mut v = json!({
         "sourceDateEpoch": rec.source_date_epoch,
         "sourceDateEpochOrigin": rec.source_date_epoch_origin,
         "environment": rec.environment.variables,
         "command": rec.environment.command,
         "container": rec.environment.container,
         "variations": rec.environment.variations,
-    })
+    });
+    if !rec.verified_by.is_empty() {
+        v["runners"] = json!(rec.verified_by);
+    }
+    v
 }
 
 fn crate_descriptor(p: &hermetic_deps::Package) -> Value {

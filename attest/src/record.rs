@@ -41,6 +41,20 @@ pub struct BuildRecord {
     pub log: Option<FileDigest>,
     /// The dependency manifest of the vendoring stage.
     pub deps: DepManifest,
+    /// For `hermetic verify`: every runner that produced the same outputs, with what it
+    /// varied. Empty for a single build.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified_by: Vec<VerifiedRunner>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifiedRunner {
+    pub runner: String,
+    pub engine: String,
+    /// Names of the variations applied.
+    pub variations: Vec<String>,
+    /// The environment it built in.
+    pub container: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -112,6 +112,7 @@ pub(crate) fn record() -> BuildRecord {
         run: RunTimes { invocation_id: "r1".into(), started_unix: 1_700_000_100, finished_unix: 1_700_000_200 },
         log: None,
         deps,
+        verified_by: vec![],
     }
 }
 

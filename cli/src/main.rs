@@ -26,6 +26,8 @@ enum Command {
     Vendor(cmd::vendor::Args),
     /// Build the workspace's release binaries in a network-less container.
     Build(cmd::build::Args),
+    /// Build on several runners with varied environments, compare, and explain differences.
+    Verify(cmd::verify::Args),
     /// Remove containers and volumes left behind by interrupted runs.
     Gc(cmd::build::GcArgs),
     /// Write a cosign-compatible key pair (cosign.key, cosign.pub).
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => cmd::sign::sign(args, &out),
         Command::Attest(args) => cmd::sign::attest(args, &out),
         Command::VerifyAttestation(args) => cmd::sign::verify_attestation(args, &out),
+        Command::Verify(args) => block_on(cmd::verify::run(args, &out)),
         Command::Gc(args) => block_on(cmd::build::gc(args, &out)),
     };
     match result {

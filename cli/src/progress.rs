@@ -21,6 +21,29 @@ impl Spinner {
         Spinner { bar }
     }
 
+    /// A line of its own in `multi`, named `prefix` (one per runner of `verify`).
+    pub fn attached(multi: &indicatif::MultiProgress, json: bool, prefix: &str) -> Spinner {
+        let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            if let Ok(style) =
+                ProgressStyle::with_template("{spinner} {prefix:>24} {elapsed:>4} {msg}")
+            {
+                bar.set_style(style);
+            }
+            bar.set_prefix(prefix.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Spinner { bar }
+    }
+
+    /// Stops the spinner but leaves its line with a final message.
+    pub fn done(&self, msg: &str) {
+        if let Some(bar) = &self.bar {
+            bar.finish_with_message(msg.to_string());
+        }
+    }
+
     pub fn stage(&self, msg: &str) {
         if let Some(bar) = &self.bar {
             bar.set_message(msg.to_string());

@@ -40,6 +40,8 @@ pub struct BuildEnv {
     pub jobs: Option<u32>,
     /// Create source files in reverse order (changes directory listing order).
     pub reverse_file_order: bool,
+    /// CPUs visible to the build (`cpuset`, e.g. `0`); all when `None`.
+    pub cpuset: Option<String>,
     /// Pretend the wall clock is this many seconds ahead (via `date` of the build's view,
     /// where supported); `None` leaves the clock alone.
     pub clock_offset_days: Option<i64>,
@@ -60,6 +62,7 @@ impl Default for BuildEnv {
             extra_env: vec![],
             jobs: None,
             reverse_file_order: false,
+            cpuset: None,
             clock_offset_days: None,
         }
     }

@@ -15,5 +15,6 @@ pub mod engine;
 mod error;
 pub mod image;
 pub mod run;
+pub mod vary;
 
 pub use error::{Error, ErrorKind, Result};

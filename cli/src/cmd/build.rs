@@ -63,14 +63,15 @@ pub struct Args {
 }
 
 /// Refuses to replace a directory that is not a previous hermetic output.
-fn guard_out(out: &Path) -> Result<(), Failure> {
+pub(crate) fn guard_out(out: &Path) -> Result<(), Failure> {
     if !out.exists() {
         return Ok(());
     }
     let empty = std::fs::read_dir(out)
         .map(|mut d| d.next().is_none())
         .unwrap_or(false);
-    if out.is_dir() && (empty || out.join(RECORD).is_file()) {
+    let ours = out.join(RECORD).is_file() || out.join("verify-report.json").is_file();
+    if out.is_dir() && (empty || ours) {
         return Ok(());
     }
     Err(Failure {
@@ -97,8 +98,18 @@ pub struct Built {
 
 pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     let spinner = Spinner::new(out.json);
+    let vendored =
+        crate::cmd::vendor::vendor_step(&args.manifest_path, args.policy.as_deref(), &spinner);
+    let vendored = match vendored {
+        Ok(v) => v,
+        Err(e) => {
+            spinner.finish();
+            return Err(e);
+        }
+    };
     let built = build_project(
         args,
+        &vendored,
         &spinner,
         &RunId::new(),
         BuildEnv::default(),
@@ -137,9 +148,11 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     Ok(Code::Success)
 }
 
-/// Vendors, builds in the sandbox, and writes the output directory atomically.
+/// Builds vendored sources in the sandbox, and writes the output directory atomically.
+#[allow(clippy::too_many_arguments)]
 pub async fn build_project(
     args: &Args,
+    vendored: &hermetic_deps::VendorOutcome,
     spinner: &Spinner,
     run: &RunId,
     env: BuildEnv,
@@ -147,8 +160,6 @@ pub async fn build_project(
     variations: &[String],
     show_log: bool,
 ) -> Result<Built, Failure> {
-    let vendored =
-        crate::cmd::vendor::vendor_step(&args.manifest_path, args.policy.as_deref(), spinner)?;
     let manifest = &vendored.manifest;
     let workspace = vendored.workspace_root.clone();
     let binaries = manifest.binaries();
@@ -201,6 +212,7 @@ pub async fn build_project(
             .unwrap_or_default(),
         run.0
     ));
+    let cpuset = env.cpuset.clone();
     let mut cargo_args = Vec::new();
     if let Some(f) = &args.features {
         cargo_args.push("--features".into());
@@ -215,6 +227,7 @@ pub async fn build_project(
         env,
         limits: Limits {
             memory_bytes: args.memory_mib << 20,
+            cpuset: cpuset.clone(),
             ..Limits::default()
         },
         timeouts: Timeouts {
@@ -350,6 +363,7 @@ pub async fn build_project(
             },
             log,
             deps: manifest.clone(),
+            verified_by: vec![],
         };
         documents::write_atomic(&staging.join(RECORD), &record.to_bytes())?;
         spinner.stage("writing provenance, SBOMs and signatures");
@@ -374,7 +388,7 @@ pub async fn build_project(
     Ok(built)
 }
 
-fn replace_dir(staging: &Path, out: &Path) -> Result<(), Failure> {
+pub(crate) fn replace_dir(staging: &Path, out: &Path) -> Result<(), Failure> {
     if out.exists() {
         let old = out.with_file_name(format!(
             ".{}.old-{}",

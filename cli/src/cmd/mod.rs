@@ -2,3 +2,4 @@ pub mod build;
 pub mod image;
 pub mod sign;
 pub mod vendor;
+pub mod verify;

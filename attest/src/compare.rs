@@ -1,0 +1,473 @@
+//! Comparison of the outputs of several runners, and the explanation of every difference:
+//! where the bytes differ (offsets, ELF section), what they look like (text when printable),
+//! and what class of nondeterminism that suggests, with a hint on how to fix it.
+
+use crate::digest::FileDigest;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// What one runner produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunnerOutputs {
+    pub runner: String,
+    pub digests: Vec<FileDigest>,
+}
+
+/// One output file across runners.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileVerdict {
+    pub name: String,
+    /// sha256 per runner, in runner order; `None` where a runner did not produce the file.
+    pub sha256: Vec<Option<String>>,
+    pub same: bool,
+}
+
+/// Per-file digests of every runner, and whether they all agree.
+pub fn compare(runners: &[RunnerOutputs]) -> Vec<FileVerdict> {
+    let names: BTreeSet<&str> = runners
+        .iter()
+        .flat_map(|r| r.digests.iter().map(|d| d.name.as_str()))
+        .collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let sha256: Vec<Option<String>> = runners
+                .iter()
+                .map(|r| {
+                    r.digests
+                        .iter()
+                        .find(|d| d.name == name)
+                        .map(|d| d.sha256.clone())
+                })
+                .collect();
+            let same = sha256.iter().all(|s| s.is_some() && *s == sha256[0]);
+            FileVerdict {
+                name: name.to_string(),
+                sha256,
+                same,
+            }
+        })
+        .collect()
+}
+
+/// The kind of nondeterminism a difference looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Class {
+    /// A runner's build path is embedded.
+    BuildPath,
+    /// Looks like a date or a Unix time.
+    Timestamp,
+    /// A runner's hostname or domain name.
+    Hostname,
+    /// A runner's HOME, locale, time zone or another varied environment string.
+    EnvironmentString,
+    /// Differs between runners with identical environments: hash order or randomness.
+    RandomOrHashOrder,
+    /// Not recognised from the bytes alone.
+    Unknown,
+}
+
+impl Class {
+    pub fn hint(self) -> &'static str {
+        match self {
+            Class::BuildPath => {
+                "a build path is embedded: paths from env!(\"CARGO_MANIFEST_DIR\"), OUT_DIR or a \
+                 build script are not covered by --remap-path-prefix; use relative paths, \
+                 file!() (which is remapped) or -Ztrim-paths / [profile] trim-paths"
+            }
+            Class::Timestamp => {
+                "a build time is embedded: SOURCE_DATE_EPOCH is not honoured; read \
+                 SOURCE_DATE_EPOCH in the build script (or drop the timestamp)"
+            }
+            Class::Hostname => {
+                "the build machine's hostname is embedded: remove it, or take it from an \
+                 explicit, fixed input"
+            }
+            Class::EnvironmentString => {
+                "a value from the build environment (HOME, locale, TZ, user, variables) is \
+                 embedded: do not read it at build time, or pin it"
+            }
+            Class::RandomOrHashOrder => {
+                "output changes between identical builds: iteration over a HashMap/HashSet \
+                 (use BTreeMap or sort), or compile-time randomness (e.g. const-random)"
+            }
+            Class::Unknown => "inspect the differing bytes (diffoscope helps)",
+        }
+    }
+}
+
+/// Strings a runner's environment could leak, to recognise them in differing bytes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunnerStrings {
+    pub runner: String,
+    pub build_path: String,
+    pub hostname: String,
+    pub domainname: String,
+    /// HOME, locale, TZ, extra variables' values.
+    pub environment: Vec<String>,
+}
+
+/// One run of differing bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiffRun {
+    pub offset: u64,
+    pub len: u64,
+    /// ELF section holding the offset, when the file is ELF.
+    pub section: Option<String>,
+    /// The printable text around the difference in each file, when there is some.
+    pub reference_text: Option<String>,
+    pub other_text: Option<String>,
+    pub reference_hex: String,
+    pub other_hex: String,
+    pub class: Class,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileDiff {
+    pub name: String,
+    pub reference_runner: String,
+    pub other_runner: String,
+    pub reference_size: u64,
+    pub other_size: u64,
+    /// Differing bytes in the common length (plus the size difference).
+    pub differing_bytes: u64,
+    pub first_offsets: Vec<u64>,
+    pub elf: bool,
+    /// The first runs of differences (at most [`MAX_RUNS`]).
+    pub runs: Vec<DiffRun>,
+    /// Classes found, most specific first.
+    pub classes: Vec<Class>,
+}
+
+pub const MAX_RUNS: usize = 12;
+const MERGE_GAP: usize = 8;
+
+fn printable(b: u8) -> bool {
+    (0x20..0x7f).contains(&b)
+}
+
+/// The printable run of `data` around `[start, end)`, if the difference sits in text.
+fn text_around(data: &[u8], start: usize, end: usize) -> Option<String> {
+    let end = end.min(data.len());
+    if start >= end || !data[start..end].iter().all(|&b| printable(b)) {
+        return None;
+    }
+    let mut s = start;
+    while s > 0 && printable(data[s - 1]) && start - s < 120 {
+        s -= 1;
+    }
+    let mut e = end;
+    while e < data.len() && printable(data[e]) && e - end < 120 {
+        e += 1;
+    }
+    Some(String::from_utf8_lossy(&data[s..e]).into_owned())
+}
+
+fn sections(data: &[u8]) -> Option<Vec<(String, u64, u64)>> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(data).ok()?;
+    Some(
+        file.sections()
+            .filter_map(|s| {
+                let (off, size) = s.file_range()?;
+                Some((s.name().unwrap_or("?").to_string(), off, size))
+            })
+            .collect(),
+    )
+}
+
+fn looks_like_time(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    // A Unix time in seconds (2001..2065) as ten digits not part of a longer number...
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            let digits = &text[start..i];
+            if digits.len() >= 10
+                && let Ok(v) = digits[..10].parse::<u64>()
+                && (1_000_000_000..3_000_000_000).contains(&v)
+            {
+                return true;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    // ...or a date / time of day.
+    let has = |pat: &dyn Fn(&[u8]) -> bool, n: usize| bytes.windows(n).any(pat);
+    has(
+        &|w: &[u8]| {
+            w[0..4].iter().all(u8::is_ascii_digit)
+                && w[4] == b'-'
+                && w[5..7].iter().all(u8::is_ascii_digit)
+                && w[7] == b'-'
+                && w[8..10].iter().all(u8::is_ascii_digit)
+        },
+        10,
+    ) || has(
+        &|w: &[u8]| {
+            w[0..2].iter().all(u8::is_ascii_digit)
+                && w[2] == b':'
+                && w[3..5].iter().all(u8::is_ascii_digit)
+                && w[5] == b':'
+                && w[6..8].iter().all(u8::is_ascii_digit)
+        },
+        8,
+    )
+}
+
+fn strings_class(texts: &[&str], r: &RunnerStrings) -> Option<Class> {
+    let contains = |needle: &str| !needle.is_empty() && texts.iter().any(|t| t.contains(needle));
+    if contains(&r.build_path) {
+        Some(Class::BuildPath)
+    } else if contains(&r.hostname) || contains(&r.domainname) {
+        Some(Class::Hostname)
+    } else if r.environment.iter().any(|e| e.len() >= 3 && contains(e)) {
+        Some(Class::EnvironmentString)
+    } else {
+        None
+    }
+}
+
+/// Classifies a difference from the text on both sides: the varied runner's distinctive
+/// strings first, then the look of a time, then the reference runner's strings.
+pub fn classify(texts: &[&str], varied: &RunnerStrings, reference: &RunnerStrings) -> Class {
+    if let Some(c) = strings_class(texts, varied) {
+        return c;
+    }
+    if texts.iter().any(|t| looks_like_time(t)) {
+        return Class::Timestamp;
+    }
+    strings_class(texts, reference).unwrap_or(Class::Unknown)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The varied runner's distinctive strings found in its output but not in the reference's:
+/// the most direct evidence of what leaked in, wherever the bytes shifted.
+fn leaks(a: &[u8], b: &[u8], other: &RunnerStrings) -> Vec<DiffRun> {
+    let mut needles: Vec<(&str, Class)> = vec![
+        (other.build_path.as_str(), Class::BuildPath),
+        (other.hostname.as_str(), Class::Hostname),
+        (other.domainname.as_str(), Class::Hostname),
+    ];
+    needles.extend(
+        other
+            .environment
+            .iter()
+            .map(|e| (e.as_str(), Class::EnvironmentString)),
+    );
+    let secs = sections(b);
+    let mut out = vec![];
+    for (needle, class) in needles {
+        if needle.len() < 4 || find(a, needle.as_bytes()).is_some() {
+            continue;
+        }
+        let Some(at) = find(b, needle.as_bytes()) else {
+            continue;
+        };
+        // Part of a longer string already found (a hostname inside a path, say).
+        if out
+            .iter()
+            .any(|r: &DiffRun| (r.offset..r.offset + r.len).contains(&(at as u64)))
+        {
+            continue;
+        }
+        let end = at + needle.len();
+        let section = secs.as_ref().and_then(|s| {
+            s.iter()
+                .find(|(_, off, size)| (*off..off + size).contains(&(at as u64)))
+                .map(|(n, _, _)| n.clone())
+        });
+        out.push(DiffRun {
+            offset: at as u64,
+            len: needle.len() as u64,
+            section,
+            reference_text: None,
+            other_text: text_around(b, at, end),
+            reference_hex: String::new(),
+            other_hex: hex::encode(&b[at..end.min(at + 32)]),
+            class,
+        });
+    }
+    out
+}
+
+/// Explains how `other` differs from `reference`.
+pub fn diff_files(
+    name: &str,
+    reference: (&str, &Path),
+    other: (&str, &Path),
+    reference_strings: &RunnerStrings,
+    other_strings: &RunnerStrings,
+) -> std::io::Result<FileDiff> {
+    let a = std::fs::read(reference.1)?;
+    let b = std::fs::read(other.1)?;
+    let common = a.len().min(b.len());
+    let mut differing = 0u64;
+    let mut first_offsets = vec![];
+    let mut spans: Vec<(usize, usize)> = vec![];
+    for i in 0..common {
+        if a[i] != b[i] {
+            differing += 1;
+            if first_offsets.len() < 16 {
+                first_offsets.push(i as u64);
+            }
+            match spans.last_mut() {
+                Some((_, end)) if i - *end <= MERGE_GAP => *end = i + 1,
+                _ => spans.push((i, i + 1)),
+            }
+        }
+    }
+    differing += (a.len() as u64).abs_diff(b.len() as u64);
+    if a.len() != b.len() && spans.is_empty() {
+        spans.push((common, common.max(1)));
+        first_offsets.push(common as u64);
+    }
+    let secs = sections(&a);
+    let mut runs = leaks(&a, &b, other_strings);
+    let mut classes: BTreeSet<Class> = runs.iter().map(|r| r.class).collect();
+    // When sizes differ, everything after the first change is shifted: byte runs past it
+    // say little, the strings found above say more.
+    let keep = if a.len() != b.len() && !runs.is_empty() {
+        1
+    } else {
+        MAX_RUNS
+    };
+    for &(start, end) in spans.iter().take(keep) {
+        let ta = text_around(&a, start, end);
+        let tb = text_around(&b, start, end);
+        let texts: Vec<&str> = [ta.as_deref(), tb.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let class = classify(&texts, other_strings, reference_strings);
+        classes.insert(class);
+        let section = secs.as_ref().and_then(|s| {
+            s.iter()
+                .find(|(_, off, size)| (*off..off + size).contains(&(start as u64)))
+                .map(|(n, _, _)| n.clone())
+        });
+        let hex_of =
+            |d: &[u8]| hex::encode(&d[start.min(d.len())..end.min(d.len()).min(start + 32)]);
+        runs.push(DiffRun {
+            offset: start as u64,
+            len: (end - start) as u64,
+            section,
+            reference_text: ta,
+            other_text: tb,
+            reference_hex: hex_of(&a),
+            other_hex: hex_of(&b),
+            class,
+        });
+    }
+    // Every class found in the runs we did not keep is still counted.
+    for &(start, end) in spans
+        .iter()
+        .skip(keep)
+        .take(if keep == 1 { 0 } else { usize::MAX })
+    {
+        let ta = text_around(&a, start, end);
+        let tb = text_around(&b, start, end);
+        let texts: Vec<&str> = [ta.as_deref(), tb.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        classes.insert(classify(&texts, other_strings, reference_strings));
+    }
+    let mut classes: Vec<Class> = classes.into_iter().collect();
+    if classes.len() > 1 {
+        classes.retain(|c| *c != Class::Unknown);
+    }
+    Ok(FileDiff {
+        name: name.into(),
+        reference_runner: reference.0.into(),
+        other_runner: other.0.into(),
+        reference_size: a.len() as u64,
+        other_size: b.len() as u64,
+        differing_bytes: differing,
+        first_offsets,
+        elf: secs.is_some() && a.starts_with(b"\x7fELF"),
+        runs,
+        classes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(p: &str, h: &str) -> RunnerStrings {
+        RunnerStrings {
+            runner: "r".into(),
+            build_path: p.into(),
+            hostname: h.into(),
+            domainname: String::new(),
+            environment: vec!["/tmp/home-2".into()],
+        }
+    }
+
+    #[test]
+    fn classes_from_text() {
+        let a = strings("/hermetic", "hermetic");
+        let b = strings("/srv/runner2/build", "runner2.example");
+        let c = |t: &str| classify(&[t], &b, &a);
+        assert_eq!(c("dir=/srv/runner2/build/src"), Class::BuildPath);
+        assert_eq!(c("host runner2.example"), Class::Hostname);
+        assert_eq!(c("built 1795626458.123"), Class::Timestamp);
+        assert_eq!(c("at 2026-11-25 17:08"), Class::Timestamp);
+        assert_eq!(c("home=/tmp/home-2"), Class::EnvironmentString);
+        assert_eq!(c("order a,c,b"), Class::Unknown);
+        // The reference's own path counts only when nothing more specific matched.
+        assert_eq!(c("/hermetic/src/main.rs"), Class::BuildPath);
+    }
+
+    #[test]
+    fn diff_reports_offsets_text_and_runs() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::fs::write(&a, b"\x00\x01path=/hermetic/src/x\x00tail").expect("a");
+        std::fs::write(&b, b"\x00\x01path=/srv/runner2/build/src/x\x00tail").expect("b");
+        let s1 = strings("/hermetic", "h");
+        let s2 = strings("/srv/runner2/build", "h2");
+        let d = diff_files("bin", ("1", &a), ("2", &b), &s1, &s2).expect("diff");
+        assert_eq!(d.first_offsets[0], 8);
+        assert!(d.differing_bytes > 0);
+        assert_eq!(d.classes, vec![Class::BuildPath]);
+        assert!(
+            d.runs[0]
+                .other_text
+                .as_deref()
+                .is_some_and(|t| t.contains("/srv/runner2"))
+        );
+        assert!(!d.elf);
+        let same = compare(&[
+            RunnerOutputs {
+                runner: "1".into(),
+                digests: vec![FileDigest {
+                    name: "x".into(),
+                    sha256: "a".into(),
+                    size: 1,
+                }],
+            },
+            RunnerOutputs {
+                runner: "2".into(),
+                digests: vec![FileDigest {
+                    name: "x".into(),
+                    sha256: "b".into(),
+                    size: 1,
+                }],
+            },
+        ]);
+        assert!(!same[0].same);
+    }
+}

@@ -1,0 +1,739 @@
+//! `hermetic verify`: builds the same inputs on several runners with varied environments,
+//! compares every output, explains any difference and names the variation that causes it.
+
+use crate::cmd::build::{self, Built, build_project};
+use crate::exit::{Code, Failure, Output};
+use crate::progress::Spinner;
+use hermetic_attest::compare::{self, Class, FileDiff, FileVerdict, RunnerOutputs, RunnerStrings};
+use hermetic_attest::record::{RECORD, VerifiedRunner};
+use hermetic_sandbox::build::{BuildEnv, source_files};
+use hermetic_sandbox::engine::Engine;
+use hermetic_sandbox::run::RunId;
+use hermetic_sandbox::vary;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const REPORT_JSON: &str = "verify-report.json";
+pub const REPORT_MD: &str = "verify-report.md";
+
+#[derive(clap::Args, Clone)]
+#[group(id = "verify-options")]
+pub struct Args {
+    /// The project: its directory or its Cargo.toml [default: --manifest-path].
+    pub path: Option<PathBuf>,
+    /// Number of runners; runner 1 is the reference, the others are varied.
+    #[arg(long, default_value_t = 3)]
+    pub runners: usize,
+    /// Variations for runners 2..N: `all`, `none`, or a list such as `build-path,tz`.
+    #[arg(long, default_value = "all")]
+    pub vary: String,
+    /// Builds run at the same time [default: the number of CPUs, at most --runners].
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Do not rebuild with one variation at a time to name the cause of a mismatch.
+    #[arg(long)]
+    pub no_explain: bool,
+    /// Rebuild even if the memo holds a verdict for these exact inputs.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Attach diffoscope's report for differing files (needs diffoscope installed).
+    #[arg(long)]
+    pub diffoscope: bool,
+    #[command(flatten)]
+    pub build: build::Args,
+}
+
+/// A runner: its name, environment and the variations that made it.
+#[derive(Clone)]
+struct Runner {
+    name: String,
+    env: BuildEnv,
+    variations: Vec<String>,
+}
+
+fn strings(r: &Runner) -> RunnerStrings {
+    let mut environment = vec![r.env.locale.clone(), r.env.tz.clone()];
+    if let Some(h) = &r.env.home {
+        environment.push(h.clone());
+    }
+    environment.extend(r.env.extra_env.iter().map(|(_, v)| v.clone()));
+    RunnerStrings {
+        runner: r.name.clone(),
+        build_path: r.env.build_path.clone(),
+        hostname: r.env.hostname.clone(),
+        domainname: r.env.domainname.clone(),
+        environment,
+    }
+}
+
+fn input(message: String, fix: &str) -> Failure {
+    Failure {
+        code: Code::Input,
+        message,
+        causes: vec![],
+        fix: Some(fix.into()),
+    }
+}
+
+/// Digest of everything a verdict depends on.
+fn inputs_digest(
+    args: &Args,
+    vendored: &hermetic_deps::VendorOutcome,
+    image_id: &str,
+    variations: &[String],
+    out: &Path,
+) -> Result<String, Failure> {
+    let workspace = &vendored.workspace_root;
+    let files = source_files(workspace, &[out.to_path_buf()])?;
+    let digests = hermetic_attest::digest::digest_files(workspace, &files)?;
+    let doc = json!({
+        "hermetic": env!("CARGO_PKG_VERSION"),
+        "lockfile": vendored.manifest.lockfile_sha256,
+        "vendor": vendored.manifest.vendor_key,
+        "image": image_id,
+        "sources": digests.iter().map(|d| format!("{} {}", d.sha256, d.name)).collect::<Vec<_>>(),
+        "runners": args.runners,
+        "variations": variations,
+        "features": args.build.features,
+    });
+    Ok(hex::encode(Sha256::digest(doc.to_string())))
+}
+
+fn memo_path(key: &str) -> PathBuf {
+    hermetic_deps::cache::Cache::from_env()
+        .root()
+        .join("verify")
+        .join(format!("{key}.json"))
+}
+
+/// A memo entry is `{checksum, report}`; a damaged one is ignored (and removed).
+fn memo_read(key: &str) -> Result<Option<Value>, String> {
+    let path = memo_path(key);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let parsed: Option<Value> = serde_json::from_str(&text).ok();
+    let valid = parsed.as_ref().and_then(|v| {
+        let report = v.get("report")?.as_str()?;
+        let sum = v.get("checksum")?.as_str()?;
+        (hex::encode(Sha256::digest(report)) == sum)
+            .then(|| serde_json::from_str::<Value>(report).ok())
+            .flatten()
+    });
+    match valid {
+        Some(r) => Ok(Some(r)),
+        None => {
+            let _ = std::fs::remove_file(&path);
+            Err(format!(
+                "{}: damaged verify memo entry ignored and removed",
+                path.display()
+            ))
+        }
+    }
+}
+
+fn memo_write(key: &str, report: &Value) {
+    let path = memo_path(key);
+    let text = report.to_string();
+    let entry = json!({ "checksum": hex::encode(Sha256::digest(&text)), "report": text });
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = hermetic_attest::documents::write_atomic(&path, entry.to_string().as_bytes());
+}
+
+/// Builds every runner, at most `parallel` at a time. Results in runner order.
+async fn build_all(
+    args: &Args,
+    vendored: &hermetic_deps::VendorOutcome,
+    runners: &[Runner],
+    work: &Path,
+    parallel: usize,
+    json_out: bool,
+    multi: &indicatif::MultiProgress,
+) -> Vec<Result<Built, Failure>> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+    let futures = runners.iter().map(|r| {
+        let sem = sem.clone();
+        let mut bargs = args.build.clone();
+        bargs.out = work.join(&r.name);
+        bargs.no_sign = true;
+        bargs.key = None;
+        let spinner = Spinner::attached(multi, json_out, &r.name);
+        async move {
+            spinner.stage("waiting for a slot");
+            let _permit = sem.acquire().await;
+            let built = build_project(
+                &bargs,
+                vendored,
+                &spinner,
+                &RunId::new(),
+                r.env.clone(),
+                &r.name,
+                &r.variations,
+                false,
+            )
+            .await;
+            match &built {
+                Ok(_) => spinner.done("built"),
+                Err(e) => spinner.done(&format!("failed: {}", e.message)),
+            }
+            built.map_err(|mut e| {
+                e.message = format!("{}: {}", r.name, e.message);
+                e
+            })
+        }
+    });
+    futures_util::future::join_all(futures).await
+}
+
+fn outputs(name: &str, b: &Built) -> RunnerOutputs {
+    RunnerOutputs {
+        runner: name.into(),
+        digests: b.artifacts.clone(),
+    }
+}
+
+/// Binaries that differ between two builds (the archive follows from them).
+fn differing(a: &Built, b: &Built) -> Vec<String> {
+    compare::compare(&[outputs("a", a), outputs("b", b)])
+        .into_iter()
+        .filter(|f| !f.same && f.name != a.archive)
+        .map(|f| f.name)
+        .collect()
+}
+
+pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
+    let variations = vary::parse(&args.vary).map_err(|e| {
+        input(
+            format!("--vary: {e}"),
+            "pass all, none, or names from the README's variation table",
+        )
+    })?;
+    if args.runners < 2 {
+        return Err(input(
+            format!(
+                "--runners {}: verification needs at least 2 runners",
+                args.runners
+            ),
+            "pass --runners 2 or more",
+        ));
+    }
+    let mut args = args.clone();
+    if let Some(p) = &args.path {
+        args.build.manifest_path = if p.is_dir() {
+            p.join("Cargo.toml")
+        } else {
+            p.clone()
+        };
+    }
+    let multi = indicatif::MultiProgress::new();
+    let main = Spinner::attached(&multi, out.json, "verify");
+    let vendored = crate::cmd::vendor::vendor_step(
+        &args.build.manifest_path,
+        args.build.policy.as_deref(),
+        &main,
+    )?;
+    let workspace = vendored.workspace_root.clone();
+    let out_dir = if args.build.out.is_relative() {
+        std::env::current_dir()
+            .map_err(|e| Failure::io("current directory", e))?
+            .join(&args.build.out)
+    } else {
+        args.build.out.clone()
+    };
+    build::guard_out(&out_dir)?;
+    let key = if args.build.no_sign {
+        None
+    } else {
+        Some(crate::cmd::sign::signing_key(
+            args.build.key.as_deref(),
+            &|n| main.println(n),
+        )?)
+    };
+    let engine = Engine::connect().await?;
+    main.stage("inspecting the builder image");
+    let image = hermetic_sandbox::image::inspect(&engine, &args.build.image).await?;
+    let image_id = image.id.clone().unwrap_or_default();
+    let inputs = inputs_digest(&args, &vendored, &image_id, &variations, &out_dir)?;
+
+    if !args.no_cache {
+        match memo_read(&inputs) {
+            Ok(Some(mut report)) => {
+                main.done("answered from the memo");
+                report["memo"] = json!(true);
+                let reproducible = report["verdict"] == "reproducible";
+                emit(out, &report, &out_dir, true);
+                return Ok(if reproducible {
+                    Code::Success
+                } else {
+                    Code::CheckFailed
+                });
+            }
+            Ok(None) => {}
+            Err(warning) => main.println(&format!("warning: {warning}")),
+        }
+    }
+
+    let runners: Vec<Runner> = (1..=args.runners)
+        .map(|k| {
+            let vars = if k == 1 { vec![] } else { variations.clone() };
+            Runner {
+                name: format!("runner-{k}"),
+                env: vary::env_for(&vars, k),
+                variations: vars,
+            }
+        })
+        .collect();
+    let run = RunId::new();
+    let work = workspace
+        .join("target")
+        .join("hermetic")
+        .join("verify")
+        .join(&run.0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let parallel = args.parallel.unwrap_or(cores).min(args.runners).max(1);
+    main.stage(&format!(
+        "building on {} runners, {parallel} at a time",
+        args.runners
+    ));
+    let started = std::time::Instant::now();
+    let results = build_all(
+        &args, &vendored, &runners, &work, parallel, out.json, &multi,
+    )
+    .await;
+    let mut built = vec![];
+    for r in results {
+        built.push(r?);
+    }
+    let build_secs = started.elapsed().as_secs_f64();
+    let outs: Vec<RunnerOutputs> = runners
+        .iter()
+        .zip(&built)
+        .map(|(r, b)| outputs(&r.name, b))
+        .collect();
+    let files = compare::compare(&outs);
+    let reproducible = files.iter().all(|f| f.same);
+
+    let mut differences: Vec<FileDiff> = vec![];
+    let mut attribution = Value::Null;
+    if !reproducible {
+        main.stage("explaining the differences");
+        for (k, b) in built.iter().enumerate().skip(1) {
+            for name in differing(&built[0], b) {
+                let d = compare::diff_files(
+                    &name,
+                    (&runners[0].name, &built[0].out.join(&name)),
+                    (&runners[k].name, &b.out.join(&name)),
+                    &strings(&runners[0]),
+                    &strings(&runners[k]),
+                )
+                .map_err(|e| Failure::io(&name, e))?;
+                differences.push(d);
+            }
+        }
+        if !args.no_explain {
+            attribution = attribute(
+                &args, &vendored, &runners, &built, &work, parallel, out.json, &multi,
+            )
+            .await?;
+            if attribution["inherent"] == json!(true) {
+                for d in &mut differences {
+                    for r in &mut d.runs {
+                        if r.class == Class::Unknown {
+                            r.class = Class::RandomOrHashOrder;
+                        }
+                    }
+                    for c in &mut d.classes {
+                        if *c == Class::Unknown {
+                            *c = Class::RandomOrHashOrder;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let report = json!({
+        "verdict": if reproducible { "reproducible" } else { "mismatch" },
+        "inputs_digest": inputs,
+        "image": image_id,
+        "runners": runners.iter().zip(&built).map(|(r, b)| json!({
+            "runner": r.name,
+            "engine": engine.host,
+            "variations": r.variations,
+            "environment": r.env,
+            "artifacts": b.artifacts,
+        })).collect::<Vec<_>>(),
+        "unsupported_variations": vary::UNSUPPORTED.iter().map(|(n, why)| json!({"name": n, "why": why})).collect::<Vec<_>>(),
+        "files": files,
+        "differences": differences,
+        "attribution": attribution,
+        "build_seconds": (build_secs * 10.0).round() / 10.0,
+        "memo": false,
+    });
+
+    // The output directory: a release (outputs, documents, reports) only when reproducible.
+    let staging = out_dir.with_file_name(format!(
+        ".{}.partial-{}",
+        out_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        run.0
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    let write = || -> Result<(), Failure> {
+        if reproducible {
+            copy_dir(&built[0].out, &staging)?;
+            let mut rec = built[0].record.clone();
+            rec.verified_by = runners
+                .iter()
+                .map(|r| VerifiedRunner {
+                    runner: r.name.clone(),
+                    engine: engine.host.clone(),
+                    variations: r.variations.clone(),
+                    container: serde_json::to_value(&r.env).unwrap_or_default(),
+                })
+                .collect();
+            hermetic_attest::documents::write_atomic(&staging.join(RECORD), &rec.to_bytes())?;
+            crate::cmd::sign::attest_dir(&staging, &rec, key.as_ref())?;
+        } else {
+            std::fs::create_dir_all(&staging)
+                .map_err(|e| Failure::io(&staging.display().to_string(), e))?;
+        }
+        if args.diffoscope && !reproducible {
+            attach_diffoscope(&staging, &built, &differences, &main);
+        }
+        write_reports(&staging, &report)?;
+        build::replace_dir(&staging, &out_dir)
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    // The runners' outputs are kept only when they explain a mismatch.
+    if reproducible {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    memo_write(&inputs, &report);
+    main.done(if reproducible {
+        "reproducible"
+    } else {
+        "MISMATCH"
+    });
+    emit(out, &report, &out_dir, false);
+    Ok(if reproducible {
+        Code::Success
+    } else {
+        Code::CheckFailed
+    })
+}
+
+/// Rebuilds to name the cause: the reference again (inherent nondeterminism), then each
+/// variation of the first differing runner alone.
+#[allow(clippy::too_many_arguments)]
+async fn attribute(
+    args: &Args,
+    vendored: &hermetic_deps::VendorOutcome,
+    runners: &[Runner],
+    built: &[Built],
+    work: &Path,
+    parallel: usize,
+    json_out: bool,
+    multi: &indicatif::MultiProgress,
+) -> Result<Value, Failure> {
+    let Some(k) = (1..built.len()).find(|&k| !differing(&built[0], &built[k]).is_empty()) else {
+        return Ok(Value::Null);
+    };
+    let target = &runners[k];
+    let k_index = k + 1;
+    // First the reference again: if identical builds differ, no variation can be blamed.
+    let again = Runner {
+        name: "explain-reference-again".into(),
+        env: BuildEnv::default(),
+        variations: vec![],
+    };
+    let explain_dir = work.join("explain");
+    let first = build_all(
+        args,
+        vendored,
+        std::slice::from_ref(&again),
+        &explain_dir,
+        1,
+        json_out,
+        multi,
+    )
+    .await;
+    let mut inherent = false;
+    for r in first {
+        inherent = !differing(&built[0], &r?).is_empty();
+    }
+    let mut culprits = vec![];
+    let mut tested = vec![];
+    if !inherent {
+        let probes: Vec<Runner> = target
+            .variations
+            .iter()
+            .map(|v| Runner {
+                name: format!("explain-{v}"),
+                env: vary::env_for(std::slice::from_ref(v), k_index),
+                variations: vec![v.clone()],
+            })
+            .collect();
+        let results = build_all(
+            args,
+            vendored,
+            &probes,
+            &explain_dir,
+            parallel,
+            json_out,
+            multi,
+        )
+        .await;
+        for (p, r) in probes.iter().zip(results) {
+            let diff = differing(&built[0], &r?);
+            tested.push(
+                json!({ "variation": p.variations[0], "differs": !diff.is_empty(), "files": diff }),
+            );
+            if !diff.is_empty() {
+                culprits.push(p.variations[0].clone());
+            }
+        }
+    }
+    Ok(json!({
+        "against": target.name,
+        "inherent": inherent,
+        "culprits": culprits,
+        "tested": tested,
+    }))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(to).map_err(|e| Failure::io(&to.display().to_string(), e))?;
+    for e in std::fs::read_dir(from).map_err(|e| Failure::io(&from.display().to_string(), e))? {
+        let e = e.map_err(|e| Failure::io(&from.display().to_string(), e))?;
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dest)?;
+        } else {
+            std::fs::copy(e.path(), &dest)
+                .map_err(|err| Failure::io(&dest.display().to_string(), err))?;
+        }
+    }
+    Ok(())
+}
+
+fn attach_diffoscope(dir: &Path, built: &[Built], diffs: &[FileDiff], main: &Spinner) {
+    if std::process::Command::new("diffoscope")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        main.println("note: --diffoscope: diffoscope is not installed; skipped");
+        return;
+    }
+    for (i, d) in diffs.iter().enumerate() {
+        let Some(other) = built.iter().find(|b| b.out.ends_with(&d.other_runner)) else {
+            continue;
+        };
+        let report = dir.join(format!("diffoscope-{i}-{}.txt", d.name));
+        let _ = std::process::Command::new("diffoscope")
+            .arg("--text")
+            .arg(&report)
+            .arg(built[0].out.join(&d.name))
+            .arg(other.out.join(&d.name))
+            .output();
+    }
+}
+
+fn write_reports(dir: &Path, report: &Value) -> Result<(), Failure> {
+    let json = serde_json::to_vec_pretty(report).unwrap_or_default();
+    hermetic_attest::documents::write_atomic(&dir.join(REPORT_JSON), &json)?;
+    hermetic_attest::documents::write_atomic(&dir.join(REPORT_MD), markdown(report).as_bytes())?;
+    Ok(())
+}
+
+/// The report as Markdown, fit for a CI step summary.
+pub fn markdown(r: &Value) -> String {
+    let mut s = String::new();
+    let verdict = r["verdict"].as_str().unwrap_or("?");
+    s.push_str(&format!(
+        "# hermetic verify: {}\n\n",
+        if verdict == "reproducible" {
+            "✅ reproducible"
+        } else {
+            "❌ mismatch"
+        }
+    ));
+    s.push_str(&format!(
+        "Inputs digest `{}`, builder image `{}`.\n\n",
+        r["inputs_digest"].as_str().unwrap_or(""),
+        r["image"].as_str().unwrap_or("")
+    ));
+    s.push_str("| runner | variations |\n|---|---|\n");
+    for run in r["runners"].as_array().into_iter().flatten() {
+        let vars: Vec<&str> = run["variations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        s.push_str(&format!(
+            "| {} | {} |\n",
+            run["runner"].as_str().unwrap_or(""),
+            if vars.is_empty() {
+                "none (reference)".to_string()
+            } else {
+                vars.join(", ")
+            }
+        ));
+    }
+    s.push_str("\n| file | result |\n|---|---|\n");
+    for f in r["files"].as_array().into_iter().flatten() {
+        let f: FileVerdict = match serde_json::from_value(f.clone()) {
+            Ok(f) => f,
+            Err(_) => continue,
+        };
+        s.push_str(&format!(
+            "| `{}` | {} |\n",
+            f.name,
+            if f.same {
+                format!(
+                    "same `{}`",
+                    f.sha256[0].as_deref().unwrap_or("").get(..16).unwrap_or("")
+                )
+            } else {
+                "**differs**".into()
+            }
+        ));
+    }
+    for d in r["differences"].as_array().into_iter().flatten() {
+        let Ok(d) = serde_json::from_value::<FileDiff>(d.clone()) else {
+            continue;
+        };
+        s.push_str(&format!(
+            "\n## `{}`: {} vs {}\n\n{} bytes vs {} bytes, {} differing bytes, first at offsets {:?}{}.\n\n",
+            d.name, d.reference_runner, d.other_runner, d.reference_size, d.other_size, d.differing_bytes,
+            d.first_offsets.iter().take(4).collect::<Vec<_>>(),
+            if d.elf { " (ELF)" } else { "" }
+        ));
+        for c in &d.classes {
+            s.push_str(&format!(
+                "- **{}**: {}\n",
+                serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                c.hint()
+            ));
+        }
+        for run in d.runs.iter().take(5) {
+            s.push_str(&format!(
+                "\n- offset {} ({} bytes){}:\n",
+                run.offset,
+                run.len,
+                run.section
+                    .as_deref()
+                    .map(|x| format!(" in section `{x}`"))
+                    .unwrap_or_default()
+            ));
+            match (&run.reference_text, &run.other_text) {
+                (Some(a), Some(b)) => s.push_str(&format!("  ```text\n  - {a}\n  + {b}\n  ```\n")),
+                (None, Some(b)) => s.push_str(&format!("  ```text\n  + {b}\n  ```\n")),
+                _ => s.push_str(&format!(
+                    "  `{}` vs `{}`\n",
+                    run.reference_hex, run.other_hex
+                )),
+            }
+        }
+    }
+    let a = &r["attribution"];
+    if !a.is_null() {
+        s.push_str("\n## Cause\n\n");
+        if a["inherent"] == json!(true) {
+            s.push_str("The outputs differ between two builds with **no variation at all**: the nondeterminism is inherent (time, randomness or hash order), not caused by the environment.\n");
+        }
+        let culprits: Vec<&str> = a["culprits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !culprits.is_empty() {
+            s.push_str(&format!(
+                "Rebuilt with one variation at a time: **{}** alone changes the outputs.\n",
+                culprits.join(", ")
+            ));
+        } else if a["inherent"] != json!(true) {
+            s.push_str(
+                "No single variation reproduces the difference alone: a combination causes it.\n",
+            );
+        }
+    }
+    if r["memo"] == json!(true) {
+        s.push_str("\n_Answered from the memo: no build ran._\n");
+    }
+    s
+}
+
+fn emit(out: &Output, report: &Value, out_dir: &Path, memo: bool) {
+    if out.json {
+        let mut r = report.clone();
+        r["status"] = json!(if r["verdict"] == "reproducible" {
+            "ok"
+        } else {
+            "mismatch"
+        });
+        r["exit_code"] = json!(if r["verdict"] == "reproducible" { 0 } else { 1 });
+        r["out"] = json!(out_dir);
+        out.emit(&r);
+        return;
+    }
+    let verdict = report["verdict"].as_str().unwrap_or("?");
+    let n = report["runners"].as_array().map(Vec::len).unwrap_or(0);
+    if memo {
+        eprintln!(
+            "{verdict} on {n} runners (from the memo for these inputs: no build ran; --no-cache rebuilds)"
+        );
+        return;
+    }
+    eprintln!("{verdict} on {n} runners → {}", out_dir.display());
+    for d in report["differences"].as_array().into_iter().flatten() {
+        let classes: Vec<String> = d["classes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(String::from))
+            .collect();
+        eprintln!(
+            "  {} differs ({} vs {}): {} bytes at offsets {}…; {}",
+            d["name"].as_str().unwrap_or(""),
+            d["reference_runner"].as_str().unwrap_or(""),
+            d["other_runner"].as_str().unwrap_or(""),
+            d["differing_bytes"],
+            d["first_offsets"][0],
+            classes.join(", ")
+        );
+    }
+    let a = &report["attribution"];
+    if a["inherent"] == json!(true) {
+        eprintln!("  cause: inherent (differs with no variation)");
+    }
+    if let Some(c) = a["culprits"].as_array().filter(|c| !c.is_empty()) {
+        eprintln!(
+            "  cause: {}",
+            c.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if verdict != "reproducible" {
+        eprintln!("  details: {}", out_dir.join(REPORT_MD).display());
+    }
+}

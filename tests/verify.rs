@@ -1,0 +1,285 @@
+//! `hermetic verify` against the real engine: verdicts, explanations, culprits, the memo.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// Builds of this file run one fixture at a time: each verify already runs runners in
+/// parallel, and stale-run sweeps must not race with another test's runs.
+fn engine_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn verify(project: &Path, extra: &[&str], code: i32) -> Value {
+    let mut cmd = hermetic(project);
+    cmd.args(["--json", "verify", "--image", builder_image()])
+        .args(extra);
+    expect(&mut cmd, code).json()
+}
+
+/// Containers the engine created since `since` (unix seconds).
+fn containers_created_since(since: u64) -> usize {
+    let until = since.max(now()) + 1;
+    let out = Command::new("docker")
+        .args([
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+        ])
+        .output()
+        .expect("docker events");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+#[test]
+fn reproducible_fixture_is_verified_attested_and_memoised() {
+    let _serial = engine_lock();
+    let (key, public) = test_key();
+    let project = fixture("hello");
+    let key = key.to_str().expect("utf-8");
+    let v = verify(
+        project.path(),
+        &["--runners", "3", "--vary", "all", "--key", key],
+        0,
+    );
+    assert_eq!(v["verdict"], "reproducible", "{v}");
+    assert_eq!(v["memo"], false);
+    let runners = v["runners"].as_array().expect("runners");
+    assert_eq!(runners.len(), 3);
+    assert_eq!(runners[0]["variations"], serde_json::json!([]));
+    assert!(runners[1]["variations"].as_array().expect("vars").len() >= 10);
+    assert_ne!(
+        runners[1]["environment"]["build_path"],
+        runners[2]["environment"]["build_path"]
+    );
+    let dist = project.path().join("dist");
+    for f in [
+        "hello",
+        "SHA256SUMS",
+        "verify-report.json",
+        "verify-report.md",
+        "provenance.sigstore.json",
+    ] {
+        assert!(dist.join(f).is_file(), "{f} missing");
+    }
+    // The provenance records the runners and their variations, and verifies.
+    let prov: Value =
+        serde_json::from_slice(&std::fs::read(dist.join("provenance.intoto.json")).expect("prov"))
+            .expect("json");
+    let recorded = prov["predicate"]["buildDefinition"]["internalParameters"]["runners"]
+        .as_array()
+        .expect("runners in internalParameters");
+    assert_eq!(recorded.len(), 3);
+    assert_eq!(recorded[2]["variations"], runners[2]["variations"]);
+    let mut check = hermetic(&dist);
+    check
+        .args([
+            "verify-attestation",
+            "provenance.sigstore.json",
+            "--artifact",
+            "hello",
+            "--key",
+        ])
+        .arg(public);
+    expect(&mut check, 0);
+    let md = std::fs::read_to_string(dist.join("verify-report.md")).expect("md");
+    assert!(
+        md.contains("reproducible") && md.contains("runner-3"),
+        "{md}"
+    );
+
+    // Unchanged inputs: answered from the memo, without starting any container.
+    let since = now();
+    let again = verify(
+        project.path(),
+        &["--runners", "3", "--vary", "all", "--key", key],
+        0,
+    );
+    assert_eq!(again["memo"], true, "{again}");
+    assert_eq!(again["verdict"], "reproducible");
+    assert_eq!(
+        containers_created_since(since),
+        0,
+        "the memo hit started containers"
+    );
+
+    // A changed source is a new verdict; a damaged memo entry is ignored.
+    let main_rs = project.path().join("src/main.rs");
+    let text = std::fs::read_to_string(&main_rs).expect("main.rs");
+    std::fs::write(&main_rs, text.replace("42u32", "43u32")).expect("write");
+    let changed = verify(
+        project.path(),
+        &[
+            "--runners",
+            "2",
+            "--vary",
+            "tz",
+            "--no-sign",
+            "--no-explain",
+        ],
+        0,
+    );
+    assert_eq!(changed["memo"], false);
+    let memo_dir = shared_cache().join("verify");
+    for e in std::fs::read_dir(&memo_dir).expect("memo dir").flatten() {
+        std::fs::write(e.path(), b"{\"checksum\":\"0\",\"report\":\"{}\"}").expect("damage");
+    }
+    let mut cmd = hermetic(project.path());
+    cmd.args([
+        "verify",
+        "--image",
+        builder_image(),
+        "--runners",
+        "2",
+        "--vary",
+        "tz",
+        "--no-sign",
+    ]);
+    let out = expect(&mut cmd, 0);
+    assert!(
+        out.stderr.contains("damaged verify memo entry"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Verifies an unreproducible fixture and returns the report.
+fn mismatch(name: &str) -> Value {
+    let project = fixture(name);
+    let v = verify(project.path(), &["--runners", "2", "--no-sign"], 1);
+    assert_eq!(v["verdict"], "mismatch", "{v}");
+    assert!(project.path().join("dist/verify-report.md").is_file());
+    assert!(
+        !project.path().join("dist").join(name).exists(),
+        "a mismatch must not look like a release"
+    );
+    let d = &v["differences"][0];
+    assert_eq!(d["name"], name, "{v}");
+    assert_eq!(d["elf"], true);
+    assert!(
+        d["runs"]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .any(|r| r["section"] == ".rodata"),
+        "{d}"
+    );
+    v
+}
+
+fn classes(v: &Value) -> Vec<String> {
+    v["differences"][0]["classes"]
+        .as_array()
+        .expect("classes")
+        .iter()
+        .filter_map(|c| c.as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn embedded_build_path_is_explained_and_attributed() {
+    let _serial = engine_lock();
+    let v = mismatch("nd-path");
+    assert_eq!(classes(&v), ["build-path"], "{v}");
+    assert_eq!(
+        v["attribution"]["culprits"],
+        serde_json::json!(["build-path"]),
+        "{v}"
+    );
+    assert_eq!(v["attribution"]["inherent"], false);
+}
+
+#[test]
+fn hostname_is_explained_and_attributed() {
+    let _serial = engine_lock();
+    let v = mismatch("nd-host");
+    assert_eq!(classes(&v), ["hostname"], "{v}");
+    assert_eq!(
+        v["attribution"]["culprits"],
+        serde_json::json!(["hostname"]),
+        "{v}"
+    );
+}
+
+#[test]
+fn build_time_is_a_timestamp_and_inherent() {
+    let _serial = engine_lock();
+    let v = mismatch("nd-time");
+    assert_eq!(classes(&v), ["timestamp"], "{v}");
+    assert_eq!(v["attribution"]["inherent"], true, "{v}");
+    assert_eq!(v["attribution"]["culprits"], serde_json::json!([]));
+}
+
+#[test]
+fn hash_order_is_inherent() {
+    let _serial = engine_lock();
+    let v = mismatch("nd-hash");
+    assert_eq!(classes(&v), ["random-or-hash-order"], "{v}");
+    assert_eq!(v["attribution"]["inherent"], true, "{v}");
+}
+
+#[test]
+fn bad_verify_arguments_are_input_errors() {
+    let project = fixture("hello");
+    let v = verify(project.path(), &["--vary", "colour"], 2);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("colour"),
+        "{v}"
+    );
+    let v = verify(project.path(), &["--vary", "clock"], 2);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("libfaketime"),
+        "{v}"
+    );
+    let v = verify(project.path(), &["--runners", "1"], 2);
+    assert!(
+        v["error"]["fix"]
+            .as_str()
+            .expect("fix")
+            .contains("--runners 2"),
+        "{v}"
+    );
+}
+
+#[test]
+fn hermetic_verifies_itself() {
+    let _serial = engine_lock();
+    let v = verify(
+        &repo_root(),
+        &[
+            "--runners",
+            "3",
+            "--vary",
+            "all",
+            "--no-sign",
+            "--no-cache",
+            "--out",
+            "target/hermetic/self-verify",
+        ],
+        0,
+    );
+    assert_eq!(v["verdict"], "reproducible", "{v}");
+}
