@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Benchmark: `hermetic verify --runners 2` against two `hermetic build`s back to back on the
+# same inputs (vendor cache warm, image present), and the memo hit of an unchanged re-verify.
+# Target: verify is no slower than the two builds; the memo answers in under a second.
+#
+# Usage: bench/verify.sh [PROJECT_DIR]   (default: tests/fixtures/mixed, copied)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin hermetic
+hermetic=$root/target/release/hermetic
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+src=${1:-$root/tests/fixtures/mixed}
+cp -r "$src" "$work/p" && rm -rf "$work/p/target" "$work/p/dist"
+cd "$work/p"
+docker image inspect hermetic/builder:latest >/dev/null 2>&1 || "$hermetic" image bootstrap
+"$hermetic" vendor >/dev/null 2>&1
+secs() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
+b1=$(secs "$hermetic" build --no-sign --out "$work/d1")
+b2=$(secs "$hermetic" build --no-sign --out "$work/d2")
+v=$(secs "$hermetic" verify --runners 2 --no-sign --no-cache --out "$work/v")
+m=$(secs "$hermetic" verify --runners 2 --no-sign --out "$work/v")
+echo "project: $(basename "$src"), $(nproc) CPUs"
+echo "two hermetic builds back to back: ${b1} s + ${b2} s"
+echo "hermetic verify --runners 2:      ${v} s"
+echo "memo hit (unchanged inputs):      ${m} s"
+awk -v a="$b1" -v b="$b2" -v v="$v" -v m="$m" 'BEGIN {
+  printf "verify vs two builds: %+.1f%% (%s); memo: %s\n", (v - a - b) / (a + b) * 100,
+    (v <= a + b ? "no slower" : "SLOWER"), (m < 1 ? "under 1 s" : "OVER 1 s")
+}'
