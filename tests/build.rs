@@ -6,13 +6,6 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-/// Builds sweep stale runs at start; the tests that leave stale runs on purpose would race
-/// with that sweep, so engine tests of this file run one at a time.
-fn engine_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn build(project: &Path, extra: &[&str], code: i32) -> Run {
     let mut cmd = hermetic(project);
     cmd.args(["--json", "build", "--image", builder_image()])

@@ -7,13 +7,6 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-/// Builds of this file run one fixture at a time: each verify already runs runners in
-/// parallel, and stale-run sweeps must not race with another test's runs.
-fn engine_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn verify(project: &Path, extra: &[&str], code: i32) -> Value {
     let mut cmd = hermetic(project);
     cmd.args(["--json", "verify", "--image", builder_image()])

@@ -178,6 +178,19 @@ fn sections(data: &[u8]) -> Option<Vec<(String, u64, u64)>> {
     )
 }
 
+/// True if some window of `bytes` has `shape`, where `d` stands for any ASCII digit.
+fn has_shape(bytes: &[u8], shape: &str) -> bool {
+    bytes.windows(shape.len()).any(|w| {
+        w.iter().zip(shape.bytes()).all(|(&b, s)| {
+            if s == b'd' {
+                b.is_ascii_digit()
+            } else {
+                b == s
+            }
+        })
+    })
+}
+
 fn looks_like_time(text: &str) -> bool {
     let bytes = text.as_bytes();
     // A Unix time in seconds (2001..2065) as ten digits not part of a longer number...
@@ -200,26 +213,7 @@ fn looks_like_time(text: &str) -> bool {
         }
     }
     // ...or a date / time of day.
-    let has = |pat: &dyn Fn(&[u8]) -> bool, n: usize| bytes.windows(n).any(pat);
-    has(
-        &|w: &[u8]| {
-            w[0..4].iter().all(u8::is_ascii_digit)
-                && w[4] == b'-'
-                && w[5..7].iter().all(u8::is_ascii_digit)
-                && w[7] == b'-'
-                && w[8..10].iter().all(u8::is_ascii_digit)
-        },
-        10,
-    ) || has(
-        &|w: &[u8]| {
-            w[0..2].iter().all(u8::is_ascii_digit)
-                && w[2] == b':'
-                && w[3..5].iter().all(u8::is_ascii_digit)
-                && w[5] == b':'
-                && w[6..8].iter().all(u8::is_ascii_digit)
-        },
-        8,
-    )
+    has_shape(bytes, "dddd-dd-dd") || has_shape(bytes, "dd:dd:dd")
 }
 
 fn strings_class(texts: &[&str], r: &RunnerStrings) -> Option<Class> {

@@ -162,3 +162,10 @@ pub fn leftovers(run_id: &str) -> (usize, usize) {
         count(&["volume", "ls", "-q", "--filter", &filter]),
     )
 }
+
+/// Engine tests of one test binary run one at a time: builds sweep stale runs at start, and
+/// tests that leave stale runs on purpose (or run many builds at once) would race with that.
+pub fn engine_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
