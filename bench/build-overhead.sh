@@ -11,14 +11,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # Outside the repository: cargo would take the project for a member of this workspace.
 work=${BENCH_DIR:-${TMPDIR:-/tmp}/hermetic-bench-build}
 mkdir -p "$work"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin hermetic
-hermetic=$root/target/release/hermetic
-version=14.1.1
-if [ ! -f "$work/ripgrep-$version/Cargo.lock" ]; then
-  curl -sSfL -o "$work/ripgrep.crate" "https://static.crates.io/crates/ripgrep/ripgrep-$version.crate"
-  tar -xzf "$work/ripgrep.crate" -C "$work"
-fi
-project=$work/ripgrep-$version
+. "$root/bench/lib.sh"
+build_hermetic
+fetch_ripgrep "$work"
 cd "$project"
 
 docker image inspect hermetic/builder:latest >/dev/null 2>&1 || "$hermetic" image bootstrap

@@ -13,15 +13,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # Outside the repository: cargo would take the project for a member of this workspace.
 work=${BENCH_DIR:-${TMPDIR:-/tmp}/hermetic-bench-vendor}
 mkdir -p "$work"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin hermetic
-hermetic=$root/target/release/hermetic
+. "$root/bench/lib.sh"
+build_hermetic
 
-version=14.1.1
-if [ ! -f "$work/ripgrep-$version/Cargo.lock" ]; then
-  curl -sSfL -o "$work/ripgrep.crate" "https://static.crates.io/crates/ripgrep/ripgrep-$version.crate"
-  tar -xzf "$work/ripgrep.crate" -C "$work"
-fi
-project=$work/ripgrep-$version
+fetch_ripgrep "$work"
 export HERMETIC_CACHE=$work/cache
 
 # Median wall time in seconds of RUNS runs of a command (after one untimed warm-up).

@@ -6,8 +6,8 @@
 # Usage: bench/verify.sh [PROJECT_DIR]   (default: tests/fixtures/mixed, copied)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin hermetic
-hermetic=$root/target/release/hermetic
+. "$root/bench/lib.sh"
+build_hermetic
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 src=${1:-$root/tests/fixtures/mixed}

@@ -14,8 +14,24 @@ fn verify(project: &Path, extra: &[&str], code: i32) -> Value {
     expect(&mut cmd, code).json()
 }
 
-/// Containers the engine created since `since` (unix seconds).
-fn containers_created_since(since: u64) -> usize {
+/// Like `verify`, also returning the pid of the hermetic process (it labels its containers).
+fn verify_with_pid(project: &Path, extra: &[&str], code: i32) -> (Value, u32) {
+    let mut cmd = hermetic(project);
+    cmd.args(["--json", "verify", "--image", builder_image()])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn hermetic");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("hermetic");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    (serde_json::from_slice(&out.stdout).expect("json"), pid)
+}
+
+/// Containers the engine created since `since` (unix seconds) for the hermetic process
+/// `pid`: other engine users (another test run, say) do not count.
+fn containers_created_by(pid: u32, since: u64) -> usize {
     let until = since.max(now()) + 1;
     let out = Command::new("docker")
         .args([
@@ -28,9 +44,16 @@ fn containers_created_since(since: u64) -> usize {
             "type=container",
             "--filter",
             "event=create",
+            "--filter",
+            &format!("label=hermetic.pid={pid}"),
         ])
         .output()
         .expect("docker events");
+    assert!(
+        out.status.success(),
+        "docker events: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
@@ -47,9 +70,19 @@ fn reproducible_fixture_is_verified_attested_and_memoised() {
     let (key, public) = test_key();
     let project = fixture("hello");
     let key = key.to_str().expect("utf-8");
-    let v = verify(
+    let first_started = now();
+    // --no-cache: the shared cache may hold a verdict for these inputs from an earlier run.
+    let (v, first_pid) = verify_with_pid(
         project.path(),
-        &["--runners", "3", "--vary", "all", "--key", key],
+        &[
+            "--runners",
+            "3",
+            "--vary",
+            "all",
+            "--key",
+            key,
+            "--no-cache",
+        ],
         0,
     );
     assert_eq!(v["verdict"], "reproducible", "{v}");
@@ -98,9 +131,11 @@ fn reproducible_fixture_is_verified_attested_and_memoised() {
         "{md}"
     );
 
-    // Unchanged inputs: answered from the memo, without starting any container.
+    // Unchanged inputs: answered from the memo, without starting any container. (The probe
+    // does see the containers of a real verification.)
+    assert!(containers_created_by(first_pid, first_started) >= 3);
     let since = now();
-    let again = verify(
+    let (again, pid) = verify_with_pid(
         project.path(),
         &["--runners", "3", "--vary", "all", "--key", key],
         0,
@@ -108,7 +143,7 @@ fn reproducible_fixture_is_verified_attested_and_memoised() {
     assert_eq!(again["memo"], true, "{again}");
     assert_eq!(again["verdict"], "reproducible");
     assert_eq!(
-        containers_created_since(since),
+        containers_created_by(pid, since),
         0,
         "the memo hit started containers"
     );
@@ -116,7 +151,15 @@ fn reproducible_fixture_is_verified_attested_and_memoised() {
     // A changed source is a new verdict; a damaged memo entry is ignored.
     let main_rs = project.path().join("src/main.rs");
     let text = std::fs::read_to_string(&main_rs).expect("main.rs");
-    std::fs::write(&main_rs, text.replace("42u32", "43u32")).expect("write");
+    // A value no earlier run has seen, so that no memo entry can exist for it.
+    let fresh = format!(
+        "{}u32",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .subsec_nanos()
+    );
+    std::fs::write(&main_rs, text.replace("42u32", &fresh)).expect("write");
     let changed = verify(
         project.path(),
         &[
@@ -144,6 +187,7 @@ fn reproducible_fixture_is_verified_attested_and_memoised() {
         "--vary",
         "tz",
         "--no-sign",
+        "--no-explain",
     ]);
     let out = expect(&mut cmd, 0);
     assert!(

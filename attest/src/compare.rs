@@ -141,6 +141,23 @@ pub struct FileDiff {
     pub classes: Vec<Class>,
 }
 
+impl FileDiff {
+    /// The difference also appears between identical builds: what the bytes alone could
+    /// not classify is hash order or randomness.
+    pub fn mark_inherent(&mut self) {
+        for r in &mut self.runs {
+            if r.class == Class::Unknown {
+                r.class = Class::RandomOrHashOrder;
+            }
+        }
+        for c in &mut self.classes {
+            if *c == Class::Unknown {
+                *c = Class::RandomOrHashOrder;
+            }
+        }
+    }
+}
+
 pub const MAX_RUNS: usize = 12;
 const MERGE_GAP: usize = 8;
 
@@ -189,6 +206,14 @@ fn has_shape(bytes: &[u8], shape: &str) -> bool {
             }
         })
     })
+}
+
+/// Name of the section whose file range holds `offset`.
+fn section_at(sections: Option<&Vec<(String, u64, u64)>>, offset: usize) -> Option<String> {
+    sections?
+        .iter()
+        .find(|(_, off, size)| (*off..off + size).contains(&(offset as u64)))
+        .map(|(n, _, _)| n.clone())
 }
 
 fn looks_like_time(text: &str) -> bool {
@@ -276,15 +301,10 @@ fn leaks(a: &[u8], b: &[u8], other: &RunnerStrings) -> Vec<DiffRun> {
             continue;
         }
         let end = at + needle.len();
-        let section = secs.as_ref().and_then(|s| {
-            s.iter()
-                .find(|(_, off, size)| (*off..off + size).contains(&(at as u64)))
-                .map(|(n, _, _)| n.clone())
-        });
         out.push(DiffRun {
             offset: at as u64,
             len: needle.len() as u64,
-            section,
+            section: section_at(secs.as_ref(), at),
             reference_text: None,
             other_text: text_around(b, at, end),
             reference_hex: String::new(),
@@ -330,13 +350,17 @@ pub fn diff_files(
     let mut runs = leaks(&a, &b, other_strings);
     let mut classes: BTreeSet<Class> = runs.iter().map(|r| r.class).collect();
     // When sizes differ, everything after the first change is shifted: byte runs past it
-    // say little, the strings found above say more.
-    let keep = if a.len() != b.len() && !runs.is_empty() {
-        1
+    // say little, and the strings found above say more.
+    let shifted = a.len() != b.len() && !runs.is_empty();
+    let (keep, classify_all) = if shifted {
+        (1, false)
     } else {
-        MAX_RUNS
+        (MAX_RUNS, true)
     };
-    for &(start, end) in spans.iter().take(keep) {
+    for (i, &(start, end)) in spans.iter().enumerate() {
+        if i >= keep && !classify_all {
+            break;
+        }
         let ta = text_around(&a, start, end);
         let tb = text_around(&b, start, end);
         let texts: Vec<&str> = [ta.as_deref(), tb.as_deref()]
@@ -344,38 +368,23 @@ pub fn diff_files(
             .flatten()
             .collect();
         let class = classify(&texts, other_strings, reference_strings);
+        // Every run counts towards the classes; only the first few are shown.
         classes.insert(class);
-        let section = secs.as_ref().and_then(|s| {
-            s.iter()
-                .find(|(_, off, size)| (*off..off + size).contains(&(start as u64)))
-                .map(|(n, _, _)| n.clone())
-        });
+        if i >= keep {
+            continue;
+        }
         let hex_of =
             |d: &[u8]| hex::encode(&d[start.min(d.len())..end.min(d.len()).min(start + 32)]);
         runs.push(DiffRun {
             offset: start as u64,
             len: (end - start) as u64,
-            section,
+            section: section_at(secs.as_ref(), start),
             reference_text: ta,
             other_text: tb,
             reference_hex: hex_of(&a),
             other_hex: hex_of(&b),
             class,
         });
-    }
-    // Every class found in the runs we did not keep is still counted.
-    for &(start, end) in spans
-        .iter()
-        .skip(keep)
-        .take(if keep == 1 { 0 } else { usize::MAX })
-    {
-        let ta = text_around(&a, start, end);
-        let tb = text_around(&b, start, end);
-        let texts: Vec<&str> = [ta.as_deref(), tb.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect();
-        classes.insert(classify(&texts, other_strings, reference_strings));
     }
     let mut classes: Vec<Class> = classes.into_iter().collect();
     if classes.len() > 1 {

@@ -9,6 +9,8 @@
 //! - [`keys`], [`dsse`], [`bundle`]: cosign-compatible keys, DSSE envelopes and sigstore
 //!   bundles v0.3 (key-based, offline);
 //! - [`verify`]: checks a bundle against a public key and an artifact;
+//! - [`compare`], [`report`]: outputs of several runners compared, differences explained,
+//!   and the report of `hermetic verify`;
 //! - [`documents`]: writes (and signs) the whole set into an output directory.
 
 pub mod archive;
@@ -21,6 +23,7 @@ mod error;
 pub mod keys;
 pub mod provenance;
 pub mod record;
+pub mod report;
 pub mod sbom;
 pub mod statement;
 pub mod time;

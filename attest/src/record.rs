@@ -88,10 +88,6 @@ pub struct ImageRef {
 }
 
 impl ImageRef {
-    pub fn rustc_line(&self) -> Option<&str> {
-        self.toolchain.as_deref()?.lines().next()
-    }
-
     pub fn rustc_release(&self) -> Option<&str> {
         self.toolchain
             .as_deref()?

@@ -36,7 +36,7 @@ fn package(name: &str, version: &str, member: bool, deps: &[(&str, &str)]) -> Pa
                 url: "https://github.com/rust-lang/crates.io-index".into(),
             }
         },
-        checksum: (!member).then(|| crate::verify::sha256_hex(name.as_bytes())),
+        checksum: (!member).then(|| hermetic_deps::hash::sha256_hex(name.as_bytes())),
         license: Some("MIT/Apache-2.0".into()),
         license_file: None,
         build_script: name == "anyhow",
@@ -80,7 +80,7 @@ pub(crate) fn record() -> BuildRecord {
         archive: "app-0.1.0-x86_64-unknown-linux-gnu.tar.gz".into(),
         artifacts: vec![FileDigest {
             name: "app".into(),
-            sha256: crate::verify::sha256_hex(b"binary"),
+            sha256: hermetic_deps::hash::sha256_hex(b"binary"),
             size: 6,
         }],
         source: SourceRef {

@@ -8,8 +8,8 @@ use crate::keys::PublicKey;
 use crate::statement::{PAYLOAD_TYPE, SLSA_PROVENANCE_V1, STATEMENT_V1, Statement};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use hermetic_deps::hash::{is_sha256_hex, sha256_hex};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// Why a bundle does not verify. `code()` is stable, for scripts and reports.
@@ -47,6 +47,8 @@ pub enum Failure {
     Statement(String),
     #[error("the artifact's sha256 {sha256} is not a subject of the statement")]
     NotASubject { sha256: String },
+    #[error("the file's sha256 {actual} is not the {recorded} that the build recorded")]
+    ChangedSinceBuild { actual: String, recorded: String },
 }
 
 impl Failure {
@@ -67,6 +69,7 @@ impl Failure {
             Failure::PayloadType(_) => "payload-type",
             Failure::Statement(_) => "statement-shape",
             Failure::NotASubject { .. } => "artifact-not-a-subject",
+            Failure::ChangedSinceBuild { .. } => "artifact-changed-since-build",
         }
     }
 
@@ -80,6 +83,9 @@ impl Failure {
                 "this artifact is not the one that was signed: do not trust it"
             }
             Failure::NoKeyHint => "keyless bundles are verified with cosign and a trust root",
+            Failure::ChangedSinceBuild { .. } => {
+                "the file was changed after the build: rebuild, or restore the file it produced"
+            }
             _ => "the document was altered or damaged after signing: do not trust it",
         }
     }
@@ -236,12 +242,6 @@ pub fn verify_bundle(
     }
 }
 
-fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 /// Checks the statement's shape: type, subjects with well-formed digests, a predicate type
 /// and an object predicate; for SLSA provenance, its required fields.
 pub fn check_statement(payload: &[u8]) -> std::result::Result<Statement, Failure> {
@@ -302,9 +302,4 @@ pub fn check_statement(payload: &[u8]) -> std::result::Result<Statement, Failure
         }
     }
     Ok(statement)
-}
-
-/// Digest of bytes as lowercase hex, for callers comparing subjects.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
 }

@@ -10,27 +10,30 @@ pub struct Spinner {
 
 impl Spinner {
     pub fn new(json: bool) -> Spinner {
-        let bar = (!json && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}") {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Spinner { bar }
+        Self::make(
+            json,
+            "{spinner} {elapsed:>4} {msg}",
+            ProgressBar::new_spinner,
+        )
     }
 
     /// A line of its own in `multi`, named `prefix` (one per runner of `verify`).
     pub fn attached(multi: &indicatif::MultiProgress, json: bool, prefix: &str) -> Spinner {
+        let s = Self::make(json, "{spinner} {prefix:>24} {elapsed:>4} {msg}", || {
+            multi.add(ProgressBar::new_spinner())
+        });
+        if let Some(bar) = &s.bar {
+            bar.set_prefix(prefix.to_string());
+        }
+        s
+    }
+
+    fn make(json: bool, template: &str, new: impl FnOnce() -> ProgressBar) -> Spinner {
         let bar = (!json && std::io::stderr().is_terminal()).then(|| {
-            let bar = multi.add(ProgressBar::new_spinner());
-            if let Ok(style) =
-                ProgressStyle::with_template("{spinner} {prefix:>24} {elapsed:>4} {msg}")
-            {
+            let bar = new();
+            if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style);
             }
-            bar.set_prefix(prefix.to_string());
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });

@@ -205,13 +205,7 @@ pub async fn build_project(
     let files = source_files(&workspace, std::slice::from_ref(&out))?;
     let (epoch, epoch_origin) = source_date_epoch(&workspace, &files);
     let hermetic_dir = workspace.join("target").join("hermetic");
-    let staging = out.with_file_name(format!(
-        ".{}.partial-{}",
-        out.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        run.0
-    ));
+    let staging = staging_for(&out, run);
     let cpuset = env.cpuset.clone();
     let mut cargo_args = Vec::new();
     if let Some(f) = &args.features {
@@ -386,6 +380,18 @@ pub async fn build_project(
     };
     replace_dir(&staging, &out)?;
     Ok(built)
+}
+
+/// Where an output directory is assembled before it is renamed into place: a hidden
+/// sibling named after the run, so that nothing half-written looks like an output.
+pub(crate) fn staging_for(out: &Path, run: &RunId) -> PathBuf {
+    out.with_file_name(format!(
+        ".{}.partial-{}",
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        run.0
+    ))
 }
 
 pub(crate) fn replace_dir(staging: &Path, out: &Path) -> Result<(), Failure> {

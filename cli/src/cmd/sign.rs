@@ -18,16 +18,10 @@ pub fn default_key_path() -> PathBuf {
     if let Some(p) = std::env::var_os("HERMETIC_KEY") {
         return PathBuf::from(p);
     }
-    dirs_config().join("hermetic").join("cosign.key")
-}
-
-fn dirs_config() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
-        return PathBuf::from(x);
-    }
-    std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".config"))
+    dirs::config_dir()
         .unwrap_or_else(|| PathBuf::from(".config"))
+        .join("hermetic")
+        .join("cosign.key")
 }
 
 fn password_for(path: &Path, confirm: bool) -> Result<zeroize::Zeroizing<String>, Failure> {
@@ -282,13 +276,13 @@ pub struct AttestArgs {
     pub tlog_upload: bool,
 }
 
-/// Writes the documents of `dir` from its record and signs them with `key`.
+/// Writes the documents of `dir` from its record and signs them with `key`. The artifacts
+/// must be the recorded ones: just built, or checked with `documents::check_artifacts`.
 pub fn attest_dir(
     dir: &Path,
     rec: &BuildRecord,
     key: Option<&SigningKey>,
 ) -> Result<Vec<String>, Failure> {
-    documents::check_artifacts(dir, rec)?;
     let mut written = documents::write_unsigned(dir, rec)?;
     // A stale signature must not survive beside a re-written document.
     for f in documents::signature_files(rec) {
@@ -311,6 +305,8 @@ pub fn attest(args: &AttestArgs, out: &Output) -> Result<Code, Failure> {
         ));
     }
     let rec = BuildRecord::read(&record_path)?;
+    // Never vouch for a file that is not what the build produced.
+    documents::check_artifacts(&args.dist, &rec)?;
     let key = signing_key(args.key.as_deref(), &|n| eprintln!("{n}"))?;
     let written = attest_dir(&args.dist, &rec, Some(&key))?;
     if out.json {

@@ -4,13 +4,16 @@
 use crate::cmd::build::{self, Built, build_project};
 use crate::exit::{Code, Failure, Output};
 use crate::progress::Spinner;
-use hermetic_attest::compare::{self, Class, FileDiff, FileVerdict, RunnerOutputs, RunnerStrings};
+use hermetic_attest::compare::{self, FileDiff, RunnerOutputs, RunnerStrings};
 use hermetic_attest::record::{RECORD, VerifiedRunner};
+use hermetic_attest::report::{
+    Attribution, Probe, RunnerReport, Unsupported, Verdict, VerifyReport,
+};
 use hermetic_sandbox::build::{BuildEnv, source_files};
 use hermetic_sandbox::engine::Engine;
 use hermetic_sandbox::run::RunId;
 use hermetic_sandbox::vary;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -97,6 +100,8 @@ fn inputs_digest(
         "runners": args.runners,
         "variations": variations,
         "features": args.build.features,
+        // A report made without attribution must not answer a run that asks for it.
+        "explain": !args.no_explain,
     });
     Ok(hex::encode(Sha256::digest(doc.to_string())))
 }
@@ -109,17 +114,17 @@ fn memo_path(key: &str) -> PathBuf {
 }
 
 /// A memo entry is `{checksum, report}`; a damaged one is ignored (and removed).
-fn memo_read(key: &str) -> Result<Option<Value>, String> {
+fn memo_read(key: &str) -> Result<Option<VerifyReport>, String> {
     let path = memo_path(key);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
-    let parsed: Option<Value> = serde_json::from_str(&text).ok();
+    let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
     let valid = parsed.as_ref().and_then(|v| {
         let report = v.get("report")?.as_str()?;
         let sum = v.get("checksum")?.as_str()?;
         (hex::encode(Sha256::digest(report)) == sum)
-            .then(|| serde_json::from_str::<Value>(report).ok())
+            .then(|| serde_json::from_str::<VerifyReport>(report).ok())
             .flatten()
     });
     match valid {
@@ -134,9 +139,9 @@ fn memo_read(key: &str) -> Result<Option<Value>, String> {
     }
 }
 
-fn memo_write(key: &str, report: &Value) {
+fn memo_write(key: &str, report: &VerifyReport) {
     let path = memo_path(key);
-    let text = report.to_string();
+    let text = serde_json::to_string(report).unwrap_or_default();
     let entry = json!({ "checksum": hex::encode(Sha256::digest(&text)), "report": text });
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -144,49 +149,60 @@ fn memo_write(key: &str, report: &Value) {
     let _ = hermetic_attest::documents::write_atomic(&path, entry.to_string().as_bytes());
 }
 
-/// Builds every runner, at most `parallel` at a time. Results in runner order.
-async fn build_all(
-    args: &Args,
-    vendored: &hermetic_deps::VendorOutcome,
-    runners: &[Runner],
-    work: &Path,
+/// What every build of one verification shares: the arguments, the vendored tree, how many
+/// builds may run at once and where progress goes.
+struct Fleet<'a> {
+    args: &'a Args,
+    vendored: &'a hermetic_deps::VendorOutcome,
     parallel: usize,
     json_out: bool,
-    multi: &indicatif::MultiProgress,
-) -> Vec<Result<Built, Failure>> {
-    let sem = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
-    let futures = runners.iter().map(|r| {
-        let sem = sem.clone();
-        let mut bargs = args.build.clone();
-        bargs.out = work.join(&r.name);
-        bargs.no_sign = true;
-        bargs.key = None;
-        let spinner = Spinner::attached(multi, json_out, &r.name);
-        async move {
-            spinner.stage("waiting for a slot");
-            let _permit = sem.acquire().await;
-            let built = build_project(
-                &bargs,
-                vendored,
-                &spinner,
-                &RunId::new(),
-                r.env.clone(),
-                &r.name,
-                &r.variations,
-                false,
-            )
-            .await;
-            match &built {
-                Ok(_) => spinner.done("built"),
-                Err(e) => spinner.done(&format!("failed: {}", e.message)),
+    multi: &'a indicatif::MultiProgress,
+}
+
+impl Fleet<'_> {
+    /// Builds every runner into `work/NAME`, at most `parallel` at a time; results in
+    /// runner order.
+    async fn build(&self, runners: &[Runner], work: &Path) -> Vec<Result<Built, Failure>> {
+        let sem = Arc::new(tokio::sync::Semaphore::new(self.parallel.max(1)));
+        let futures = runners.iter().map(|r| {
+            let sem = sem.clone();
+            let mut bargs = self.args.build.clone();
+            bargs.out = work.join(&r.name);
+            // Runners are compared, not released: only the verified result is signed.
+            bargs.no_sign = true;
+            bargs.key = None;
+            let spinner = Spinner::attached(self.multi, self.json_out, &r.name);
+            async move {
+                spinner.stage("waiting for a slot");
+                let _permit = sem.acquire().await;
+                let built = build_project(
+                    &bargs,
+                    self.vendored,
+                    &spinner,
+                    &RunId::new(),
+                    r.env.clone(),
+                    &r.name,
+                    &r.variations,
+                    false,
+                )
+                .await;
+                match &built {
+                    Ok(_) => spinner.done("built"),
+                    Err(e) => spinner.done(&format!("failed: {}", e.message)),
+                }
+                built.map_err(|mut e| {
+                    e.message = format!("{}: {}", r.name, e.message);
+                    e
+                })
             }
-            built.map_err(|mut e| {
-                e.message = format!("{}: {}", r.name, e.message);
-                e
-            })
-        }
-    });
-    futures_util::future::join_all(futures).await
+        });
+        futures_util::future::join_all(futures).await
+    }
+
+    /// Builds all runners; the first failure fails the verification.
+    async fn build_ok(&self, runners: &[Runner], work: &Path) -> Result<Vec<Built>, Failure> {
+        self.build(runners, work).await.into_iter().collect()
+    }
 }
 
 fn outputs(name: &str, b: &Built) -> RunnerOutputs {
@@ -263,14 +279,9 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         match memo_read(&inputs) {
             Ok(Some(mut report)) => {
                 main.done("answered from the memo");
-                report["memo"] = json!(true);
-                let reproducible = report["verdict"] == "reproducible";
-                emit(out, &report, &out_dir, true);
-                return Ok(if reproducible {
-                    Code::Success
-                } else {
-                    Code::CheckFailed
-                });
+                report.memo = true;
+                emit(out, &report, &out_dir);
+                return Ok(exit_code(&report));
             }
             Ok(None) => {}
             Err(warning) => main.println(&format!("warning: {warning}")),
@@ -301,15 +312,15 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         "building on {} runners, {parallel} at a time",
         args.runners
     ));
+    let fleet = Fleet {
+        args: &args,
+        vendored: &vendored,
+        parallel,
+        json_out: out.json,
+        multi: &multi,
+    };
     let started = std::time::Instant::now();
-    let results = build_all(
-        &args, &vendored, &runners, &work, parallel, out.json, &multi,
-    )
-    .await;
-    let mut built = vec![];
-    for r in results {
-        built.push(r?);
-    }
+    let built = fleet.build_ok(&runners, &work).await?;
     let build_secs = started.elapsed().as_secs_f64();
     let outs: Vec<RunnerOutputs> = runners
         .iter()
@@ -320,7 +331,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     let reproducible = files.iter().all(|f| f.same);
 
     let mut differences: Vec<FileDiff> = vec![];
-    let mut attribution = Value::Null;
+    let mut attribution = None;
     if !reproducible {
         main.stage("explaining the differences");
         for (k, b) in built.iter().enumerate().skip(1) {
@@ -337,59 +348,55 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             }
         }
         if !args.no_explain {
-            attribution = attribute(
-                &args, &vendored, &runners, &built, &work, parallel, out.json, &multi,
-            )
-            .await?;
-            if attribution["inherent"] == json!(true) {
-                for d in &mut differences {
-                    for r in &mut d.runs {
-                        if r.class == Class::Unknown {
-                            r.class = Class::RandomOrHashOrder;
-                        }
-                    }
-                    for c in &mut d.classes {
-                        if *c == Class::Unknown {
-                            *c = Class::RandomOrHashOrder;
-                        }
-                    }
-                }
+            attribution = attribute(&fleet, &runners, &built, &work).await?;
+            if attribution.as_ref().is_some_and(|a| a.inherent) {
+                differences.iter_mut().for_each(FileDiff::mark_inherent);
             }
         }
     }
 
-    let report = json!({
-        "verdict": if reproducible { "reproducible" } else { "mismatch" },
-        "inputs_digest": inputs,
-        "image": image_id,
-        "runners": runners.iter().zip(&built).map(|(r, b)| json!({
-            "runner": r.name,
-            "engine": engine.host,
-            "variations": r.variations,
-            "environment": r.env,
-            "artifacts": b.artifacts,
-        })).collect::<Vec<_>>(),
-        "unsupported_variations": vary::UNSUPPORTED.iter().map(|(n, why)| json!({"name": n, "why": why})).collect::<Vec<_>>(),
-        "files": files,
-        "differences": differences,
-        "attribution": attribution,
-        "build_seconds": (build_secs * 10.0).round() / 10.0,
-        "memo": false,
-    });
+    let report = VerifyReport {
+        verdict: if reproducible {
+            Verdict::Reproducible
+        } else {
+            Verdict::Mismatch
+        },
+        inputs_digest: inputs.clone(),
+        image: image_id,
+        runners: runners
+            .iter()
+            .zip(&built)
+            .map(|(r, b)| RunnerReport {
+                runner: r.name.clone(),
+                engine: engine.host.clone(),
+                variations: r.variations.clone(),
+                environment: serde_json::to_value(&r.env).unwrap_or_default(),
+                artifacts: b.artifacts.clone(),
+            })
+            .collect(),
+        unsupported_variations: vary::UNSUPPORTED
+            .iter()
+            .map(|(n, why)| Unsupported {
+                name: n.to_string(),
+                why: why.to_string(),
+            })
+            .collect(),
+        files,
+        differences,
+        attribution,
+        build_seconds: (build_secs * 10.0).round() / 10.0,
+        memo: false,
+    };
 
     // The output directory: a release (outputs, documents, reports) only when reproducible.
-    let staging = out_dir.with_file_name(format!(
-        ".{}.partial-{}",
-        out_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        run.0
-    ));
+    let staging = build::staging_for(&out_dir, &run);
     let _ = std::fs::remove_dir_all(&staging);
     let write = || -> Result<(), Failure> {
         if reproducible {
-            copy_dir(&built[0].out, &staging)?;
+            // The reference's outputs become the release; a copy only across file systems.
+            if std::fs::rename(&built[0].out, &staging).is_err() {
+                copy_dir(&built[0].out, &staging)?;
+            }
             let mut rec = built[0].record.clone();
             rec.verified_by = runners
                 .iter()
@@ -407,7 +414,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
                 .map_err(|e| Failure::io(&staging.display().to_string(), e))?;
         }
         if args.diffoscope && !reproducible {
-            attach_diffoscope(&staging, &built, &differences, &main);
+            attach_diffoscope(&staging, &built, &report.differences, &main);
         }
         write_reports(&staging, &report)?;
         build::replace_dir(&staging, &out_dir)
@@ -426,54 +433,43 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     } else {
         "MISMATCH"
     });
-    emit(out, &report, &out_dir, false);
-    Ok(if reproducible {
+    emit(out, &report, &out_dir);
+    Ok(exit_code(&report))
+}
+
+fn exit_code(report: &VerifyReport) -> Code {
+    if report.reproducible() {
         Code::Success
     } else {
         Code::CheckFailed
-    })
+    }
 }
 
 /// Rebuilds to name the cause: the reference again (inherent nondeterminism), then each
 /// variation of the first differing runner alone.
-#[allow(clippy::too_many_arguments)]
 async fn attribute(
-    args: &Args,
-    vendored: &hermetic_deps::VendorOutcome,
+    fleet: &Fleet<'_>,
     runners: &[Runner],
     built: &[Built],
     work: &Path,
-    parallel: usize,
-    json_out: bool,
-    multi: &indicatif::MultiProgress,
-) -> Result<Value, Failure> {
+) -> Result<Option<Attribution>, Failure> {
     let Some(k) = (1..built.len()).find(|&k| !differing(&built[0], &built[k]).is_empty()) else {
-        return Ok(Value::Null);
+        return Ok(None);
     };
     let target = &runners[k];
-    let k_index = k + 1;
+    let explain_dir = work.join("explain");
     // First the reference again: if identical builds differ, no variation can be blamed.
     let again = Runner {
         name: "explain-reference-again".into(),
         env: BuildEnv::default(),
         variations: vec![],
     };
-    let explain_dir = work.join("explain");
-    let first = build_all(
-        args,
-        vendored,
-        std::slice::from_ref(&again),
-        &explain_dir,
-        1,
-        json_out,
-        multi,
-    )
-    .await;
-    let mut inherent = false;
-    for r in first {
-        inherent = !differing(&built[0], &r?).is_empty();
-    }
-    let mut culprits = vec![];
+    let again = fleet
+        .build_ok(std::slice::from_ref(&again), &explain_dir)
+        .await?;
+    let inherent = again
+        .first()
+        .is_some_and(|b| !differing(&built[0], b).is_empty());
     let mut tested = vec![];
     if !inherent {
         let probes: Vec<Runner> = target
@@ -481,35 +477,30 @@ async fn attribute(
             .iter()
             .map(|v| Runner {
                 name: format!("explain-{v}"),
-                env: vary::env_for(std::slice::from_ref(v), k_index),
+                // Runner k's own value of the variation: the one that showed the difference.
+                env: vary::env_for(std::slice::from_ref(v), k + 1),
                 variations: vec![v.clone()],
             })
             .collect();
-        let results = build_all(
-            args,
-            vendored,
-            &probes,
-            &explain_dir,
-            parallel,
-            json_out,
-            multi,
-        )
-        .await;
-        for (p, r) in probes.iter().zip(results) {
-            let diff = differing(&built[0], &r?);
-            tested.push(
-                json!({ "variation": p.variations[0], "differs": !diff.is_empty(), "files": diff }),
-            );
-            if !diff.is_empty() {
-                culprits.push(p.variations[0].clone());
-            }
+        let rebuilt = fleet.build_ok(&probes, &explain_dir).await?;
+        for (p, b) in probes.iter().zip(&rebuilt) {
+            let files = differing(&built[0], b);
+            tested.push(Probe {
+                variation: p.variations[0].clone(),
+                differs: !files.is_empty(),
+                files,
+            });
         }
     }
-    Ok(json!({
-        "against": target.name,
-        "inherent": inherent,
-        "culprits": culprits,
-        "tested": tested,
+    Ok(Some(Attribution {
+        against: target.name.clone(),
+        inherent,
+        culprits: tested
+            .iter()
+            .filter(|p| p.differs)
+            .map(|p| p.variation.clone())
+            .collect(),
+        tested,
     }))
 }
 
@@ -551,189 +542,43 @@ fn attach_diffoscope(dir: &Path, built: &[Built], diffs: &[FileDiff], main: &Spi
     }
 }
 
-fn write_reports(dir: &Path, report: &Value) -> Result<(), Failure> {
-    let json = serde_json::to_vec_pretty(report).unwrap_or_default();
+fn write_reports(dir: &Path, report: &VerifyReport) -> Result<(), Failure> {
+    let json = hermetic_attest::statement::to_pretty(report);
     hermetic_attest::documents::write_atomic(&dir.join(REPORT_JSON), &json)?;
-    hermetic_attest::documents::write_atomic(&dir.join(REPORT_MD), markdown(report).as_bytes())?;
+    hermetic_attest::documents::write_atomic(&dir.join(REPORT_MD), report.markdown().as_bytes())?;
     Ok(())
 }
 
-/// The report as Markdown, fit for a CI step summary.
-pub fn markdown(r: &Value) -> String {
-    let mut s = String::new();
-    let verdict = r["verdict"].as_str().unwrap_or("?");
-    s.push_str(&format!(
-        "# hermetic verify: {}\n\n",
-        if verdict == "reproducible" {
-            "✅ reproducible"
-        } else {
-            "❌ mismatch"
-        }
-    ));
-    s.push_str(&format!(
-        "Inputs digest `{}`, builder image `{}`.\n\n",
-        r["inputs_digest"].as_str().unwrap_or(""),
-        r["image"].as_str().unwrap_or("")
-    ));
-    s.push_str("| runner | variations |\n|---|---|\n");
-    for run in r["runners"].as_array().into_iter().flatten() {
-        let vars: Vec<&str> = run["variations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        s.push_str(&format!(
-            "| {} | {} |\n",
-            run["runner"].as_str().unwrap_or(""),
-            if vars.is_empty() {
-                "none (reference)".to_string()
-            } else {
-                vars.join(", ")
-            }
-        ));
-    }
-    s.push_str("\n| file | result |\n|---|---|\n");
-    for f in r["files"].as_array().into_iter().flatten() {
-        let f: FileVerdict = match serde_json::from_value(f.clone()) {
-            Ok(f) => f,
-            Err(_) => continue,
-        };
-        s.push_str(&format!(
-            "| `{}` | {} |\n",
-            f.name,
-            if f.same {
-                format!(
-                    "same `{}`",
-                    f.sha256[0].as_deref().unwrap_or("").get(..16).unwrap_or("")
-                )
-            } else {
-                "**differs**".into()
-            }
-        ));
-    }
-    for d in r["differences"].as_array().into_iter().flatten() {
-        let Ok(d) = serde_json::from_value::<FileDiff>(d.clone()) else {
-            continue;
-        };
-        s.push_str(&format!(
-            "\n## `{}`: {} vs {}\n\n{} bytes vs {} bytes, {} differing bytes, first at offsets {:?}{}.\n\n",
-            d.name, d.reference_runner, d.other_runner, d.reference_size, d.other_size, d.differing_bytes,
-            d.first_offsets.iter().take(4).collect::<Vec<_>>(),
-            if d.elf { " (ELF)" } else { "" }
-        ));
-        for c in &d.classes {
-            s.push_str(&format!(
-                "- **{}**: {}\n",
-                serde_json::to_value(c)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                c.hint()
-            ));
-        }
-        for run in d.runs.iter().take(5) {
-            s.push_str(&format!(
-                "\n- offset {} ({} bytes){}:\n",
-                run.offset,
-                run.len,
-                run.section
-                    .as_deref()
-                    .map(|x| format!(" in section `{x}`"))
-                    .unwrap_or_default()
-            ));
-            match (&run.reference_text, &run.other_text) {
-                (Some(a), Some(b)) => s.push_str(&format!("  ```text\n  - {a}\n  + {b}\n  ```\n")),
-                (None, Some(b)) => s.push_str(&format!("  ```text\n  + {b}\n  ```\n")),
-                _ => s.push_str(&format!(
-                    "  `{}` vs `{}`\n",
-                    run.reference_hex, run.other_hex
-                )),
-            }
-        }
-    }
-    let a = &r["attribution"];
-    if !a.is_null() {
-        s.push_str("\n## Cause\n\n");
-        if a["inherent"] == json!(true) {
-            s.push_str("The outputs differ between two builds with **no variation at all**: the nondeterminism is inherent (time, randomness or hash order), not caused by the environment.\n");
-        }
-        let culprits: Vec<&str> = a["culprits"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        if !culprits.is_empty() {
-            s.push_str(&format!(
-                "Rebuilt with one variation at a time: **{}** alone changes the outputs.\n",
-                culprits.join(", ")
-            ));
-        } else if a["inherent"] != json!(true) {
-            s.push_str(
-                "No single variation reproduces the difference alone: a combination causes it.\n",
-            );
-        }
-    }
-    if r["memo"] == json!(true) {
-        s.push_str("\n_Answered from the memo: no build ran._\n");
-    }
-    s
-}
-
-fn emit(out: &Output, report: &Value, out_dir: &Path, memo: bool) {
+fn emit(out: &Output, report: &VerifyReport, out_dir: &Path) {
     if out.json {
-        let mut r = report.clone();
-        r["status"] = json!(if r["verdict"] == "reproducible" {
+        let mut r = serde_json::to_value(report).unwrap_or_default();
+        r["status"] = json!(if report.reproducible() {
             "ok"
         } else {
             "mismatch"
         });
-        r["exit_code"] = json!(if r["verdict"] == "reproducible" { 0 } else { 1 });
+        r["exit_code"] = json!(exit_code(report) as u8);
         r["out"] = json!(out_dir);
         out.emit(&r);
         return;
     }
-    let verdict = report["verdict"].as_str().unwrap_or("?");
-    let n = report["runners"].as_array().map(Vec::len).unwrap_or(0);
-    if memo {
+    let verdict = if report.reproducible() {
+        "reproducible"
+    } else {
+        "mismatch"
+    };
+    let n = report.runners.len();
+    if report.memo {
         eprintln!(
             "{verdict} on {n} runners (from the memo for these inputs: no build ran; --no-cache rebuilds)"
         );
         return;
     }
     eprintln!("{verdict} on {n} runners → {}", out_dir.display());
-    for d in report["differences"].as_array().into_iter().flatten() {
-        let classes: Vec<String> = d["classes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.as_str().map(String::from))
-            .collect();
-        eprintln!(
-            "  {} differs ({} vs {}): {} bytes at offsets {}…; {}",
-            d["name"].as_str().unwrap_or(""),
-            d["reference_runner"].as_str().unwrap_or(""),
-            d["other_runner"].as_str().unwrap_or(""),
-            d["differing_bytes"],
-            d["first_offsets"][0],
-            classes.join(", ")
-        );
+    for line in report.summary_lines() {
+        eprintln!("  {line}");
     }
-    let a = &report["attribution"];
-    if a["inherent"] == json!(true) {
-        eprintln!("  cause: inherent (differs with no variation)");
-    }
-    if let Some(c) = a["culprits"].as_array().filter(|c| !c.is_empty()) {
-        eprintln!(
-            "  cause: {}",
-            c.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    if verdict != "reproducible" {
+    if !report.reproducible() {
         eprintln!("  details: {}", out_dir.join(REPORT_MD).display());
     }
 }

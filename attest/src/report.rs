@@ -1,0 +1,262 @@
+//! The report of `hermetic verify`: typed, written as JSON and as Markdown (fit for a CI
+//! step summary).
+
+use crate::compare::{Class, FileDiff, FileVerdict};
+use crate::digest::FileDigest;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Reproducible,
+    Mismatch,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunnerReport {
+    pub runner: String,
+    pub engine: String,
+    /// Names of the variations applied (none for the reference).
+    pub variations: Vec<String>,
+    /// The environment it built in.
+    pub environment: serde_json::Value,
+    pub artifacts: Vec<FileDigest>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unsupported {
+    pub name: String,
+    pub why: String,
+}
+
+/// One single-variation rebuild of the attribution.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Probe {
+    pub variation: String,
+    pub differs: bool,
+    pub files: Vec<String>,
+}
+
+/// What rebuilding with one variation at a time found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attribution {
+    /// The varied runner whose variations were tried one at a time.
+    pub against: String,
+    /// The reference rebuilt with no variation already differs.
+    pub inherent: bool,
+    pub culprits: Vec<String>,
+    pub tested: Vec<Probe>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub verdict: Verdict,
+    /// Digest of every input the verdict depends on (the memo key).
+    pub inputs_digest: String,
+    /// Content digest of the builder image.
+    pub image: String,
+    pub runners: Vec<RunnerReport>,
+    pub unsupported_variations: Vec<Unsupported>,
+    pub files: Vec<FileVerdict>,
+    pub differences: Vec<FileDiff>,
+    pub attribution: Option<Attribution>,
+    pub build_seconds: f64,
+    /// Answered from the memo, without building.
+    pub memo: bool,
+}
+
+fn class_name(c: Class) -> String {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+impl VerifyReport {
+    pub fn reproducible(&self) -> bool {
+        self.verdict == Verdict::Reproducible
+    }
+
+    /// One line per differing file and the cause, for the terminal.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let mut out = vec![];
+        for d in &self.differences {
+            let classes: Vec<String> = d.classes.iter().map(|c| class_name(*c)).collect();
+            out.push(format!(
+                "{} differs ({} vs {}): {} bytes, first at offset {}; {}",
+                d.name,
+                d.reference_runner,
+                d.other_runner,
+                d.differing_bytes,
+                d.first_offsets.first().copied().unwrap_or(0),
+                classes.join(", ")
+            ));
+        }
+        if let Some(a) = &self.attribution {
+            if a.inherent {
+                out.push("cause: inherent (differs with no variation)".into());
+            }
+            if !a.culprits.is_empty() {
+                out.push(format!("cause: {}", a.culprits.join(", ")));
+            }
+        }
+        out
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "# hermetic verify: {}\n\nInputs digest `{}`, builder image `{}`.\n\n",
+            if self.reproducible() {
+                "✅ reproducible"
+            } else {
+                "❌ mismatch"
+            },
+            self.inputs_digest,
+            self.image
+        );
+        s.push_str("| runner | variations |\n|---|---|\n");
+        for r in &self.runners {
+            let vars = if r.variations.is_empty() {
+                "none (reference)".to_string()
+            } else {
+                r.variations.join(", ")
+            };
+            s.push_str(&format!("| {} | {vars} |\n", r.runner));
+        }
+        s.push_str("\n| file | result |\n|---|---|\n");
+        for f in &self.files {
+            let result = if f.same {
+                let sha = f.sha256.first().cloned().flatten().unwrap_or_default();
+                format!("same `{}`", sha.get(..16).unwrap_or(""))
+            } else {
+                "**differs**".into()
+            };
+            s.push_str(&format!("| `{}` | {result} |\n", f.name));
+        }
+        for d in &self.differences {
+            s.push_str(&format!(
+                "\n## `{}`: {} vs {}\n\n{} bytes vs {} bytes, {} differing bytes, first at offsets {:?}{}.\n\n",
+                d.name,
+                d.reference_runner,
+                d.other_runner,
+                d.reference_size,
+                d.other_size,
+                d.differing_bytes,
+                d.first_offsets.iter().take(4).collect::<Vec<_>>(),
+                if d.elf { " (ELF)" } else { "" }
+            ));
+            for c in &d.classes {
+                s.push_str(&format!("- **{}**: {}\n", class_name(*c), c.hint()));
+            }
+            for run in d.runs.iter().take(5) {
+                let section = run
+                    .section
+                    .as_deref()
+                    .map(|x| format!(" in section `{x}`"))
+                    .unwrap_or_default();
+                s.push_str(&format!(
+                    "\n- offset {} ({} bytes){section}:\n",
+                    run.offset, run.len
+                ));
+                match (&run.reference_text, &run.other_text) {
+                    (Some(a), Some(b)) => {
+                        s.push_str(&format!("  ```text\n  - {a}\n  + {b}\n  ```\n"))
+                    }
+                    (None, Some(b)) => s.push_str(&format!("  ```text\n  + {b}\n  ```\n")),
+                    _ => s.push_str(&format!(
+                        "  `{}` vs `{}`\n",
+                        run.reference_hex, run.other_hex
+                    )),
+                }
+            }
+        }
+        if let Some(a) = &self.attribution {
+            s.push_str("\n## Cause\n\n");
+            if a.inherent {
+                s.push_str(
+                    "The outputs differ between two builds with **no variation at all**: the \
+                     nondeterminism is inherent (time, randomness or hash order), not caused by \
+                     the environment.\n",
+                );
+            } else if a.culprits.is_empty() {
+                s.push_str(
+                    "No single variation reproduces the difference alone: a combination causes it.\n",
+                );
+            } else {
+                s.push_str(&format!(
+                    "Rebuilt with one variation at a time: **{}** alone changes the outputs.\n",
+                    a.culprits.join(", ")
+                ));
+            }
+        }
+        if self.memo {
+            s.push_str("\n_Answered from the memo: no build ran._\n");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::DiffRun;
+
+    #[test]
+    fn markdown_names_file_section_class_and_cause() {
+        let report = VerifyReport {
+            verdict: Verdict::Mismatch,
+            inputs_digest: "ab".into(),
+            image: "sha256:cd".into(),
+            runners: vec![],
+            unsupported_variations: vec![],
+            files: vec![FileVerdict {
+                name: "app".into(),
+                sha256: vec![Some("1".into()), Some("2".into())],
+                same: false,
+            }],
+            differences: vec![FileDiff {
+                name: "app".into(),
+                reference_runner: "runner-1".into(),
+                other_runner: "runner-2".into(),
+                reference_size: 10,
+                other_size: 12,
+                differing_bytes: 5,
+                first_offsets: vec![3],
+                elf: true,
+                runs: vec![DiffRun {
+                    offset: 3,
+                    len: 2,
+                    section: Some(".rodata".into()),
+                    reference_text: None,
+                    other_text: Some("dir /srv/build2/hermetic/src".into()),
+                    reference_hex: String::new(),
+                    other_hex: "2f73".into(),
+                    class: Class::BuildPath,
+                }],
+                classes: vec![Class::BuildPath],
+            }],
+            attribution: Some(Attribution {
+                against: "runner-2".into(),
+                inherent: false,
+                culprits: vec!["build-path".into()],
+                tested: vec![],
+            }),
+            build_seconds: 1.0,
+            memo: false,
+        };
+        let md = report.markdown();
+        for want in [
+            "❌ mismatch",
+            "| `app` | **differs** |",
+            "in section `.rodata`",
+            "+ dir /srv/build2/hermetic/src",
+            "**build-path**",
+            "**build-path** alone changes the outputs",
+        ] {
+            assert!(md.contains(want), "{want:?} missing from:\n{md}");
+        }
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["verdict"], "mismatch");
+        assert_eq!(json["differences"][0]["classes"][0], "build-path");
+    }
+}

@@ -1,0 +1,20 @@
+# Shared by the bench scripts: source it after setting `root` (the repository).
+
+# Builds the release binary and sets `hermetic` to its path.
+build_hermetic() {
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin hermetic
+  hermetic=$root/target/release/hermetic
+}
+
+# Unpacks ripgrep 14.1.1 (a ripgrep-sized lockfile and build) into DIR once (needs
+# crates.io the first time) and sets `project` and `version`.
+fetch_ripgrep() {
+  local dir=$1
+  version=14.1.1
+  mkdir -p "$dir"
+  if [ ! -f "$dir/ripgrep-$version/Cargo.lock" ]; then
+    curl -sSfL -o "$dir/ripgrep.crate" "https://static.crates.io/crates/ripgrep/ripgrep-$version.crate"
+    tar -xzf "$dir/ripgrep.crate" -C "$dir"
+  fi
+  project=$dir/ripgrep-$version
+}
