@@ -367,17 +367,30 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-/// The inputs archive: `src/` (the workspace), `deps/` (vendored tree + config), `work/`
-/// (the mount point of the writable volume). Returns (archive, source digest, vendor digest).
-fn inputs_archive(spec: &BuildSpec, files: &[PathBuf]) -> Result<(Vec<u8>, String, String, usize)> {
-    let mut ordered = files.to_vec();
-    if spec.env.reverse_file_order {
-        ordered.reverse();
-    }
-    // Digests are taken over archives in canonical order, whatever the variation.
+/// The inputs, as archives to unpack in the input volume: `work/` (the mount point of the
+/// writable volume), `src/` (the workspace) and `deps/` (vendored tree + config).
+struct Inputs {
+    archives: Vec<Vec<u8>>,
+    source_tree_sha256: String,
+    vendor_tree_sha256: String,
+}
+
+/// Each tree is read and archived once: its digest is taken over the very archive that is
+/// sent (in canonical order; only a file-order variation sends the sources a second way).
+fn inputs_archive(spec: &BuildSpec, files: &[PathBuf]) -> Result<Inputs> {
     let mut src = TarWriter::new(spec.source_date_epoch);
     add_tree(&mut src, &spec.workspace, files, Path::new("src"))?;
-    let src_digest = sha256_hex(&src.finish()?);
+    let src = src.finish()?;
+    let source_tree_sha256 = sha256_hex(&src);
+    let src = if spec.env.reverse_file_order {
+        let mut reversed = files.to_vec();
+        reversed.reverse();
+        let mut tar = TarWriter::new(spec.source_date_epoch);
+        add_tree(&mut tar, &spec.workspace, &reversed, Path::new("src"))?;
+        tar.finish()?
+    } else {
+        src
+    };
 
     let vendor_root = spec.vendor_dir.join("vendor");
     let mut vendor_files: Vec<PathBuf> = walkdir_files(&vendor_root)?;
@@ -392,19 +405,16 @@ fn inputs_archive(spec: &BuildSpec, files: &[PathBuf]) -> Result<(Vec<u8>, Strin
     let lock = hermetic_deps::lockfile::Lockfile::read(&spec.workspace.join("Cargo.lock"))?;
     let config = hermetic_deps::write_source_config("deps", &lock);
     deps.file(Path::new("deps/config.toml"), config.as_bytes(), false)?;
-    let vendor_digest = sha256_hex(&deps.finish()?);
+    let deps = deps.finish()?;
+    let vendor_tree_sha256 = sha256_hex(&deps);
 
-    let mut all = TarWriter::new(spec.source_date_epoch);
-    all.dir(Path::new("work"), 0)?;
-    add_tree(&mut all, &spec.workspace, &ordered, Path::new("src"))?;
-    add_tree(
-        &mut all,
-        &vendor_root,
-        &vendor_files,
-        Path::new("deps/vendor"),
-    )?;
-    all.file(Path::new("deps/config.toml"), config.as_bytes(), false)?;
-    Ok((all.finish()?, src_digest, vendor_digest, files.len()))
+    let mut work = TarWriter::new(spec.source_date_epoch);
+    work.dir(Path::new("work"), 0)?;
+    Ok(Inputs {
+        archives: vec![work.finish()?, src, deps],
+        source_tree_sha256,
+        vendor_tree_sha256,
+    })
 }
 
 /// The writable volume's skeleton, owned by the build user.
@@ -546,8 +556,12 @@ async fn build_inner(
 
     stage("packing inputs");
     let files = source_files(&spec.workspace, &spec.exclude)?;
-    let (inputs, source_tree_sha256, vendor_tree_sha256, source_count) =
-        inputs_archive(spec, &files)?;
+    let source_count = files.len();
+    let Inputs {
+        archives: inputs,
+        source_tree_sha256,
+        vendor_tree_sha256,
+    } = inputs_archive(spec, &files)?;
     let work = work_archive(&spec.env)?;
 
     let in_vol = format!("hermetic-{}-in", run.0);
@@ -599,7 +613,9 @@ async fn build_inner(
             },
         )
         .await?;
-        container::upload(engine, &helper, &p, inputs).await?;
+        for archive in inputs {
+            container::upload(engine, &helper, &p, archive).await?;
+        }
         container::upload(engine, &helper, &format!("{p}/work"), work).await?;
         container::remove(engine, &helper).await?;
         container::create(engine, &name, body.clone()).await

@@ -62,20 +62,63 @@ pub async fn inspect(engine: &Engine, reference: &str) -> Result<bollard::models
     }
 }
 
-/// Digest, size, tags and toolchain of an image (runs `rustc -vV` in it, without network).
+/// What `rustc` says inside an image: the same for as long as the image's content digest
+/// is, so it is asked once per image and kept in the cache.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Toolchain {
+    toolchain: Option<String>,
+    sysroot: Option<String>,
+}
+
+fn toolchain_cache(digest: &str) -> PathBuf {
+    hermetic_deps::cache::Cache::from_env()
+        .root()
+        .join("images")
+        .join(format!("{}.json", digest.trim_start_matches("sha256:")))
+}
+
+async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
+    let cached = toolchain_cache(digest);
+    if let Some(t) = std::fs::read(&cached)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Toolchain>(&b).ok())
+        .filter(|t| t.toolchain.is_some() && t.sysroot.is_some())
+    {
+        return Ok(t);
+    }
+    let run = RunId::new();
+    let (code, toolchain) = run_probe(engine, &run, digest, &["rustc", "-vV"]).await?;
+    let (_, sysroot) = run_probe(engine, &run, digest, &["rustc", "--print", "sysroot"]).await?;
+    let t = Toolchain {
+        toolchain: (code == 0).then(|| toolchain.trim().to_string()),
+        sysroot: (code == 0).then(|| sysroot.trim().to_string()),
+    };
+    if code == 0
+        && let Some(dir) = cached.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        // Written whole under a temporary name: a reader never sees half an entry.
+        let tmp = cached.with_extension(format!("tmp-{}", std::process::id()));
+        if std::fs::write(&tmp, serde_json::to_vec(&t).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(&tmp, &cached);
+        }
+    }
+    Ok(t)
+}
+
+/// Digest, size, tags and toolchain of an image (`rustc -vV` inside it, without network;
+/// asked once per image digest).
 pub async fn show(engine: &Engine, reference: &str) -> Result<ImageInfo> {
     let inspected = inspect(engine, reference).await?;
     let digest = inspected.id.clone().unwrap_or_default();
-    let run = RunId::new();
-    let (code, toolchain) = run_probe(engine, &run, &digest, &["rustc", "-vV"]).await?;
-    let (_, sysroot) = run_probe(engine, &run, &digest, &["rustc", "--print", "sysroot"]).await?;
+    let t = toolchain(engine, &digest).await?;
     Ok(ImageInfo {
         reference: reference.into(),
         digest,
         size_bytes: inspected.size.unwrap_or(0),
         tags: inspected.repo_tags.unwrap_or_default(),
-        toolchain: (code == 0).then(|| toolchain.trim().to_string()),
-        sysroot: (code == 0).then(|| sysroot.trim().to_string()),
+        toolchain: t.toolchain,
+        sysroot: t.sysroot,
     })
 }
 
