@@ -320,3 +320,63 @@ fn hermetic_verifies_itself() {
     );
     assert_eq!(v["verdict"], "reproducible", "{v}");
 }
+
+#[test]
+fn runners_on_named_engine_endpoints() {
+    let _serial = engine_lock();
+    let project = fixture("hello");
+    // A second endpoint for the same engine: its socket under another path.
+    let dir = tempfile::tempdir().expect("tmp");
+    let sock = dir.path().join("docker.sock");
+    std::os::unix::fs::symlink("/var/run/docker.sock", &sock).expect("symlink");
+    let endpoint = format!("docker+unix://{}", sock.display());
+    let v = verify(
+        project.path(),
+        &[
+            "--runner",
+            "local",
+            "--runner",
+            &endpoint,
+            "--vary",
+            "hostname,tz",
+            "--no-sign",
+            "--no-cache",
+        ],
+        0,
+    );
+    assert_eq!(v["verdict"], "reproducible", "{v}");
+    assert_eq!(v["runners"][0]["engine"], "local");
+    assert_eq!(v["runners"][1]["engine"], endpoint.as_str());
+    assert_eq!(v["runners"][0]["image"], v["runners"][1]["image"]);
+    let md = std::fs::read_to_string(project.path().join("dist/verify-report.md")).expect("md");
+    assert!(md.contains(&endpoint), "{md}");
+
+    // An endpoint that does not answer: an infrastructure failure naming the runner.
+    let v = verify(
+        project.path(),
+        &[
+            "--runner",
+            "local",
+            "--runner",
+            "unix:///nonexistent/docker.sock",
+            "--no-sign",
+            "--no-cache",
+        ],
+        4,
+    );
+    let msg = v["error"]["message"].as_str().expect("message");
+    assert!(
+        msg.contains("runner-2") && msg.contains("/nonexistent/docker.sock"),
+        "{msg}"
+    );
+    // Not an endpoint at all: bad input, with the accepted forms.
+    let v = verify(
+        project.path(),
+        &["--runner", "local", "--runner", "elsewhere"],
+        2,
+    );
+    assert!(
+        v["error"]["fix"].as_str().expect("fix").contains("tcp://"),
+        "{v}"
+    );
+}

@@ -15,7 +15,10 @@ pub enum Verdict {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunnerReport {
     pub runner: String,
+    /// Its Docker endpoint (`local` for the local engine).
     pub engine: String,
+    /// Content digest of the builder image on that engine.
+    pub image: String,
     /// Names of the variations applied (none for the reference).
     pub variations: Vec<String>,
     /// The environment it built in.
@@ -114,14 +117,14 @@ impl VerifyReport {
             self.inputs_digest,
             self.image
         );
-        s.push_str("| runner | variations |\n|---|---|\n");
+        s.push_str("| runner | engine | variations |\n|---|---|---|\n");
         for r in &self.runners {
             let vars = if r.variations.is_empty() {
                 "none (reference)".to_string()
             } else {
                 r.variations.join(", ")
             };
-            s.push_str(&format!("| {} | {vars} |\n", r.runner));
+            s.push_str(&format!("| {} | `{}` | {vars} |\n", r.runner, r.engine));
         }
         s.push_str("\n| file | result |\n|---|---|\n");
         for f in &self.files {

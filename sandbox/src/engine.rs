@@ -24,7 +24,10 @@ impl Engine {
         Engine::connect_to(&host).await
     }
 
+    /// Connects to an endpoint: `unix:///path`, `tcp://host:port` or `http://…`, each
+    /// optionally written with a `docker+` prefix.
     pub async fn connect_to(host: &str) -> Result<Engine> {
+        let host = host.strip_prefix("docker+").unwrap_or(host);
         let docker = if let Some(path) = host.strip_prefix("unix://") {
             Docker::connect_with_socket(path, 120, bollard::API_DEFAULT_VERSION)
         } else if host.starts_with("tcp://") || host.starts_with("http://") {

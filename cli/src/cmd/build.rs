@@ -6,7 +6,7 @@ use hermetic_attest::archive::{self, Entry};
 use hermetic_attest::digest::{FileDigest, digest_files};
 use hermetic_attest::documents;
 use hermetic_attest::record::{
-    BuildRecord, Environment, ImageRef, PackageRef, RunTimes, Runner, SourceRef,
+    BuildRecord, Environment, ImageRef, PackageRef, RunTimes, SourceRef,
 };
 use hermetic_sandbox::build::{
     BuildEnv, BuildResult, BuildSpec, Timeouts, source_date_epoch, source_files, source_identity,
@@ -112,9 +112,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         &vendored,
         &spinner,
         &RunId::new(),
-        BuildEnv::default(),
-        "local",
-        &[],
+        Runner::local(),
         !out.json,
     )
     .await;
@@ -148,18 +146,43 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     Ok(Code::Success)
 }
 
+/// Who builds: on which engine, in which environment, under which name.
+pub struct Runner<'a> {
+    /// Names the runner in reports and provenance (`local` for a plain build).
+    pub id: &'a str,
+    /// Docker endpoint (`unix://…`, `tcp://…`); `None`: `DOCKER_HOST` or the local socket.
+    pub endpoint: Option<&'a str>,
+    pub env: BuildEnv,
+    /// Names of the variations in `env` (empty for the fixed environment).
+    pub variations: &'a [String],
+}
+
+impl Runner<'static> {
+    pub fn local() -> Self {
+        Runner {
+            id: "local",
+            endpoint: None,
+            env: BuildEnv::default(),
+            variations: &[],
+        }
+    }
+}
+
 /// Builds vendored sources in the sandbox, and writes the output directory atomically.
-#[allow(clippy::too_many_arguments)]
 pub async fn build_project(
     args: &Args,
     vendored: &hermetic_deps::VendorOutcome,
     spinner: &Spinner,
     run: &RunId,
-    env: BuildEnv,
-    runner_id: &str,
-    variations: &[String],
+    runner: Runner<'_>,
     show_log: bool,
 ) -> Result<Built, Failure> {
+    let Runner {
+        id: runner_id,
+        endpoint,
+        env,
+        variations,
+    } = runner;
     let manifest = &vendored.manifest;
     let workspace = vendored.workspace_root.clone();
     let binaries = manifest.binaries();
@@ -191,7 +214,10 @@ pub async fn build_project(
             spinner.println(n)
         })?)
     };
-    let engine = Engine::connect().await?;
+    let engine = match endpoint {
+        Some(e) => Engine::connect_to(e).await?,
+        None => Engine::connect().await?,
+    };
     spinner.stage("removing what interrupted runs left behind");
     let stale = collect(&engine, Scope::Stale).await?;
     if !stale.containers.is_empty() || !stale.volumes.is_empty() {
@@ -346,7 +372,7 @@ pub async fn build_project(
                 container: serde_json::to_value(&result.env).unwrap_or_default(),
                 variations: variations.to_vec(),
             },
-            runner: Runner {
+            runner: hermetic_attest::record::Runner {
                 id: runner_id.to_string(),
                 engine: engine.host.clone(),
             },

@@ -26,9 +26,14 @@ pub const REPORT_MD: &str = "verify-report.md";
 pub struct Args {
     /// The project: its directory or its Cargo.toml [default: --manifest-path].
     pub path: Option<PathBuf>,
-    /// Number of runners; runner 1 is the reference, the others are varied.
+    /// Number of runners on the local engine; runner 1 is the reference, the others vary.
     #[arg(long, default_value_t = 3)]
     pub runners: usize,
+    /// A runner's Docker endpoint: `local`, `unix:///path.sock`, `docker+unix://…` or
+    /// `tcp://HOST:PORT`. Repeat once per runner (the first is the reference); replaces
+    /// --runners.
+    #[arg(long = "runner", value_name = "ENDPOINT")]
+    pub runner: Vec<String>,
     /// Variations for runners 2..N: `all`, `none`, or a list such as `build-path,tz`.
     #[arg(long, default_value = "all")]
     pub vary: String,
@@ -52,8 +57,16 @@ pub struct Args {
 #[derive(Clone)]
 struct Runner {
     name: String,
+    /// Docker endpoint; `None` for the local engine.
+    endpoint: Option<String>,
     env: BuildEnv,
     variations: Vec<String>,
+}
+
+impl Runner {
+    fn engine_name(&self) -> &str {
+        self.endpoint.as_deref().unwrap_or("local")
+    }
 }
 
 fn strings(r: &Runner) -> RunnerStrings {
@@ -80,12 +93,42 @@ fn input(message: String, fix: &str) -> Failure {
     }
 }
 
+/// One endpoint per runner (`None`: the local engine), from --runner or --runners.
+fn endpoints(args: &Args) -> Result<Vec<Option<String>>, Failure> {
+    let endpoints: Vec<Option<String>> = if args.runner.is_empty() {
+        vec![None; args.runners]
+    } else {
+        args.runner
+            .iter()
+            .map(|r| match r.as_str() {
+                "local" => Ok(None),
+                e if e.contains("://") => Ok(Some(e.to_string())),
+                e => Err(input(
+                    format!("--runner {e}: not a Docker endpoint"),
+                    "write local, unix:///path/to/docker.sock or tcp://HOST:PORT",
+                )),
+            })
+            .collect::<Result<_, _>>()?
+    };
+    if endpoints.len() < 2 {
+        return Err(input(
+            format!(
+                "{} runner(s): verification needs at least 2 runners",
+                endpoints.len()
+            ),
+            "pass --runners 2 or more, or --runner twice or more",
+        ));
+    }
+    Ok(endpoints)
+}
+
 /// Digest of everything a verdict depends on.
 fn inputs_digest(
     args: &Args,
     vendored: &hermetic_deps::VendorOutcome,
     image_id: &str,
     variations: &[String],
+    endpoints: &[Option<String>],
     out: &Path,
 ) -> Result<String, Failure> {
     let workspace = &vendored.workspace_root;
@@ -97,7 +140,7 @@ fn inputs_digest(
         "vendor": vendored.manifest.vendor_key,
         "image": image_id,
         "sources": digests.iter().map(|d| format!("{} {}", d.sha256, d.name)).collect::<Vec<_>>(),
-        "runners": args.runners,
+        "runners": endpoints,
         "variations": variations,
         "features": args.build.features,
         // A report made without attribution must not answer a run that asks for it.
@@ -180,9 +223,12 @@ impl Fleet<'_> {
                     self.vendored,
                     &spinner,
                     &RunId::new(),
-                    r.env.clone(),
-                    &r.name,
-                    &r.variations,
+                    build::Runner {
+                        id: &r.name,
+                        endpoint: r.endpoint.as_deref(),
+                        env: r.env.clone(),
+                        variations: &r.variations,
+                    },
                     false,
                 )
                 .await;
@@ -228,15 +274,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             "pass all, none, or names from the README's variation table",
         )
     })?;
-    if args.runners < 2 {
-        return Err(input(
-            format!(
-                "--runners {}: verification needs at least 2 runners",
-                args.runners
-            ),
-            "pass --runners 2 or more",
-        ));
-    }
+    let endpoints = endpoints(args)?;
     let mut args = args.clone();
     if let Some(p) = &args.path {
         args.build.manifest_path = if p.is_dir() {
@@ -269,11 +307,22 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             &|n| main.println(n),
         )?)
     };
-    let engine = Engine::connect().await?;
+    // The reference engine's image names the inputs; every runner reports its own.
+    let engine = match &endpoints[0] {
+        Some(e) => Engine::connect_to(e).await?,
+        None => Engine::connect().await?,
+    };
     main.stage("inspecting the builder image");
     let image = hermetic_sandbox::image::inspect(&engine, &args.build.image).await?;
     let image_id = image.id.clone().unwrap_or_default();
-    let inputs = inputs_digest(&args, &vendored, &image_id, &variations, &out_dir)?;
+    let inputs = inputs_digest(
+        &args,
+        &vendored,
+        &image_id,
+        &variations,
+        &endpoints,
+        &out_dir,
+    )?;
 
     if !args.no_cache {
         match memo_read(&inputs) {
@@ -288,11 +337,15 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         }
     }
 
-    let runners: Vec<Runner> = (1..=args.runners)
-        .map(|k| {
+    let runners: Vec<Runner> = endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, endpoint)| {
+            let k = i + 1;
             let vars = if k == 1 { vec![] } else { variations.clone() };
             Runner {
                 name: format!("runner-{k}"),
+                endpoint: endpoint.clone(),
                 env: vary::env_for(&vars, k),
                 variations: vars,
             }
@@ -307,10 +360,10 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let parallel = args.parallel.unwrap_or(cores).min(args.runners).max(1);
+    let parallel = args.parallel.unwrap_or(cores).min(runners.len()).max(1);
     main.stage(&format!(
         "building on {} runners, {parallel} at a time",
-        args.runners
+        runners.len()
     ));
     let fleet = Fleet {
         args: &args,
@@ -368,7 +421,8 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             .zip(&built)
             .map(|(r, b)| RunnerReport {
                 runner: r.name.clone(),
-                engine: engine.host.clone(),
+                engine: r.engine_name().to_string(),
+                image: b.record.image.digest.clone(),
                 variations: r.variations.clone(),
                 environment: serde_json::to_value(&r.env).unwrap_or_default(),
                 artifacts: b.artifacts.clone(),
@@ -402,7 +456,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
                 .iter()
                 .map(|r| VerifiedRunner {
                     runner: r.name.clone(),
-                    engine: engine.host.clone(),
+                    engine: r.engine_name().to_string(),
                     variations: r.variations.clone(),
                     container: serde_json::to_value(&r.env).unwrap_or_default(),
                 })
@@ -461,6 +515,7 @@ async fn attribute(
     // First the reference again: if identical builds differ, no variation can be blamed.
     let again = Runner {
         name: "explain-reference-again".into(),
+        endpoint: runners[0].endpoint.clone(),
         env: BuildEnv::default(),
         variations: vec![],
     };
@@ -477,6 +532,8 @@ async fn attribute(
             .iter()
             .map(|v| Runner {
                 name: format!("explain-{v}"),
+                // The reference's engine: only the variation differs from it.
+                endpoint: runners[0].endpoint.clone(),
                 // Runner k's own value of the variation: the one that showed the difference.
                 env: vary::env_for(std::slice::from_ref(v), k + 1),
                 variations: vec![v.clone()],
