@@ -20,6 +20,7 @@ pub mod digest;
 pub mod documents;
 pub mod dsse;
 mod error;
+pub mod gate;
 pub mod keys;
 pub mod provenance;
 pub mod record;

@@ -28,6 +28,10 @@ enum Command {
     Build(cmd::build::Args),
     /// Build on several runners with varied environments, compare, and explain differences.
     Verify(cmd::verify::Args),
+    /// Build as one independent runner and sign what came out of which inputs.
+    Rebuild(cmd::gate::RebuildArgs),
+    /// Pass only if K trusted runners' rebuild attestations agree on every output digest.
+    Gate(cmd::gate::GateArgs),
     /// Remove containers and volumes left behind by interrupted runs.
     Gc(cmd::build::GcArgs),
     /// Write a cosign-compatible key pair (cosign.key, cosign.pub).
@@ -66,6 +70,8 @@ fn main() -> ExitCode {
         Command::Attest(args) => cmd::sign::attest(args, &out),
         Command::VerifyAttestation(args) => cmd::sign::verify_attestation(args, &out),
         Command::Verify(args) => block_on(cmd::verify::run(args, &out)),
+        Command::Rebuild(args) => block_on(cmd::gate::rebuild(args, &out)),
+        Command::Gate(args) => cmd::gate::gate(args, &out),
         Command::Gc(args) => block_on(cmd::build::gc(args, &out)),
     };
     match result {

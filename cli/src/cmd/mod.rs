@@ -1,4 +1,5 @@
 pub mod build;
+pub mod gate;
 pub mod image;
 pub mod sign;
 pub mod vendor;
