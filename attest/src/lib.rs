@@ -14,6 +14,7 @@
 //! - [`documents`]: writes (and signs) the whole set into an output directory.
 
 pub mod archive;
+pub mod audit;
 pub mod bundle;
 pub mod compare;
 pub mod digest;

@@ -32,6 +32,8 @@ enum Command {
     Rebuild(cmd::gate::RebuildArgs),
     /// Pass only if K trusted runners' rebuild attestations agree on every output digest.
     Gate(cmd::gate::GateArgs),
+    /// Check a release offline: signatures, digests, provenance ↔ SBOM ↔ lockfile, policy.
+    Audit(cmd::audit::Args),
     /// Remove containers and volumes left behind by interrupted runs.
     Gc(cmd::build::GcArgs),
     /// Write a cosign-compatible key pair (cosign.key, cosign.pub).
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => block_on(cmd::verify::run(args, &out)),
         Command::Rebuild(args) => block_on(cmd::gate::rebuild(args, &out)),
         Command::Gate(args) => cmd::gate::gate(args, &out),
+        Command::Audit(args) => block_on(cmd::audit::run(args, &out)),
         Command::Gc(args) => block_on(cmd::build::gc(args, &out)),
     };
     match result {

@@ -180,7 +180,10 @@ pub fn source_files(workspace: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf
         _ => walkdir_files(workspace)?,
     };
     files.retain(|f| {
-        !excluded.iter().any(|e| f.starts_with(e))
+        // cargo's target directory is never an input, even where git does not ignore it
+        // (hermetic's own vendored tree and logs live there).
+        !f.starts_with("target")
+            && !excluded.iter().any(|e| f.starts_with(e))
             && !f
                 .components()
                 .next()

@@ -62,6 +62,25 @@ pub struct Args {
     pub no_sign: bool,
 }
 
+impl Args {
+    /// Every option at its default, for commands that build on their own terms (audit).
+    pub fn defaults() -> Result<Args, Failure> {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: Args,
+        }
+        <Only as clap::Parser>::try_parse_from(["hermetic"])
+            .map(|o| o.args)
+            .map_err(|e| {
+                Failure::io(
+                    "default build options",
+                    std::io::Error::other(e.to_string()),
+                )
+            })
+    }
+}
+
 /// Refuses to replace a directory that is not a previous hermetic output.
 pub(crate) fn guard_out(out: &Path) -> Result<(), Failure> {
     if !out.exists() {

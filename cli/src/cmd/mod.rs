@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod build;
 pub mod gate;
 pub mod image;
