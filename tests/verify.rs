@@ -365,9 +365,11 @@ fn runners_on_named_engine_endpoints() {
         4,
     );
     let msg = v["error"]["message"].as_str().expect("message");
+    assert!(msg.contains("quorum not reachable"), "{msg}");
+    let causes = v["error"]["causes"].to_string();
     assert!(
-        msg.contains("runner-2") && msg.contains("/nonexistent/docker.sock"),
-        "{msg}"
+        causes.contains("runner-2") && causes.contains("/nonexistent/docker.sock"),
+        "{causes}"
     );
     // Not an endpoint at all: bad input, with the accepted forms.
     let v = verify(
@@ -379,4 +381,152 @@ fn runners_on_named_engine_endpoints() {
         v["error"]["fix"].as_str().expect("fix").contains("tcp://"),
         "{v}"
     );
+}
+
+/// A TCP endpoint for the local engine (a forwarder the test owns, on 127.0.0.1) that cuts
+/// every connection shortly after the first container start it carries, and refuses all
+/// later ones: an engine lost in the middle of a build.
+struct CuttingForwarder {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingForwarder {
+    fn start() -> CuttingForwarder {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (cut2, open2) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if cut2.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(engine) = std::os::unix::net::UnixStream::connect("/var/run/docker.sock")
+                else {
+                    continue;
+                };
+                open2
+                    .lock()
+                    .expect("lock")
+                    .push(client.try_clone().expect("clone"));
+                let (mut c_in, mut c_out) = (client.try_clone().expect("clone"), client);
+                let (mut e_in, mut e_out) = (engine.try_clone().expect("clone"), engine);
+                let (cut3, open3) = (cut2.clone(), open2.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 || e_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        let seen = String::from_utf8_lossy(&buf[..n]);
+                        if seen.contains("/start HTTP") {
+                            let (cut4, open4) = (cut3.clone(), open3.clone());
+                            std::thread::spawn(move || {
+                                std::thread::sleep(std::time::Duration::from_millis(300));
+                                cut4.store(true, Ordering::SeqCst);
+                                for s in open4.lock().expect("lock").iter() {
+                                    let _ = s.shutdown(std::net::Shutdown::Both);
+                                }
+                            });
+                        }
+                    }
+                    let _ = e_out.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = e_in.read(&mut buf) {
+                        if n == 0 || c_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CuttingForwarder { port, cut }
+    }
+}
+
+/// Containers the hermetic process `pid` left in the engine.
+fn containers_of(pid: u32) -> usize {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=hermetic.pid={pid}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn engine_lost_mid_run_trips_its_breaker_and_the_quorum_decides() {
+    let _serial = engine_lock();
+    let project = fixture("hello");
+    let fwd = CuttingForwarder::start();
+    let tcp = format!("tcp://127.0.0.1:{}", fwd.port);
+    let args = |quorum: &'static str| -> Vec<String> {
+        [
+            "--runner",
+            "local",
+            "--runner",
+            "local",
+            "--runner",
+            &tcp,
+            "--vary",
+            "tz",
+            "--no-sign",
+            "--no-cache",
+            "--breaker-threshold",
+            "1",
+            "--quorum",
+            quorum,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let a2: Vec<String> = args("2");
+    let a2: Vec<&str> = a2.iter().map(String::as_str).collect();
+    let (v, pid) = verify_with_pid(project.path(), &a2, 0);
+    assert!(
+        fwd.cut.load(std::sync::atomic::Ordering::SeqCst),
+        "the endpoint was never cut"
+    );
+    assert_eq!(v["verdict"], "reproducible", "{v}");
+    assert_eq!(v["runners"].as_array().expect("runners").len(), 2);
+    assert_eq!(v["unavailable"][0]["runner"], "runner-3", "{v}");
+    assert_eq!(v["unavailable"][0]["engine"], tcp.as_str());
+    assert_eq!(v["unavailable"][0]["breaker_open"], true, "{v}");
+    let md = std::fs::read_to_string(project.path().join("dist/verify-report.md")).expect("md");
+    assert!(
+        md.contains("did not answer") && md.contains("2 of 3 runners answered"),
+        "{md}"
+    );
+
+    // Next run: the open breaker skips the endpoint; with all three required, the quorum
+    // cannot be reached, and the verdict says why.
+    let a3: Vec<String> = args("3");
+    let a3: Vec<&str> = a3.iter().map(String::as_str).collect();
+    let v = verify(project.path(), &a3, 4);
+    let msg = v["error"]["message"].as_str().expect("message");
+    assert!(msg.contains("quorum not reachable: 2 of 3"), "{v}");
+    assert!(
+        v["error"]["causes"].to_string().contains("breaker open"),
+        "{v}"
+    );
+
+    // What the lost engine kept (the cut runner's containers) is collected by gc.
+    let mut gc = hermetic(project.path());
+    gc.arg("gc");
+    expect(&mut gc, 0);
+    assert_eq!(containers_of(pid), 0, "containers left after gc");
 }

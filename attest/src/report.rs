@@ -32,6 +32,16 @@ pub struct Unsupported {
     pub why: String,
 }
 
+/// A runner that did not answer: its engine was unreachable, or its breaker open.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unavailable {
+    pub runner: String,
+    pub engine: String,
+    pub reason: String,
+    /// The endpoint's circuit breaker is open (later runs skip it until the cooldown ends).
+    pub breaker_open: bool,
+}
+
 /// One single-variation rebuild of the attribution.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Probe {
@@ -64,6 +74,11 @@ pub struct VerifyReport {
     pub differences: Vec<FileDiff>,
     pub attribution: Option<Attribution>,
     pub build_seconds: f64,
+    /// Runners that had to answer and agree.
+    pub quorum: usize,
+    /// Runners that did not answer.
+    #[serde(default)]
+    pub unavailable: Vec<Unavailable>,
     /// Answered from the memo, without building.
     pub memo: bool,
 }
@@ -82,7 +97,23 @@ impl VerifyReport {
 
     /// One line per differing file and the cause, for the terminal.
     pub fn summary_lines(&self) -> Vec<String> {
-        let mut out = vec![];
+        let mut out: Vec<String> = self
+            .unavailable
+            .iter()
+            .map(|u| {
+                format!(
+                    "{} ({}) did not answer: {}{}",
+                    u.runner,
+                    u.engine,
+                    u.reason,
+                    if u.breaker_open {
+                        " [breaker open]"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
         for d in &self.differences {
             let classes: Vec<String> = d.classes.iter().map(|c| class_name(*c)).collect();
             out.push(format!(
@@ -126,6 +157,25 @@ impl VerifyReport {
             };
             s.push_str(&format!("| {} | `{}` | {vars} |\n", r.runner, r.engine));
         }
+        for u in &self.unavailable {
+            s.push_str(&format!(
+                "| {} | `{}` | **did not answer**: {}{} |\n",
+                u.runner,
+                u.engine,
+                u.reason,
+                if u.breaker_open {
+                    " (breaker open)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        s.push_str(&format!(
+            "\n{} of {} runners answered; {} had to agree.\n",
+            self.runners.len(),
+            self.runners.len() + self.unavailable.len(),
+            self.quorum
+        ));
         s.push_str("\n| file | result |\n|---|---|\n");
         for f in &self.files {
             let result = if f.same {
@@ -245,6 +295,8 @@ mod tests {
                 tested: vec![],
             }),
             build_seconds: 1.0,
+            quorum: 2,
+            unavailable: vec![],
             memo: false,
         };
         let md = report.markdown();

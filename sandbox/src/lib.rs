@@ -9,6 +9,7 @@
 //! - [`build`]: one hermetic `cargo build` in a container, with its fixed environment;
 //! - [`run`]: labels, and collection of what interrupted runs left behind.
 
+pub mod breaker;
 pub mod build;
 pub mod container;
 pub mod engine;

@@ -7,8 +7,9 @@ use crate::progress::Spinner;
 use hermetic_attest::compare::{self, FileDiff, RunnerOutputs, RunnerStrings};
 use hermetic_attest::record::{RECORD, VerifiedRunner};
 use hermetic_attest::report::{
-    Attribution, Probe, RunnerReport, Unsupported, Verdict, VerifyReport,
+    Attribution, Probe, RunnerReport, Unavailable, Unsupported, Verdict, VerifyReport,
 };
+use hermetic_sandbox::breaker::{Admission, Breakers};
 use hermetic_sandbox::build::{BuildEnv, source_files};
 use hermetic_sandbox::engine::Engine;
 use hermetic_sandbox::run::RunId;
@@ -49,6 +50,16 @@ pub struct Args {
     /// Attach diffoscope's report for differing files (needs diffoscope installed).
     #[arg(long)]
     pub diffoscope: bool,
+    /// Runners that must answer (and agree) [default: all]. An unreachable engine then
+    /// costs a runner, not the verification.
+    #[arg(long)]
+    pub quorum: Option<usize>,
+    /// Consecutive infrastructure failures after which an endpoint is skipped.
+    #[arg(long, default_value_t = 2)]
+    pub breaker_threshold: u32,
+    /// Seconds an endpoint is skipped once its breaker is open.
+    #[arg(long, default_value_t = 300)]
+    pub breaker_cooldown: u64,
     #[command(flatten)]
     pub build: build::Args,
 }
@@ -372,9 +383,88 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         json_out: out.json,
         multi: &multi,
     };
+    let breakers = Breakers::in_cache(
+        args.breaker_threshold,
+        std::time::Duration::from_secs(args.breaker_cooldown),
+    );
+    let quorum = args.quorum.unwrap_or(runners.len()).clamp(2, runners.len());
+    // Endpoints whose breaker is open are not even tried.
+    let mut unavailable: Vec<Unavailable> = vec![];
+    let mut admitted = vec![];
+    for r in runners {
+        match breakers.admit(r.engine_name()) {
+            Admission::Open {
+                until_unix,
+                failures,
+            } => unavailable.push(Unavailable {
+                runner: r.name.clone(),
+                engine: r.engine_name().into(),
+                reason: format!(
+                    "skipped: breaker open after {failures} consecutive failure(s), until {}",
+                    hermetic_attest::time::rfc3339(until_unix as i64)
+                ),
+                breaker_open: true,
+            }),
+            Admission::HalfOpen => {
+                main.println(&format!(
+                    "note: {}: cooldown over, trying {} again",
+                    r.name,
+                    r.engine_name()
+                ));
+                admitted.push(r);
+            }
+            Admission::Closed => admitted.push(r),
+        }
+    }
     let started = std::time::Instant::now();
-    let built = fleet.build_ok(&runners, &work).await?;
+    let results = fleet.build(&admitted, &work).await;
     let build_secs = started.elapsed().as_secs_f64();
+    let mut runners = vec![];
+    let mut built = vec![];
+    for (r, result) in admitted.into_iter().zip(results) {
+        match result {
+            Ok(b) => {
+                breakers.record(r.engine_name(), true);
+                runners.push(r);
+                built.push(b);
+            }
+            // An engine that cannot be reached costs this runner; a build that fails
+            // fails the verification (it is never retried elsewhere).
+            Err(e) if e.code == Code::Infrastructure => {
+                let open = breakers.record(r.engine_name(), false);
+                unavailable.push(Unavailable {
+                    runner: r.name.clone(),
+                    engine: r.engine_name().into(),
+                    reason: e.message.clone(),
+                    breaker_open: open,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if runners.first().map(|r| r.name.as_str()) != Some("runner-1") || runners.len() < quorum {
+        return Err(Failure {
+            code: Code::Infrastructure,
+            message: format!(
+                "quorum not reachable: {} of {} runner(s) answered, {quorum} needed{}",
+                runners.len(),
+                runners.len() + unavailable.len(),
+                if runners.first().map(|r| r.name.as_str()) != Some("runner-1") {
+                    " (the reference runner did not answer)"
+                } else {
+                    ""
+                }
+            ),
+            causes: unavailable
+                .iter()
+                .map(|u| format!("{} ({}): {}", u.runner, u.engine, u.reason))
+                .collect(),
+            fix: Some(
+                "bring the engines back, or lower --quorum; an open breaker is retried after --breaker-cooldown seconds"
+                    .into(),
+            ),
+        });
+    }
     let outs: Vec<RunnerOutputs> = runners
         .iter()
         .zip(&built)
@@ -439,6 +529,8 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         differences,
         attribution,
         build_seconds: (build_secs * 10.0).round() / 10.0,
+        quorum,
+        unavailable,
         memo: false,
     };
 
@@ -481,7 +573,10 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     if reproducible {
         let _ = std::fs::remove_dir_all(&work);
     }
-    memo_write(&inputs, &report);
+    // A verdict reached without every runner is not the answer for these inputs.
+    if report.unavailable.is_empty() {
+        memo_write(&inputs, &report);
+    }
     main.done(if reproducible {
         "reproducible"
     } else {
