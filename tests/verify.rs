@@ -199,8 +199,15 @@ fn reproducible_fixture_is_verified_attested_and_memoised() {
 
 /// Verifies an unreproducible fixture and returns the report.
 fn mismatch(name: &str) -> Value {
+    mismatch_with(name, &[]).0
+}
+
+/// Like `mismatch`, with more options; also returns the project (and its dist/).
+fn mismatch_with(name: &str, extra: &[&str]) -> (Value, tempfile::TempDir) {
     let project = fixture(name);
-    let v = verify(project.path(), &["--runners", "2", "--no-sign"], 1);
+    let mut args = vec!["--runners", "2", "--no-sign"];
+    args.extend_from_slice(extra);
+    let v = verify(project.path(), &args, 1);
     assert_eq!(v["verdict"], "mismatch", "{v}");
     assert!(project.path().join("dist/verify-report.md").is_file());
     assert!(
@@ -218,7 +225,7 @@ fn mismatch(name: &str) -> Value {
             .any(|r| r["section"] == ".rodata"),
         "{d}"
     );
-    v
+    (v, project)
 }
 
 fn classes(v: &Value) -> Vec<String> {
@@ -246,8 +253,22 @@ fn embedded_build_path_is_explained_and_attributed() {
 #[test]
 fn hostname_is_explained_and_attributed() {
     let _serial = engine_lock();
-    let v = mismatch("nd-host");
+    // diffoscope (installed by .ci/run) explains the same file in its own words.
+    let (v, project) = mismatch_with("nd-host", &["--diffoscope"]);
     assert_eq!(classes(&v), ["hostname"], "{v}");
+    let attached: Vec<String> = std::fs::read_dir(project.path().join("dist"))
+        .expect("dist")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("diffoscope-"))
+        .collect();
+    assert!(!attached.is_empty(), "no diffoscope report attached");
+    let text =
+        std::fs::read_to_string(project.path().join("dist").join(&attached[0])).expect("report");
+    assert!(
+        text.contains("runner2"),
+        "diffoscope's report does not show the hostname"
+    );
     assert_eq!(
         v["attribution"]["culprits"],
         serde_json::json!(["hostname"]),

@@ -672,12 +672,12 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), Failure> {
 }
 
 fn attach_diffoscope(dir: &Path, built: &[Built], diffs: &[FileDiff], main: &Spinner) {
-    if std::process::Command::new("diffoscope")
+    if !std::process::Command::new("diffoscope")
         .arg("--version")
         .output()
-        .is_err()
+        .is_ok_and(|o| o.status.success())
     {
-        main.println("note: --diffoscope: diffoscope is not installed; skipped");
+        main.println("note: --diffoscope: diffoscope is not installed or does not start (`diffoscope --version` fails); skipped");
         return;
     }
     for (i, d) in diffs.iter().enumerate() {
