@@ -3,7 +3,9 @@
 # same inputs (vendor cache warm, image present), and the memo hit of an unchanged re-verify.
 # Target: verify is no slower than the two builds; the memo answers in under a second.
 #
-# Usage: bench/verify.sh [PROJECT_DIR]   (default: tests/fixtures/mixed, copied)
+# Usage: [VARY=LIST] bench/verify.sh [PROJECT_DIR]   (default: tests/fixtures/mixed, copied;
+# VARY defaults to all. The cpus and jobs variations deliberately restrict the varied
+# runner to one CPU / one job, so with them verify is compared with builds that have more.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh"
@@ -18,9 +20,10 @@ docker image inspect hermetic/builder:latest >/dev/null 2>&1 || "$hermetic" imag
 secs() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1; t1=$(date +%s%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
 b1=$(secs "$hermetic" build --no-sign --out "$work/d1")
 b2=$(secs "$hermetic" build --no-sign --out "$work/d2")
-v=$(secs "$hermetic" verify --runners 2 --no-sign --no-cache --out "$work/v")
-m=$(secs "$hermetic" verify --runners 2 --no-sign --out "$work/v")
-echo "project: $(basename "$src"), $(nproc) CPUs"
+vary=${VARY:-all}
+v=$(secs "$hermetic" verify --runners 2 --vary "$vary" --no-sign --no-cache --out "$work/v")
+m=$(secs "$hermetic" verify --runners 2 --vary "$vary" --no-sign --out "$work/v")
+echo "project: $(basename "$src"), $(nproc) CPUs, --vary $vary"
 echo "two hermetic builds back to back: ${b1} s + ${b2} s"
 echo "hermetic verify --runners 2:      ${v} s"
 echo "memo hit (unchanged inputs):      ${m} s"
