@@ -19,6 +19,9 @@ pub struct RunnerReport {
     pub engine: String,
     /// Content digest of the builder image on that engine.
     pub image: String,
+    /// The image was copied to that engine from the reference's for this verification.
+    #[serde(default)]
+    pub image_transferred: bool,
     /// Names of the variations applied (none for the reference).
     pub variations: Vec<String>,
     /// The environment it built in.
@@ -155,7 +158,12 @@ impl VerifyReport {
             } else {
                 r.variations.join(", ")
             };
-            s.push_str(&format!("| {} | `{}` | {vars} |\n", r.runner, r.engine));
+            let engine = if r.image_transferred {
+                format!("`{}` (builder image copied there)", r.engine)
+            } else {
+                format!("`{}`", r.engine)
+            };
+            s.push_str(&format!("| {} | {engine} | {vars} |\n", r.runner));
         }
         for u in &self.unavailable {
             s.push_str(&format!(

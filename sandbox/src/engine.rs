@@ -1,8 +1,11 @@
 //! Connecting to a Docker engine, classifying its failures, and retrying the transient ones.
 
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::ssh;
 use bollard::Docker;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A connected, version-negotiated engine.
@@ -11,42 +14,89 @@ pub struct Engine {
     pub docker: Docker,
     /// Where it was reached, for messages.
     pub host: String,
+    // An ssh endpoint's tunnel lives as long as some handle to the engine does.
+    _tunnel: Option<Arc<ssh::Tunnel>>,
 }
 
 impl Engine {
     /// Connects like the docker CLI: `DOCKER_HOST` if set, else the local socket. Probes the
     /// engine with a short ping so that a dead engine is one clear error, not a hang.
     pub async fn connect() -> Result<Engine> {
-        let host = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
-        Engine::connect_to(&host).await
+        Engine::connect_to("local").await
     }
 
-    /// Connects to an endpoint: `unix:///path`, `tcp://host:port` or `http://…`, each
-    /// optionally written with a `docker+` prefix.
-    pub async fn connect_to(host: &str) -> Result<Engine> {
-        let host = host.strip_prefix("docker+").unwrap_or(host);
-        let docker = if let Some(path) = host.strip_prefix("unix://") {
-            Docker::connect_with_socket(path, 120, bollard::API_DEFAULT_VERSION)
-        } else if host.starts_with("tcp://") || host.starts_with("http://") {
-            Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION)
-        } else {
-            return Err(Error::BadDockerHost {
-                value: host.into(),
-                detail: "unsupported scheme".into(),
-            });
+    /// Connects to an endpoint as written on the command line (see [`Endpoint::parse`]).
+    pub async fn connect_to(spec: &str) -> Result<Engine> {
+        let endpoint = Endpoint::parse(spec, None).map_err(|detail| Error::BadDockerHost {
+            value: spec.into(),
+            detail,
+        })?;
+        Engine::connect_endpoint(&endpoint).await
+    }
+
+    /// Connects to an endpoint and checks that an engine answers there.
+    pub async fn connect_endpoint(endpoint: &Endpoint) -> Result<Engine> {
+        let host = endpoint.to_string();
+        let mut tunnel = None;
+        let docker = match endpoint {
+            Endpoint::Unix(path) => Docker::connect_with_socket(
+                &path.to_string_lossy(),
+                120,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            Endpoint::Tcp { addr, tls: None } => Docker::connect_with_http(
+                &format!("tcp://{addr}"),
+                120,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            Endpoint::Tcp {
+                addr,
+                tls: Some(tls),
+            } => {
+                for f in [&tls.ca, &tls.cert, &tls.key] {
+                    if !f.is_file() {
+                        return Err(Error::TlsFiles {
+                            host,
+                            missing: f.clone(),
+                        });
+                    }
+                }
+                // One provider for the whole process; a second install is harmless.
+                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+                Docker::connect_with_ssl(
+                    &format!("tcp://{addr}"),
+                    &tls.key,
+                    &tls.cert,
+                    &tls.ca,
+                    120,
+                    bollard::API_DEFAULT_VERSION,
+                )
+            }
+            Endpoint::Ssh {
+                user,
+                host: ssh_host,
+                port,
+                socket,
+            } => {
+                let t = ssh::open(&host, user.as_deref(), ssh_host, *port, socket).await?;
+                let docker = Docker::connect_with_socket(
+                    &t.socket.to_string_lossy(),
+                    120,
+                    bollard::API_DEFAULT_VERSION,
+                );
+                tunnel = Some(Arc::new(t));
+                docker
+            }
         }
-        .map_err(|e| classify_connect(host, e))?;
+        .map_err(|e| classify_connect(&host, e))?;
         match tokio::time::timeout(Duration::from_secs(5), docker.ping()).await {
             Err(_) => {
                 return Err(Error::EngineUnreachable {
-                    host: host.into(),
+                    host,
                     detail: "no answer to a ping within 5 s".into(),
                 });
             }
-            Ok(Err(e)) => return Err(classify_connect(host, e)),
+            Ok(Err(e)) => return Err(classify_connect(&host, e)),
             Ok(Ok(_)) => {}
         }
         // The engine may speak an older API than bollard's default (Debian's 20.10 speaks
@@ -54,10 +104,11 @@ impl Engine {
         let docker = docker
             .negotiate_version()
             .await
-            .map_err(|e| classify_connect(host, e))?;
+            .map_err(|e| classify_connect(&host, e))?;
         Ok(Engine {
             docker,
-            host: host.into(),
+            host,
+            _tunnel: tunnel,
         })
     }
 }

@@ -10,8 +10,16 @@ pub enum Error {
     PermissionDenied { socket: String },
     #[error("DOCKER_HOST={value} is not a usable engine address: {detail}")]
     BadDockerHost { value: String, detail: String },
+    #[error("TLS for {host}: {missing} does not exist")]
+    TlsFiles { host: String, missing: PathBuf },
     #[error("image {reference} is not present in the engine at {host}")]
     ImageMissing { reference: String, host: String },
+    #[error("the image loaded into {host} has digest {found}, not {expected}")]
+    ImageDigestMismatch {
+        host: String,
+        expected: String,
+        found: String,
+    },
     #[error("the engine refused to {op}: {message}")]
     Engine {
         op: String,
@@ -87,8 +95,13 @@ impl Error {
             Error::PermissionDenied { .. } => {
                 "run as a user in the `docker` group, or as root".into()
             }
-            Error::BadDockerHost { .. } => "use unix:///path/to/docker.sock, tcp://HOST:PORT or \
+            Error::BadDockerHost { .. } => {
+                "use unix:///path/to/docker.sock, tcp://HOST:PORT, https://HOST:PORT or \
                  ssh://USER@HOST, or unset DOCKER_HOST for the local engine"
+                    .into()
+            }
+            Error::TlsFiles { .. } => "put ca.pem, cert.pem and key.pem in DOCKER_CERT_PATH \
+                 (default ~/.docker), or set the runner's cert-path in hermetic.toml"
                 .into(),
             Error::ImageMissing { .. } => {
                 "run `hermetic image bootstrap` to make the builder image \

@@ -443,3 +443,101 @@ pub async fn build_dockerfile(
     }
     Ok(())
 }
+
+/// How an image came to be on an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Presence {
+    /// It was there already.
+    Present,
+    /// It was copied from another engine and its digest checked there.
+    Transferred,
+}
+
+/// The tag a transferred image gets on its new engine, so that it is visible and not
+/// pruned as dangling: `hermetic/builder:sha256-HEX`.
+pub fn transfer_tag(digest: &str) -> (String, String) {
+    (
+        "hermetic/builder".into(),
+        digest.replacen("sha256:", "sha256-", 1),
+    )
+}
+
+/// Makes sure the engine `to` has the image `digest`, copying it from `from` if it lacks it
+/// (`docker save` streamed into `docker load`, never through a registry), then checks that
+/// the image there has the same content digest. A transient failure restarts the copy.
+pub async fn ensure_present(from: &Engine, to: &Engine, digest: &str) -> Result<Presence> {
+    match to.docker.inspect_image(digest).await {
+        Ok(i) if i.id.as_deref() == Some(digest) => return Ok(Presence::Present),
+        Ok(_)
+        | Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
+        Err(e) if crate::engine::is_transient(&e) => {}
+        Err(e) => return Err(permanent("inspect an image", e)),
+    }
+    let policy = RetryPolicy::default();
+    let mut attempt = 1;
+    loop {
+        match copy_image(from, to, digest).await {
+            Ok(()) => break,
+            Err(e) if crate::engine::is_transient(&e) && attempt < policy.attempts => {
+                tokio::time::sleep(policy.delay(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) if crate::engine::is_transient(&e) => {
+                return Err(Error::Transient {
+                    op: format!("copy image {digest} from {} to {}", from.host, to.host),
+                    attempts: attempt,
+                    message: crate::engine::error_chain(&e),
+                });
+            }
+            Err(e) => {
+                return Err(permanent(
+                    &format!("copy image {digest} from {} to {}", from.host, to.host),
+                    e,
+                ));
+            }
+        }
+    }
+    let loaded = inspect(to, digest).await?;
+    if loaded.id.as_deref() != Some(digest) {
+        return Err(Error::ImageDigestMismatch {
+            host: to.host.clone(),
+            expected: digest.into(),
+            found: loaded.id.unwrap_or_default(),
+        });
+    }
+    let (repo, tag) = transfer_tag(digest);
+    let opts = bollard::query_parameters::TagImageOptionsBuilder::default()
+        .repo(&repo)
+        .tag(&tag)
+        .build();
+    retry("tag an image", RetryPolicy::default(), || {
+        to.docker.tag_image(digest, Some(opts.clone()))
+    })
+    .await?;
+    Ok(Presence::Transferred)
+}
+
+/// One `save | load` pass; the export stream is fed to the import as it arrives.
+async fn copy_image(
+    from: &Engine,
+    to: &Engine,
+    digest: &str,
+) -> Result<(), bollard::errors::Error> {
+    let saved = from.docker.export_image(digest);
+    let opts = bollard::query_parameters::ImportImageOptionsBuilder::default()
+        .quiet(true)
+        .build();
+    let mut loading = to.docker.import_image_stream(opts, saved, None);
+    while let Some(item) = loading.next().await {
+        let info = item?;
+        if let Some(detail) = info.error_detail {
+            return Err(bollard::errors::Error::DockerStreamError {
+                error: detail.message.unwrap_or_default(),
+            });
+        }
+    }
+    Ok(())
+}

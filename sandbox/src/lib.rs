@@ -1,6 +1,8 @@
 //! The Docker engine side of hermetic: builder images, hardened network-less containers,
 //! moving inputs in and outputs out through the API, and cleaning up after every run.
 //!
+//! - [`config`]: `hermetic.toml`, the runners a project verifies on;
+//! - [`endpoint`]: the forms an engine's address takes (unix, tcp with TLS, ssh);
 //! - [`engine`]: connecting (like the docker CLI), classifying failures, retrying transient
 //!   ones with backoff and jitter;
 //! - [`image`]: making the builder image offline (`debootstrap` + the host toolchain,
@@ -11,11 +13,14 @@
 
 pub mod breaker;
 pub mod build;
+pub mod config;
 pub mod container;
+pub mod endpoint;
 pub mod engine;
 mod error;
 pub mod image;
 pub mod run;
+mod ssh;
 pub mod vary;
 
 pub use error::{Error, ErrorKind, Result};

@@ -169,8 +169,8 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
 pub struct Runner<'a> {
     /// Names the runner in reports and provenance (`local` for a plain build).
     pub id: &'a str,
-    /// Docker endpoint (`unix://…`, `tcp://…`); `None`: `DOCKER_HOST` or the local socket.
-    pub endpoint: Option<&'a str>,
+    /// Docker endpoint; `None`: `DOCKER_HOST` or the local socket.
+    pub endpoint: Option<&'a hermetic_sandbox::endpoint::Endpoint>,
     pub env: BuildEnv,
     /// Names of the variations in `env` (empty for the fixed environment).
     pub variations: &'a [String],
@@ -234,7 +234,7 @@ pub async fn build_project(
         })?)
     };
     let engine = match endpoint {
-        Some(e) => Engine::connect_to(e).await?,
+        Some(e) => Engine::connect_endpoint(e).await?,
         None => Engine::connect().await?,
     };
     spinner.stage("removing what interrupted runs left behind");

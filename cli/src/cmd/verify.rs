@@ -11,6 +11,7 @@ use hermetic_attest::report::{
 };
 use hermetic_sandbox::breaker::{Admission, Breakers};
 use hermetic_sandbox::build::{BuildEnv, source_files};
+use hermetic_sandbox::endpoint::Endpoint;
 use hermetic_sandbox::engine::Engine;
 use hermetic_sandbox::run::RunId;
 use hermetic_sandbox::vary;
@@ -30,11 +31,16 @@ pub struct Args {
     /// Number of runners on the local engine; runner 1 is the reference, the others vary.
     #[arg(long, default_value_t = 3)]
     pub runners: usize,
-    /// A runner's Docker endpoint: `local`, `unix:///path.sock`, `docker+unix://…` or
-    /// `tcp://HOST:PORT`. Repeat once per runner (the first is the reference); replaces
-    /// --runners.
+    /// A runner's Docker endpoint: `local`, `unix:///path.sock`, `docker+unix://…`,
+    /// `tcp://HOST:PORT` (TLS from DOCKER_TLS_VERIFY/DOCKER_CERT_PATH), `https://HOST:PORT`
+    /// or `ssh://[USER@]HOST[:PORT]`. Repeat once per runner (the first is the reference);
+    /// replaces --runners and the runners of hermetic.toml.
     #[arg(long = "runner", value_name = "ENDPOINT")]
     pub runner: Vec<String>,
+    /// Runner configuration [default: hermetic.toml beside the project's Cargo.toml, if
+    /// present]; its `[[runners]]` replace --runners.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Variations for runners 2..N: `all`, `none`, or a list such as `build-path,tz`.
     #[arg(long, default_value = "all")]
     pub vary: String,
@@ -64,19 +70,32 @@ pub struct Args {
     pub build: build::Args,
 }
 
+/// Where a runner builds: the local engine, or an endpoint as written.
+#[derive(Clone)]
+struct Place {
+    /// `None`: the local engine.
+    endpoint: Option<Endpoint>,
+    /// `local`, or the endpoint as written (reports, breakers, the memo key).
+    label: String,
+    name: Option<String>,
+    /// This runner's own variations (hermetic.toml), else --vary.
+    vary: Option<Vec<String>>,
+}
+
 /// A runner: its name, environment and the variations that made it.
 #[derive(Clone)]
 struct Runner {
     name: String,
-    /// Docker endpoint; `None` for the local engine.
-    endpoint: Option<String>,
+    /// Runner 1: the fixed environment, the image as named, the outputs that are released.
+    reference: bool,
+    place: Place,
     env: BuildEnv,
     variations: Vec<String>,
 }
 
 impl Runner {
     fn engine_name(&self) -> &str {
-        self.endpoint.as_deref().unwrap_or("local")
+        &self.place.label
     }
 }
 
@@ -104,22 +123,75 @@ fn input(message: String, fix: &str) -> Failure {
     }
 }
 
-/// One endpoint per runner (`None`: the local engine), from --runner or --runners.
-fn endpoints(args: &Args) -> Result<Vec<Option<String>>, Failure> {
-    let endpoints: Vec<Option<String>> = if args.runner.is_empty() {
-        vec![None; args.runners]
+fn local() -> Place {
+    Place {
+        endpoint: None,
+        label: "local".into(),
+        name: None,
+        vary: None,
+    }
+}
+
+/// Where each runner builds: --runner, else the runners of hermetic.toml, else --runners
+/// on the local engine.
+fn places(args: &Args) -> Result<Vec<Place>, Failure> {
+    let config_path = args.config.clone().unwrap_or_else(|| {
+        args.build
+            .manifest_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(hermetic_sandbox::config::FILE)
+    });
+    let config = if args.runner.is_empty() {
+        let loaded = hermetic_sandbox::config::Config::load(&config_path).map_err(|e| {
+            input(
+                e.to_string(),
+                "fix the runners table (see the README's hermetic.toml section)",
+            )
+        })?;
+        if loaded.is_none() && args.config.is_some() {
+            return Err(input(
+                format!("--config {}: no such file", config_path.display()),
+                "pass an existing hermetic.toml",
+            ));
+        }
+        loaded.unwrap_or_default()
     } else {
+        Default::default()
+    };
+    let endpoints: Vec<Place> = if !args.runner.is_empty() {
         args.runner
             .iter()
             .map(|r| match r.as_str() {
-                "local" => Ok(None),
-                e if e.contains("://") => Ok(Some(e.to_string())),
-                e => Err(input(
-                    format!("--runner {e}: not a Docker endpoint"),
-                    "write local, unix:///path/to/docker.sock or tcp://HOST:PORT",
-                )),
+                "local" => Ok(local()),
+                e => Endpoint::parse(e, None)
+                    .map(|endpoint| Place {
+                        endpoint: Some(endpoint),
+                        label: e.to_string(),
+                        name: None,
+                        vary: None,
+                    })
+                    .map_err(|m| {
+                        input(
+                            format!("--runner {e}: {m}"),
+                            "write local, unix:///path/to/docker.sock, tcp://HOST:PORT or ssh://USER@HOST",
+                        )
+                    }),
             })
             .collect::<Result<_, _>>()?
+    } else if !config.runners.is_empty() {
+        config
+            .runners
+            .into_iter()
+            .map(|r| Place {
+                endpoint: (r.spec != "local").then_some(r.endpoint),
+                label: r.spec,
+                name: r.name,
+                vary: r.vary,
+            })
+            .collect()
+    } else {
+        vec![local(); args.runners]
     };
     if endpoints.len() < 2 {
         return Err(input(
@@ -138,8 +210,7 @@ fn inputs_digest(
     args: &Args,
     vendored: &hermetic_deps::VendorOutcome,
     image_id: &str,
-    variations: &[String],
-    endpoints: &[Option<String>],
+    runners: &[Runner],
     out: &Path,
 ) -> Result<String, Failure> {
     let workspace = &vendored.workspace_root;
@@ -151,8 +222,7 @@ fn inputs_digest(
         "vendor": vendored.manifest.vendor_key,
         "image": image_id,
         "sources": digests.iter().map(|d| format!("{} {}", d.sha256, d.name)).collect::<Vec<_>>(),
-        "runners": endpoints,
-        "variations": variations,
+        "runners": runners.iter().map(|r| json!([r.name, r.engine_name(), r.variations])).collect::<Vec<_>>(),
         "features": args.build.features,
         // A report made without attribution must not answer a run that asks for it.
         "explain": !args.no_explain,
@@ -211,6 +281,8 @@ struct Fleet<'a> {
     parallel: usize,
     json_out: bool,
     multi: &'a indicatif::MultiProgress,
+    /// The reference engine's builder image.
+    image_id: String,
 }
 
 impl Fleet<'_> {
@@ -225,6 +297,11 @@ impl Fleet<'_> {
             // Runners are compared, not released: only the verified result is signed.
             bargs.no_sign = true;
             bargs.key = None;
+            if !r.reference {
+                // Every other runner builds with the reference's image, by digest (copied
+                // to its engine if it lacked it).
+                bargs.image = self.image_id.clone();
+            }
             let spinner = Spinner::attached(self.multi, self.json_out, &r.name);
             async move {
                 spinner.stage("waiting for a slot");
@@ -236,7 +313,7 @@ impl Fleet<'_> {
                     &RunId::new(),
                     build::Runner {
                         id: &r.name,
-                        endpoint: r.endpoint.as_deref(),
+                        endpoint: r.place.endpoint.as_ref(),
                         env: r.env.clone(),
                         variations: &r.variations,
                     },
@@ -285,7 +362,6 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             "pass all, none, or names from the README's variation table",
         )
     })?;
-    let endpoints = endpoints(args)?;
     let mut args = args.clone();
     if let Some(p) = &args.path {
         args.build.manifest_path = if p.is_dir() {
@@ -293,6 +369,17 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         } else {
             p.clone()
         };
+    }
+    let places = places(&args)?;
+    for p in &places {
+        if let Some(v) = &p.vary {
+            vary::parse(&v.join(",")).map_err(|e| {
+                input(
+                    format!("runner {}: vary: {e}", p.label),
+                    "use names from the README's variation table",
+                )
+            })?;
+        }
     }
     let multi = indicatif::MultiProgress::new();
     let main = Spinner::attached(&multi, out.json, "verify");
@@ -319,21 +406,33 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         )?)
     };
     // The reference engine's image names the inputs; every runner reports its own.
-    let engine = match &endpoints[0] {
-        Some(e) => Engine::connect_to(e).await?,
+    let engine = match &places[0].endpoint {
+        Some(e) => Engine::connect_endpoint(e).await?,
         None => Engine::connect().await?,
     };
     main.stage("inspecting the builder image");
     let image = hermetic_sandbox::image::inspect(&engine, &args.build.image).await?;
     let image_id = image.id.clone().unwrap_or_default();
-    let inputs = inputs_digest(
-        &args,
-        &vendored,
-        &image_id,
-        &variations,
-        &endpoints,
-        &out_dir,
-    )?;
+    let runners: Vec<Runner> = places
+        .iter()
+        .enumerate()
+        .map(|(i, place)| {
+            let k = i + 1;
+            let vars = match (k, &place.vary) {
+                (1, _) => vec![],
+                (_, Some(v)) => vary::parse(&v.join(",")).unwrap_or_default(),
+                (_, None) => variations.clone(),
+            };
+            Runner {
+                name: place.name.clone().unwrap_or_else(|| format!("runner-{k}")),
+                reference: k == 1,
+                place: place.clone(),
+                env: vary::env_for(&vars, k),
+                variations: vars,
+            }
+        })
+        .collect();
+    let inputs = inputs_digest(&args, &vendored, &image_id, &runners, &out_dir)?;
 
     if !args.no_cache {
         match memo_read(&inputs) {
@@ -348,20 +447,6 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         }
     }
 
-    let runners: Vec<Runner> = endpoints
-        .iter()
-        .enumerate()
-        .map(|(i, endpoint)| {
-            let k = i + 1;
-            let vars = if k == 1 { vec![] } else { variations.clone() };
-            Runner {
-                name: format!("runner-{k}"),
-                endpoint: endpoint.clone(),
-                env: vary::env_for(&vars, k),
-                variations: vars,
-            }
-        })
-        .collect();
     let run = RunId::new();
     let work = workspace
         .join("target")
@@ -382,6 +467,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         parallel,
         json_out: out.json,
         multi: &multi,
+        image_id: image_id.clone(),
     };
     let breakers = Breakers::in_cache(
         args.breaker_threshold,
@@ -416,6 +502,57 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             Admission::Closed => admitted.push(r),
         }
     }
+    // Engines that lack the reference's image get a copy, once per engine, before any
+    // build; an engine that cannot take it costs its runners.
+    let mut transferred: Vec<String> = vec![];
+    let mut failed_engines: Vec<(String, String)> = vec![];
+    for r in admitted.iter().skip(1) {
+        let Some(endpoint) = &r.place.endpoint else {
+            continue;
+        };
+        if Some(endpoint) == places[0].endpoint.as_ref()
+            || transferred.contains(&r.place.label)
+            || failed_engines.iter().any(|(l, _)| l == &r.place.label)
+        {
+            continue;
+        }
+        main.stage(&format!("checking the builder image on {}", r.place.label));
+        let copied = async {
+            let to = Engine::connect_endpoint(endpoint).await?;
+            hermetic_sandbox::image::ensure_present(&engine, &to, &image_id).await
+        }
+        .await;
+        match copied {
+            Ok(hermetic_sandbox::image::Presence::Transferred) => {
+                main.println(&format!(
+                    "note: copied the builder image {image_id} to {}",
+                    r.place.label
+                ));
+                transferred.push(r.place.label.clone());
+            }
+            Ok(hermetic_sandbox::image::Presence::Present) => {}
+            Err(e) => {
+                failed_engines.push((r.place.label.clone(), Failure::from(e).message));
+            }
+        }
+    }
+    let (admitted, lost): (Vec<Runner>, Vec<Runner>) = admitted
+        .into_iter()
+        .partition(|r| !failed_engines.iter().any(|(l, _)| l == &r.place.label));
+    for r in lost {
+        let reason = failed_engines
+            .iter()
+            .find(|(l, _)| l == &r.place.label)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default();
+        let open = breakers.record(r.engine_name(), false);
+        unavailable.push(Unavailable {
+            runner: r.name.clone(),
+            engine: r.engine_name().into(),
+            reason: format!("the builder image could not be made present: {reason}"),
+            breaker_open: open,
+        });
+    }
     let started = std::time::Instant::now();
     let results = fleet.build(&admitted, &work).await;
     let build_secs = started.elapsed().as_secs_f64();
@@ -442,14 +579,15 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             Err(e) => return Err(e),
         }
     }
-    if runners.first().map(|r| r.name.as_str()) != Some("runner-1") || runners.len() < quorum {
+    let reference_answered = runners.first().is_some_and(|r| r.reference);
+    if !reference_answered || runners.len() < quorum {
         return Err(Failure {
             code: Code::Infrastructure,
             message: format!(
                 "quorum not reachable: {} of {} runner(s) answered, {quorum} needed{}",
                 runners.len(),
                 runners.len() + unavailable.len(),
-                if runners.first().map(|r| r.name.as_str()) != Some("runner-1") {
+                if !reference_answered {
                     " (the reference runner did not answer)"
                 } else {
                     ""
@@ -513,6 +651,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
                 runner: r.name.clone(),
                 engine: r.engine_name().to_string(),
                 image: b.record.image.digest.clone(),
+                image_transferred: transferred.contains(&r.place.label),
                 variations: r.variations.clone(),
                 environment: serde_json::to_value(&r.env).unwrap_or_default(),
                 artifacts: b.artifacts.clone(),
@@ -610,7 +749,8 @@ async fn attribute(
     // First the reference again: if identical builds differ, no variation can be blamed.
     let again = Runner {
         name: "explain-reference-again".into(),
-        endpoint: runners[0].endpoint.clone(),
+        reference: false,
+        place: runners[0].place.clone(),
         env: BuildEnv::default(),
         variations: vec![],
     };
@@ -627,8 +767,9 @@ async fn attribute(
             .iter()
             .map(|v| Runner {
                 name: format!("explain-{v}"),
+                reference: false,
                 // The reference's engine: only the variation differs from it.
-                endpoint: runners[0].endpoint.clone(),
+                place: runners[0].place.clone(),
                 // Runner k's own value of the variation: the one that showed the difference.
                 env: vary::env_for(std::slice::from_ref(v), k + 1),
                 variations: vec![v.clone()],

@@ -1,0 +1,484 @@
+//! Runners on other engines: a second Docker engine reached over TCP with TLS that lacks
+//! the builder image, an engine reached over ssh, and runners named in hermetic.toml.
+//!
+//! The second engine runs in a network namespace of its own (its TCP listener is on that
+//! namespace's 127.0.0.1, and hermetic is started inside it to reach it); the ssh server
+//! listens on this machine's 127.0.0.1 only. Nothing leaves the machine.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn sh(cmd: &mut Command) {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as the docker CLI
+/// expects them in DOCKER_CERT_PATH (`ca.pem`, `cert.pem`, `key.pem`); the server's are
+/// `server-cert.pem` and `server-key.pem`.
+fn make_certs(dir: &Path) {
+    let openssl = |args: &[&str]| sh(Command::new("openssl").args(args).current_dir(dir));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=hermetic test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    for (name, subject, ext) in [
+        ("server", "/CN=127.0.0.1", "server.ext"),
+        ("client", "/CN=hermetic test client", "client.ext"),
+    ] {
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            subject,
+            "-keyout",
+            &format!("{name}-key.pem"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            ext,
+            "-out",
+            &format!("{name}-cert.pem"),
+        ]);
+    }
+    std::fs::rename(dir.join("client-cert.pem"), dir.join("cert.pem")).expect("rename");
+    std::fs::rename(dir.join("client-key.pem"), dir.join("key.pem")).expect("rename");
+}
+
+/// A second Docker engine with its own data, in its own network namespace (a daemon
+/// without a bridge would otherwise remove the host's `docker0`). Stopped and removed on
+/// drop.
+struct SecondEngine {
+    child: Child,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl SecondEngine {
+    /// `tls`: a directory made by `make_certs`; the engine then also listens on
+    /// tcp://127.0.0.1:2376 of its namespace, verifying clients.
+    fn start(tls: Option<&Path>) -> SecondEngine {
+        let dir = tempfile::Builder::new()
+            .prefix("hermetic-d2-")
+            .tempdir_in("/tmp")
+            .expect("tmp");
+        let d = dir.path();
+        std::fs::write(d.join("daemon.json"), "{}").expect("daemon.json");
+        let driver = Command::new("docker")
+            .args(["info", "--format", "{{.Driver}}"])
+            .output()
+            .expect("docker info");
+        let driver = String::from_utf8_lossy(&driver.stdout).trim().to_string();
+        let socket = d.join("docker.sock");
+        let mut dockerd = format!(
+            "ip link set lo up && exec dockerd --config-file {d}/daemon.json --data-root {d}/root \
+             --exec-root {d}/exec --pidfile {d}/docker.pid -H unix://{sock} --bridge none \
+             --iptables=false --ip6tables=false --storage-driver {driver}",
+            d = d.display(),
+            sock = socket.display(),
+        );
+        if let Some(certs) = tls {
+            dockerd.push_str(&format!(
+                " -H tcp://127.0.0.1:2376 --tlsverify --tlscacert {c}/ca.pem \
+                 --tlscert {c}/server-cert.pem --tlskey {c}/server-key.pem",
+                c = certs.display()
+            ));
+        }
+        let log = std::fs::File::create(d.join("dockerd.log")).expect("log");
+        let child = Command::new("unshare")
+            .args(["--net", "--", "sh", "-c", &dockerd])
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start dockerd");
+        let engine = SecondEngine { child, dir, socket };
+        let started = Instant::now();
+        loop {
+            let up = Command::new("docker")
+                .arg("-H")
+                .arg(engine.endpoint())
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if up {
+                return engine;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "second engine did not start:\n{}",
+                std::fs::read_to_string(engine.dir.path().join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(self.endpoint())
+            .args(args)
+            .output()
+            .expect("docker")
+    }
+
+    /// Runs `cmd` inside the engine's network namespace (where its TCP listener is).
+    fn in_netns(&self, cmd: &Command) -> Command {
+        let mut wrapped = Command::new("nsenter");
+        wrapped
+            .arg(format!("--net=/proc/{}/ns/net", self.child.id()))
+            .arg("--")
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        if let Some(dir) = cmd.get_current_dir() {
+            wrapped.current_dir(dir);
+        }
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => wrapped.env(k, v),
+                None => wrapped.env_remove(k),
+            };
+        }
+        wrapped
+    }
+}
+
+impl Drop for SecondEngine {
+    fn drop(&mut self) {
+        // SIGTERM: dockerd stops its containerd and unmounts its layers.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn image_id() -> String {
+    builder_image();
+    let out = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            "hermetic/builder:latest",
+        ])
+        .output()
+        .expect("docker");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
+    let _serial = engine_lock();
+    let image = image_id();
+    let certs = tempfile::tempdir().expect("tmp");
+    make_certs(certs.path());
+    let engine = SecondEngine::start(Some(certs.path()));
+    assert!(
+        !engine
+            .docker(&["image", "inspect", &image])
+            .status
+            .success(),
+        "a new engine has no images"
+    );
+    let project = fixture("hello");
+    // Vendored here, where the registry is reachable; the namespace has no way out.
+    expect(hermetic(project.path()).args(["vendor"]), 0);
+
+    // Without TLS settings the engine is not usable: one line, infrastructure (exit 4).
+    let mut show = hermetic(project.path());
+    show.args(["image", "show", "--json"])
+        .env("DOCKER_HOST", "tcp://127.0.0.1:2376")
+        .env_remove("DOCKER_TLS_VERIFY");
+    let r = expect(&mut engine.in_netns(&show), 4);
+    assert!(
+        r.json()["error"]["message"].as_str().is_some(),
+        "{}",
+        r.stdout
+    );
+    // TLS asked for, certificates missing: the missing file and where to put it.
+    let empty = tempfile::tempdir().expect("tmp");
+    show.env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", empty.path());
+    let r = expect(&mut engine.in_netns(&show), 4);
+    let e = &r.json()["error"];
+    assert!(
+        e["message"].as_str().expect("message").contains("ca.pem"),
+        "{e}"
+    );
+    assert!(
+        e["fix"].as_str().expect("fix").contains("DOCKER_CERT_PATH"),
+        "{e}"
+    );
+
+    let verify = |expected_transfer: bool| {
+        let mut cmd = hermetic(project.path());
+        cmd.args([
+            "verify",
+            ".",
+            "--runner",
+            "local",
+            "--runner",
+            "tcp://127.0.0.1:2376",
+            "--vary",
+            "build-path,hostname,user",
+            "--no-sign",
+            "--no-cache",
+            "--json",
+        ])
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", certs.path())
+        .env_remove("DOCKER_HOST");
+        let v = expect(&mut engine.in_netns(&cmd), 0).json();
+        assert_eq!(v["verdict"], "reproducible", "{v}");
+        assert_eq!(v["runners"][1]["engine"], "tcp://127.0.0.1:2376", "{v}");
+        assert_eq!(v["runners"][0]["image"], image.as_str(), "{v}");
+        assert_eq!(v["runners"][1]["image"], image.as_str(), "{v}");
+        assert_eq!(
+            v["runners"][1]["image_transferred"], expected_transfer,
+            "{v}"
+        );
+        assert_eq!(v["runners"][0]["image_transferred"], false, "{v}");
+    };
+    verify(true);
+    // The copy is the same image, by content digest, and tagged so it is not pruned.
+    let out = engine.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}} {{.RepoTags}}",
+        &image,
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with(&image), "{said}");
+    assert!(said.contains("hermetic/builder:sha256-"), "{said}");
+    let md = std::fs::read_to_string(project.path().join("dist/verify-report.md")).expect("md");
+    assert!(md.contains("builder image copied there"), "{md}");
+    // Next time it is there already.
+    verify(false);
+    // Nothing of hermetic's is left on the second engine.
+    let left = engine.docker(&["ps", "-aq", "--filter", "label=hermetic"]);
+    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty());
+    let left = engine.docker(&["volume", "ls", "-q", "--filter", "label=hermetic"]);
+    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty());
+}
+
+/// An sshd on 127.0.0.1 that lets root in with one key, and an ssh client configuration
+/// that trusts exactly that server: nothing of the user's ~/.ssh is read or changed.
+struct SshServer {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl SshServer {
+    fn start() -> SshServer {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        for (name, file) in [("host", "host_key"), ("client", "client_key")] {
+            sh(Command::new("ssh-keygen").args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                name,
+                "-f",
+                &d.join(file).to_string_lossy(),
+            ]));
+        }
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).expect("copy");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host_key\n\
+                 AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+                 StrictModes no\nAllowStreamLocalForwarding yes\nPidFile {d}/sshd.pid\n",
+                d = d.display()
+            ),
+        )
+        .expect("sshd_config");
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).expect("pub");
+        std::fs::write(
+            d.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {host_pub}"),
+        )
+        .expect("known_hosts");
+        std::fs::write(
+            d.join("ssh_config"),
+            format!(
+                "Host 127.0.0.1\n  IdentityFile {d}/client_key\n  IdentitiesOnly yes\n  \
+                 UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking yes\n  \
+                 GlobalKnownHostsFile /dev/null\n",
+                d = d.display()
+            ),
+        )
+        .expect("ssh_config");
+        // sshd's privilege separation directory, as its package's service makes it.
+        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stderr(Stdio::from(
+                std::fs::File::create(d.join("sshd.log")).expect("log"),
+            ))
+            .spawn()
+            .expect("start sshd (apt-get install openssh-server)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "sshd did not start:\n{}",
+                std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        SshServer { child, dir, port }
+    }
+
+    fn ssh_command(&self) -> String {
+        format!("ssh -F {}", self.dir.path().join("ssh_config").display())
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// ssh processes of this test's tunnels still running.
+fn tunnels(server: &SshServer) -> usize {
+    let out = Command::new("pgrep")
+        .args([
+            "-f",
+            &server.dir.path().join("ssh_config").to_string_lossy(),
+        ])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn ssh_runner_named_in_hermetic_toml() {
+    let _serial = engine_lock();
+    builder_image();
+    let server = SshServer::start();
+    let project = fixture("hello");
+    let endpoint = format!("ssh://root@127.0.0.1:{}", server.port);
+    std::fs::write(
+        project.path().join("hermetic.toml"),
+        format!(
+            "[[runners]]\nendpoint = \"local\"\n\n[[runners]]\nname = \"over-ssh\"\n\
+             endpoint = \"{endpoint}\"\nvary = [\"hostname\", \"home\"]\n"
+        ),
+    )
+    .expect("hermetic.toml");
+    let mut cmd = hermetic(project.path());
+    cmd.args(["verify", ".", "--no-sign", "--no-cache", "--json"])
+        .env("HERMETIC_SSH_COMMAND", server.ssh_command())
+        .env_remove("DOCKER_HOST");
+    let v = expect(&mut cmd, 0).json();
+    assert_eq!(v["verdict"], "reproducible", "{v}");
+    assert_eq!(v["runners"][0]["runner"], "runner-1", "{v}");
+    assert_eq!(v["runners"][1]["runner"], "over-ssh", "{v}");
+    assert_eq!(v["runners"][1]["engine"], endpoint.as_str(), "{v}");
+    assert_eq!(
+        v["runners"][1]["variations"],
+        serde_json::json!(["hostname", "home"]),
+        "{v}"
+    );
+    // The tunnel ends with hermetic.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tunnels(&server) > 0 {
+        assert!(Instant::now() < deadline, "an ssh tunnel outlived hermetic");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A server whose host key is not trusted: ssh's own reason, as an infrastructure error.
+    std::fs::write(server.dir.path().join("known_hosts"), "").expect("known_hosts");
+    let mut show = hermetic(project.path());
+    show.args(["image", "show", "--json"])
+        .env("DOCKER_HOST", &endpoint)
+        .env("HERMETIC_SSH_COMMAND", server.ssh_command());
+    let r = expect(&mut show, 4);
+    let msg = r.json()["error"]["message"].to_string();
+    assert!(msg.contains("Host key verification failed"), "{msg}");
+
+    // A mistake in hermetic.toml: the file, line and column, and a fix; exit 2.
+    std::fs::write(
+        project.path().join("hermetic.toml"),
+        "[[runners]]\nendpoint = \"local\"\n\n[[runners]]\nendpoint = \"builder-2:2376\"\n",
+    )
+    .expect("hermetic.toml");
+    let mut cmd = hermetic(project.path());
+    cmd.args(["verify", ".", "--no-sign", "--json"]);
+    let r = expect(&mut cmd, 2);
+    let e = &r.json()["error"];
+    let msg = e["message"].as_str().expect("message");
+    assert!(msg.contains("hermetic.toml:5:12"), "{msg}");
+    assert!(e["fix"].as_str().is_some(), "{e}");
+}
