@@ -54,8 +54,18 @@ fn fixture_builds_hermetically_and_reproducibly() {
             .is_some_and(|d| d.starts_with("sha256:"))
     );
 
-    // The same inputs again: byte-identical outputs, the archive included.
-    let second = build(project.path(), &[], 0).json();
+    // The same inputs again, with one job: byte-identical outputs, the archive included.
+    let second = build(project.path(), &["--jobs", "1"], 0).json();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dist.join("hermetic-build.json")).expect("record"))
+            .expect("json");
+    assert!(
+        record["environment"]["variables"]
+            .to_string()
+            .contains("CARGO_BUILD_JOBS=1"),
+        "--jobs reaches the build: {}",
+        record["environment"]
+    );
     assert_ne!(run_id(&first), run_id(&second));
     assert_eq!(
         sums,

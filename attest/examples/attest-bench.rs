@@ -122,6 +122,7 @@ fn record(crates: usize) -> BuildRecord {
             invocation_id: "bench".into(),
             started_unix: 0,
             finished_unix: 1,
+            stages: Default::default(),
         },
         log: None,
         deps: DepManifest {

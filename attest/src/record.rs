@@ -121,6 +121,20 @@ pub struct RunTimes {
     pub invocation_id: String,
     pub started_unix: u64,
     pub finished_unix: u64,
+    /// Milliseconds spent in each stage (where a build's time goes).
+    #[serde(default)]
+    pub stages: StageTimes,
+}
+
+/// Milliseconds per stage of a build in the sandbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageTimes {
+    /// Image check, packing inputs, volumes, upload, container creation.
+    pub prepare_ms: u64,
+    /// From container start to its exit: cargo.
+    pub build_ms: u64,
+    /// Downloading the outputs.
+    pub collect_ms: u64,
 }
 
 impl BuildRecord {

@@ -109,7 +109,7 @@ pub(crate) fn record() -> BuildRecord {
             variations: vec![],
         },
         runner: Runner { id: "local".into(), engine: "unix:///var/run/docker.sock".into() },
-        run: RunTimes { invocation_id: "r1".into(), started_unix: 1_700_000_100, finished_unix: 1_700_000_200 },
+        run: RunTimes { invocation_id: "r1".into(), started_unix: 1_700_000_100, finished_unix: 1_700_000_200, stages: Default::default() },
         log: None,
         deps,
         verified_by: vec![],
@@ -280,6 +280,11 @@ fn sboms_and_build_definition_are_reproducible_and_well_formed() {
         invocation_id: "r2".into(),
         started_unix: 1_800_000_000,
         finished_unix: 1_800_000_100,
+        stages: crate::record::StageTimes {
+            prepare_ms: 1,
+            build_ms: 2,
+            collect_ms: 3,
+        },
     };
     let (spdx2, cdx2) = crate::documents::sboms(&later);
     assert_eq!(spdx1, spdx2);

@@ -99,7 +99,8 @@ pub struct BuildSpec {
     pub vendor_dir: PathBuf,
     /// Binary names to collect from `target/release/`.
     pub binaries: Vec<String>,
-    pub source_date_epoch: i64,
+    /// The inputs, read once (shared by every runner of a verification).
+    pub snapshot: std::sync::Arc<Snapshot>,
     pub env: BuildEnv,
     pub limits: Limits,
     pub timeouts: Timeouts,
@@ -111,8 +112,6 @@ pub struct BuildSpec {
     pub diagnostics_dir: PathBuf,
     /// Extra arguments to `cargo build` (features, packages).
     pub cargo_args: Vec<String>,
-    /// Paths under the workspace never sent in (the output directory).
-    pub exclude: Vec<PathBuf>,
 }
 
 /// What a successful build produced, with what provenance needs to know about it.
@@ -133,7 +132,20 @@ pub struct BuildResult {
     pub command: Vec<String>,
     pub started_unix: u64,
     pub finished_unix: u64,
+    pub stages: StageTimes,
     pub log_path: PathBuf,
+}
+
+/// Milliseconds per stage: where a build's time went.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StageTimes {
+    pub prepare_ms: u64,
+    pub build_ms: u64,
+    pub collect_ms: u64,
+}
+
+fn ms_since(t: std::time::Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 fn now_unix() -> u64 {
@@ -370,54 +382,106 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-/// The inputs, as archives to unpack in the input volume: `work/` (the mount point of the
-/// writable volume), `src/` (the workspace) and `deps/` (vendored tree + config).
-struct Inputs {
-    archives: Vec<Vec<u8>>,
-    source_tree_sha256: String,
-    vendor_tree_sha256: String,
+/// The inputs of a build, read once: the workspace's files (in memory), the archive of the
+/// vendored tree (the biggest input, made once) and their digests. Every runner of a
+/// verification builds from one snapshot, so a file edited while it runs cannot make runners
+/// build different inputs and look like nondeterminism.
+pub struct Snapshot {
+    /// Workspace-relative paths, sorted.
+    pub files: Vec<PathBuf>,
+    /// Each file's bytes and whether it is executable, in `files` order.
+    contents: Vec<(Vec<u8>, bool)>,
+    /// `src/`: the workspace files in canonical order.
+    src: Vec<u8>,
+    /// `deps/`: the vendored tree and its source replacement config.
+    deps: Vec<u8>,
+    /// SHA-256 of the `src/` archive.
+    pub source_tree_sha256: String,
+    /// SHA-256 of the `deps/` archive.
+    pub vendor_tree_sha256: String,
+    pub source_date_epoch: i64,
+    /// The workspace's Cargo.toml pins `[profile.release] codegen-units`.
+    pub codegen_units_pinned: bool,
 }
 
-/// Each tree is read and archived once: its digest is taken over the very archive that is
-/// sent (in canonical order; only a file-order variation sends the sources a second way).
-fn inputs_archive(spec: &BuildSpec, files: &[PathBuf]) -> Result<Inputs> {
-    let mut src = TarWriter::new(spec.source_date_epoch);
-    add_tree(&mut src, &spec.workspace, files, Path::new("src"))?;
-    let src = src.finish()?;
-    let source_tree_sha256 = sha256_hex(&src);
-    let src = if spec.env.reverse_file_order {
-        let mut reversed = files.to_vec();
-        reversed.reverse();
-        let mut tar = TarWriter::new(spec.source_date_epoch);
-        add_tree(&mut tar, &spec.workspace, &reversed, Path::new("src"))?;
-        tar.finish()?
-    } else {
-        src
-    };
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("files", &self.files.len())
+            .field("source_tree_sha256", &self.source_tree_sha256)
+            .field("vendor_tree_sha256", &self.vendor_tree_sha256)
+            .field("source_date_epoch", &self.source_date_epoch)
+            .finish_non_exhaustive()
+    }
+}
 
-    let vendor_root = spec.vendor_dir.join("vendor");
-    let mut vendor_files: Vec<PathBuf> = walkdir_files(&vendor_root)?;
-    vendor_files.sort();
-    let mut deps = TarWriter::new(spec.source_date_epoch);
-    add_tree(
-        &mut deps,
-        &vendor_root,
-        &vendor_files,
-        Path::new("deps/vendor"),
-    )?;
-    let lock = hermetic_deps::lockfile::Lockfile::read(&spec.workspace.join("Cargo.lock"))?;
-    let config = hermetic_deps::write_source_config("deps", &lock);
-    deps.file(Path::new("deps/config.toml"), config.as_bytes(), false)?;
-    let deps = deps.finish()?;
-    let vendor_tree_sha256 = sha256_hex(&deps);
+impl Snapshot {
+    /// Reads `files` of `workspace` and the `vendor/` tree of `vendor_dir`.
+    pub fn take(
+        workspace: &Path,
+        vendor_dir: &Path,
+        files: Vec<PathBuf>,
+        source_date_epoch: i64,
+    ) -> Result<Snapshot> {
+        let mut contents = Vec::with_capacity(files.len());
+        let mut src = TarWriter::new(source_date_epoch);
+        for rel in &files {
+            let path = workspace.join(rel);
+            let data = std::fs::read(&path).at(&path)?;
+            let meta = std::fs::metadata(&path).at(&path)?;
+            let executable = is_executable(&meta);
+            src.file(&Path::new("src").join(rel), &data, executable)?;
+            contents.push((data, executable));
+        }
+        let src = src.finish()?;
+        let codegen_units_pinned = files
+            .iter()
+            .position(|f| f == Path::new("Cargo.toml"))
+            .is_some_and(|i| sets_codegen_units(&String::from_utf8_lossy(&contents[i].0)));
+        let lock = hermetic_deps::lockfile::Lockfile::read(&workspace.join("Cargo.lock"))?;
 
-    let mut work = TarWriter::new(spec.source_date_epoch);
-    work.dir(Path::new("work"), 0)?;
-    Ok(Inputs {
-        archives: vec![work.finish()?, src, deps],
-        source_tree_sha256,
-        vendor_tree_sha256,
-    })
+        let vendor_root = vendor_dir.join("vendor");
+        let mut vendor_files: Vec<PathBuf> = walkdir_files(&vendor_root)?;
+        vendor_files.sort();
+        let mut deps = TarWriter::new(source_date_epoch);
+        add_tree(
+            &mut deps,
+            &vendor_root,
+            &vendor_files,
+            Path::new("deps/vendor"),
+        )?;
+        let config = hermetic_deps::write_source_config("deps", &lock);
+        deps.file(Path::new("deps/config.toml"), config.as_bytes(), false)?;
+        let deps = deps.finish()?;
+        Ok(Snapshot {
+            source_tree_sha256: sha256_hex(&src),
+            vendor_tree_sha256: sha256_hex(&deps),
+            files,
+            contents,
+            src,
+            deps,
+            source_date_epoch,
+            codegen_units_pinned,
+        })
+    }
+
+    /// The archives to unpack in the input volume: `work/` (the mount point of the
+    /// writable volume), `src/` and `deps/`. Only a file-order variation sends the sources
+    /// a second way (reversed), from memory.
+    fn archives(&self, reverse_file_order: bool) -> Result<Vec<Vec<u8>>> {
+        let src = if reverse_file_order {
+            let mut tar = TarWriter::new(self.source_date_epoch);
+            for (rel, (data, executable)) in self.files.iter().zip(&self.contents).rev() {
+                tar.file(&Path::new("src").join(rel), data, *executable)?;
+            }
+            tar.finish()?
+        } else {
+            self.src.clone()
+        };
+        let mut work = TarWriter::new(self.source_date_epoch);
+        work.dir(Path::new("work"), 0)?;
+        Ok(vec![work.finish()?, src, self.deps.clone()])
+    }
 }
 
 /// The writable volume's skeleton, owned by the build user.
@@ -455,7 +519,7 @@ pub fn command_and_env(spec: &BuildSpec, sysroot: Option<&str>) -> (Vec<String>,
     // The GNU build id is a hash of the output; neutralise it rather than depend on it.
     rustflags.push("-Clink-arg=-Wl,--build-id=none".into());
     let mut env = vec![
-        format!("SOURCE_DATE_EPOCH={}", spec.source_date_epoch),
+        format!("SOURCE_DATE_EPOCH={}", spec.snapshot.source_date_epoch),
         format!("TZ={}", spec.env.tz),
         format!("LANG={}", spec.env.locale),
         format!("LC_ALL={}", spec.env.locale),
@@ -467,7 +531,7 @@ pub fn command_and_env(spec: &BuildSpec, sysroot: Option<&str>) -> (Vec<String>,
     ];
     // Codegen units must not follow the CPU count: keep the project's own setting, else
     // pin release's documented default.
-    if !sets_codegen_units(&spec.workspace) {
+    if !spec.snapshot.codegen_units_pinned {
         env.push("CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16".into());
     }
     if let Some(j) = spec.env.jobs {
@@ -505,11 +569,11 @@ pub fn command_and_env(spec: &BuildSpec, sysroot: Option<&str>) -> (Vec<String>,
     (vec!["/bin/sh".into(), "-c".into(), script], env)
 }
 
-/// True if the workspace's Cargo.toml pins `[profile.release] codegen-units`.
-fn sets_codegen_units(workspace: &Path) -> bool {
-    std::fs::read_to_string(workspace.join("Cargo.toml"))
+/// True if a Cargo.toml pins `[profile.release] codegen-units`.
+fn sets_codegen_units(manifest: &str) -> bool {
+    manifest
+        .parse::<toml::Table>()
         .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok())
         .and_then(|t| {
             t.get("profile")?
                 .get("release")?
@@ -553,18 +617,17 @@ async fn build_inner(
     log_line: &(dyn Fn(&str) + Sync),
 ) -> Result<BuildResult> {
     let started_unix = now_unix();
+    let mut stages = StageTimes::default();
+    let clock = std::time::Instant::now();
     stage("checking the builder image");
     let info = image::show(engine, &spec.image).await?;
     let p = spec.env.build_path.trim_end_matches('/').to_string();
 
     stage("packing inputs");
-    let files = source_files(&spec.workspace, &spec.exclude)?;
-    let source_count = files.len();
-    let Inputs {
-        archives: inputs,
-        source_tree_sha256,
-        vendor_tree_sha256,
-    } = inputs_archive(spec, &files)?;
+    let source_count = spec.snapshot.files.len();
+    let source_tree_sha256 = spec.snapshot.source_tree_sha256.clone();
+    let vendor_tree_sha256 = spec.snapshot.vendor_tree_sha256.clone();
+    let inputs = spec.snapshot.archives(spec.env.reverse_file_order)?;
     let work = work_archive(&spec.env)?;
 
     let in_vol = format!("hermetic-{}-in", run.0);
@@ -636,6 +699,8 @@ async fn build_inner(
     }
     let mut log = std::fs::File::create(&spec.log_path).at(&spec.log_path)?;
     stage("building (cargo build --release --locked --offline, no network)");
+    stages.prepare_ms = ms_since(clock);
+    let clock = std::time::Instant::now();
     container::start(engine, &id).await?;
     let mut partial = String::new();
     let follow = container::follow_logs(engine, &id, |bytes| {
@@ -648,6 +713,7 @@ async fn build_inner(
     });
     let (code, ()) = tokio::join!(container::wait(engine, &id, spec.timeouts.build), follow);
     let code = code?;
+    stages.build_ms = ms_since(clock);
     drop(log);
 
     let diagnose = |exit: Option<i64>| {
@@ -680,6 +746,7 @@ async fn build_inner(
     }
 
     stage("collecting outputs");
+    let clock = std::time::Instant::now();
     std::fs::create_dir_all(&spec.out_dir).at(&spec.out_dir)?;
     let collect_outputs = async {
         let mut outputs = Vec::new();
@@ -721,6 +788,10 @@ async fn build_inner(
         command,
         started_unix,
         finished_unix: now_unix(),
+        stages: StageTimes {
+            collect_ms: ms_since(clock),
+            ..stages
+        },
         log_path: spec.log_path.clone(),
     })
 }
@@ -775,7 +846,7 @@ fn write_diagnostics(
         "inputs": {
             "source_tree_sha256": source_digest,
             "vendor_tree_sha256": vendor_digest,
-            "source_date_epoch": spec.source_date_epoch,
+            "source_date_epoch": spec.snapshot.source_date_epoch,
         },
         "limits": spec.limits,
         "timeouts": spec.timeouts,
@@ -828,4 +899,77 @@ fn write_diagnostics(
     let path = dir.join("reproduce.sh");
     std::fs::write(&path, script).at(&path)?;
     Ok(dir.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(tar_bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let mut archive = tar::Archive::new(tar_bytes);
+        let mut out = vec![];
+        for e in archive.entries().expect("entries") {
+            let mut e = e.expect("entry");
+            if e.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let name = e.path().expect("path").display().to_string();
+            let mut data = vec![];
+            std::io::Read::read_to_end(&mut e, &mut data).expect("read");
+            out.push((name, data));
+        }
+        out
+    }
+
+    #[test]
+    fn a_snapshot_does_not_follow_later_edits() {
+        let ws = tempfile::tempdir().expect("tmp");
+        let w = ws.path();
+        std::fs::create_dir_all(w.join("src")).expect("mkdir");
+        std::fs::write(
+            w.join("Cargo.toml"),
+            "[package]\nname = \"a\"\nversion = \"0.1.0\"\n\n[profile.release]\ncodegen-units = 4\n",
+        )
+        .expect("write");
+        std::fs::write(
+            w.join("Cargo.lock"),
+            "version = 4\n\n[[package]]\nname = \"a\"\nversion = \"0.1.0\"\n",
+        )
+        .expect("write");
+        std::fs::write(w.join("src/main.rs"), "fn main() {}\n").expect("write");
+        let deps = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(deps.path().join("vendor/x-1.0.0")).expect("mkdir");
+        std::fs::write(deps.path().join("vendor/x-1.0.0/lib.rs"), "").expect("write");
+        let files = vec![
+            PathBuf::from("Cargo.lock"),
+            PathBuf::from("Cargo.toml"),
+            PathBuf::from("src/main.rs"),
+        ];
+        let snap = Snapshot::take(w, deps.path(), files, 1_700_000_000).expect("snapshot");
+        assert!(snap.codegen_units_pinned);
+        std::fs::write(w.join("src/main.rs"), "fn main() { edited() }\n").expect("write");
+
+        let [work, src, deps_tar] =
+            <[Vec<u8>; 3]>::try_from(snap.archives(false).expect("archives"))
+                .expect("three archives");
+        assert!(entries(&work).is_empty());
+        let src_entries = entries(&src);
+        assert_eq!(
+            src_entries.last(),
+            Some(&("src/src/main.rs".to_string(), b"fn main() {}\n".to_vec()))
+        );
+        assert_eq!(sha256_hex(&src), snap.source_tree_sha256);
+        assert_eq!(sha256_hex(&deps_tar), snap.vendor_tree_sha256);
+        assert!(
+            entries(&deps_tar)
+                .iter()
+                .any(|(n, _)| n == "deps/config.toml")
+        );
+
+        // The file-order variation: the same files, created the other way round.
+        let reversed = snap.archives(true).expect("archives");
+        let mut back = entries(&reversed[1]);
+        back.reverse();
+        assert_eq!(back, src_entries);
+    }
 }

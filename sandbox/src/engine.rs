@@ -22,7 +22,11 @@ impl Engine {
     /// Connects like the docker CLI: `DOCKER_HOST` if set, else the local socket. Probes the
     /// engine with a short ping so that a dead engine is one clear error, not a hang.
     pub async fn connect() -> Result<Engine> {
-        Engine::connect_to("local").await
+        let host = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "local".into());
+        Engine::connect_to(&host).await
     }
 
     /// Connects to an endpoint as written on the command line (see [`Endpoint::parse`]).

@@ -174,6 +174,8 @@ pub struct Runner<'a> {
     pub env: BuildEnv,
     /// Names of the variations in `env` (empty for the fixed environment).
     pub variations: &'a [String],
+    /// Inputs already read (shared by the runners of a verification); `None`: read them.
+    pub inputs: Option<&'a Inputs>,
 }
 
 impl Runner<'static> {
@@ -183,7 +185,36 @@ impl Runner<'static> {
             endpoint: None,
             env: BuildEnv::default(),
             variations: &[],
+            inputs: None,
         }
+    }
+}
+
+/// What a build reads from the project, read once: the files sent in, the vendored tree's
+/// archive, `SOURCE_DATE_EPOCH` and where the source comes from.
+pub struct Inputs {
+    pub snapshot: std::sync::Arc<hermetic_sandbox::build::Snapshot>,
+    pub epoch_origin: String,
+    pub identity: hermetic_sandbox::build::SourceIdentity,
+}
+
+impl Inputs {
+    /// Reads the project's inputs; `out` (the output directory) is never one of them.
+    pub fn take(
+        vendored: &hermetic_deps::VendorOutcome,
+        out: &std::path::Path,
+    ) -> Result<Inputs, Failure> {
+        let workspace = &vendored.workspace_root;
+        let files = source_files(workspace, &[out.to_path_buf()])?;
+        let (epoch, epoch_origin) = source_date_epoch(workspace, &files);
+        let identity = source_identity(workspace);
+        let snapshot =
+            hermetic_sandbox::build::Snapshot::take(workspace, &vendored.out, files, epoch)?;
+        Ok(Inputs {
+            snapshot: std::sync::Arc::new(snapshot),
+            epoch_origin,
+            identity,
+        })
     }
 }
 
@@ -199,9 +230,14 @@ pub async fn build_project(
     let Runner {
         id: runner_id,
         endpoint,
-        env,
+        mut env,
         variations,
+        inputs,
     } = runner;
+    // --jobs applies unless the runner's own variation sets it.
+    if env.jobs.is_none() {
+        env.jobs = args.jobs;
+    }
     let manifest = &vendored.manifest;
     let workspace = vendored.workspace_root.clone();
     let binaries = manifest.binaries();
@@ -247,8 +283,16 @@ pub async fn build_project(
         ));
     }
 
-    let files = source_files(&workspace, std::slice::from_ref(&out))?;
-    let (epoch, epoch_origin) = source_date_epoch(&workspace, &files);
+    let taken;
+    let inputs = match inputs {
+        Some(i) => i,
+        None => {
+            spinner.stage("reading inputs");
+            taken = Inputs::take(vendored, &out)?;
+            &taken
+        }
+    };
+    let epoch = inputs.snapshot.source_date_epoch;
     let hermetic_dir = workspace.join("target").join("hermetic");
     let staging = staging_for(&out, run);
     let cpuset = env.cpuset.clone();
@@ -262,7 +306,7 @@ pub async fn build_project(
         workspace: workspace.clone(),
         vendor_dir: vendored.out.clone(),
         binaries: binaries.clone(),
-        source_date_epoch: epoch,
+        snapshot: inputs.snapshot.clone(),
         env,
         limits: Limits {
             memory_bytes: args.memory_mib << 20,
@@ -278,7 +322,6 @@ pub async fn build_project(
         log_path: hermetic_dir.join("logs").join(format!("{}.log", run.0)),
         diagnostics_dir: hermetic_dir.join("diagnostics").join(&run.0),
         cargo_args,
-        exclude: vec![out.clone()],
     };
     let stage = |m: &str| spinner.stage(m);
     let log_line = |l: &str| {
@@ -345,7 +388,7 @@ pub async fn build_project(
                 sha256,
                 size,
             });
-        let identity = source_identity(&workspace);
+        let identity = inputs.identity.clone();
         let manifest_path = std::fs::canonicalize(&args.manifest_path)
             .ok()
             .and_then(|m| m.strip_prefix(&workspace).ok().map(Path::to_path_buf))
@@ -377,7 +420,7 @@ pub async fn build_project(
                 .map(String::from)
                 .collect(),
             source_date_epoch: epoch,
-            source_date_epoch_origin: epoch_origin.clone(),
+            source_date_epoch_origin: inputs.epoch_origin.clone(),
             lockfile_sha256: manifest.lockfile_sha256.clone(),
             vendor_tree_sha256: result.vendor_tree_sha256.clone(),
             image: ImageRef {
@@ -399,6 +442,11 @@ pub async fn build_project(
                 invocation_id: run.0.clone(),
                 started_unix: result.started_unix,
                 finished_unix: result.finished_unix,
+                stages: hermetic_attest::record::StageTimes {
+                    prepare_ms: result.stages.prepare_ms,
+                    build_ms: result.stages.build_ms,
+                    collect_ms: result.stages.collect_ms,
+                },
             },
             log,
             deps: manifest.clone(),

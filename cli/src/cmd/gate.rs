@@ -51,6 +51,7 @@ pub async fn rebuild(args: &RebuildArgs, out: &Output) -> Result<Code, Failure> 
                 build::Runner {
                     id: &args.runner_id,
                     endpoint: None,
+                    inputs: None,
                     env: BuildEnv::default(),
                     variations: &[],
                 },

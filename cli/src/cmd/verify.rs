@@ -10,7 +10,7 @@ use hermetic_attest::report::{
     Attribution, Probe, RunnerReport, Unavailable, Unsupported, Verdict, VerifyReport,
 };
 use hermetic_sandbox::breaker::{Admission, Breakers};
-use hermetic_sandbox::build::{BuildEnv, source_files};
+use hermetic_sandbox::build::BuildEnv;
 use hermetic_sandbox::endpoint::Endpoint;
 use hermetic_sandbox::engine::Engine;
 use hermetic_sandbox::run::RunId;
@@ -209,25 +209,24 @@ fn places(args: &Args) -> Result<Vec<Place>, Failure> {
 fn inputs_digest(
     args: &Args,
     vendored: &hermetic_deps::VendorOutcome,
+    inputs: &build::Inputs,
     image_id: &str,
     runners: &[Runner],
-    out: &Path,
-) -> Result<String, Failure> {
-    let workspace = &vendored.workspace_root;
-    let files = source_files(workspace, &[out.to_path_buf()])?;
-    let digests = hermetic_attest::digest::digest_files(workspace, &files)?;
+) -> String {
     let doc = json!({
         "hermetic": env!("CARGO_PKG_VERSION"),
         "lockfile": vendored.manifest.lockfile_sha256,
         "vendor": vendored.manifest.vendor_key,
+        "vendor_tree": inputs.snapshot.vendor_tree_sha256,
         "image": image_id,
-        "sources": digests.iter().map(|d| format!("{} {}", d.sha256, d.name)).collect::<Vec<_>>(),
+        // Names, modes, contents and SOURCE_DATE_EPOCH of every file sent in.
+        "sources": inputs.snapshot.source_tree_sha256,
         "runners": runners.iter().map(|r| json!([r.name, r.engine_name(), r.variations])).collect::<Vec<_>>(),
         "features": args.build.features,
         // A report made without attribution must not answer a run that asks for it.
         "explain": !args.no_explain,
     });
-    Ok(hex::encode(Sha256::digest(doc.to_string())))
+    hex::encode(Sha256::digest(doc.to_string()))
 }
 
 fn memo_path(key: &str) -> PathBuf {
@@ -283,6 +282,8 @@ struct Fleet<'a> {
     multi: &'a indicatif::MultiProgress,
     /// The reference engine's builder image.
     image_id: String,
+    /// What every runner builds.
+    inputs: &'a build::Inputs,
 }
 
 impl Fleet<'_> {
@@ -316,6 +317,7 @@ impl Fleet<'_> {
                         endpoint: r.place.endpoint.as_ref(),
                         env: r.env.clone(),
                         variations: &r.variations,
+                        inputs: Some(self.inputs),
                     },
                     false,
                 )
@@ -432,7 +434,10 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             }
         })
         .collect();
-    let inputs = inputs_digest(&args, &vendored, &image_id, &runners, &out_dir)?;
+    // Read once: every runner builds these bytes, whatever happens to the workspace now.
+    main.stage("reading inputs");
+    let snapshot = build::Inputs::take(&vendored, &out_dir)?;
+    let inputs = inputs_digest(&args, &vendored, &snapshot, &image_id, &runners);
 
     if !args.no_cache {
         match memo_read(&inputs) {
@@ -457,6 +462,18 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         .map(|n| n.get())
         .unwrap_or(1);
     let parallel = args.parallel.unwrap_or(cores).min(runners.len()).max(1);
+    // CPU budget: builds running at once share this machine's cores, instead of each
+    // starting one job per core and slowing all of them down. --jobs overrides.
+    if args.build.jobs.is_none() && parallel > 1 {
+        args.build.jobs = u32::try_from((cores / parallel).max(1)).ok();
+    }
+    // The jobs variation must differ from what the reference runs with.
+    let mut runners = runners;
+    for r in runners.iter_mut().skip(1) {
+        if r.variations.iter().any(|v| v == "jobs") && r.env.jobs == args.build.jobs {
+            r.env.jobs = Some(if args.build.jobs == Some(1) { 2 } else { 1 });
+        }
+    }
     main.stage(&format!(
         "building on {} runners, {parallel} at a time",
         runners.len()
@@ -468,6 +485,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         json_out: out.json,
         multi: &multi,
         image_id: image_id.clone(),
+        inputs: &snapshot,
     };
     let breakers = Breakers::in_cache(
         args.breaker_threshold,
@@ -771,7 +789,13 @@ async fn attribute(
                 // The reference's engine: only the variation differs from it.
                 place: runners[0].place.clone(),
                 // Runner k's own value of the variation: the one that showed the difference.
-                env: vary::env_for(std::slice::from_ref(v), k + 1),
+                env: {
+                    let mut env = vary::env_for(std::slice::from_ref(v), k + 1);
+                    if v == "jobs" {
+                        env.jobs = target.env.jobs;
+                    }
+                    env
+                },
                 variations: vec![v.clone()],
             })
             .collect();
