@@ -247,10 +247,20 @@ fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
         .env("DOCKER_HOST", "tcp://127.0.0.1:2376")
         .env_remove("DOCKER_TLS_VERIFY");
     let r = expect(&mut engine.in_netns(&show), 4);
+    let e = &r.json()["error"];
     assert!(
-        r.json()["error"]["message"].as_str().is_some(),
-        "{}",
-        r.stdout
+        e["message"]
+            .as_str()
+            .expect("message")
+            .contains("accepts only TLS"),
+        "{e}"
+    );
+    assert!(
+        e["fix"]
+            .as_str()
+            .expect("fix")
+            .contains("DOCKER_TLS_VERIFY"),
+        "{e}"
     );
     // TLS asked for, certificates missing: the missing file and where to put it.
     let empty = tempfile::tempdir().expect("tmp");

@@ -125,6 +125,10 @@ fn classify_connect(host: &str, e: bollard::errors::Error) -> Error {
             host: host.into(),
             detail: format!("socket {path} does not exist"),
         },
+        // A TLS-only engine answers plain HTTP with this 400.
+        _ if chain.contains("HTTP request to an HTTPS server") => {
+            Error::TlsRequired { host: host.into() }
+        }
         _ if chain.contains("Permission denied") || chain.contains("permission denied") => {
             Error::PermissionDenied {
                 socket: host.trim_start_matches("unix://").into(),

@@ -10,6 +10,8 @@ pub enum Error {
     PermissionDenied { socket: String },
     #[error("DOCKER_HOST={value} is not a usable engine address: {detail}")]
     BadDockerHost { value: String, detail: String },
+    #[error("the engine at {host} accepts only TLS connections")]
+    TlsRequired { host: String },
     #[error("TLS for {host}: {missing} does not exist")]
     TlsFiles { host: String, missing: PathBuf },
     #[error("image {reference} is not present in the engine at {host}")]
@@ -100,6 +102,10 @@ impl Error {
                  ssh://USER@HOST, or unset DOCKER_HOST for the local engine"
                     .into()
             }
+            Error::TlsRequired { .. } => "set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the \
+                 directory with ca.pem, cert.pem and key.pem (or write https://, or set the \
+                 runner's cert-path in hermetic.toml)"
+                .into(),
             Error::TlsFiles { .. } => "put ca.pem, cert.pem and key.pem in DOCKER_CERT_PATH \
                  (default ~/.docker), or set the runner's cert-path in hermetic.toml"
                 .into(),
