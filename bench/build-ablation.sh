@@ -13,15 +13,8 @@
 # Usage: [RUNS=3] bench/build-ablation.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=${BENCH_DIR:-${TMPDIR:-/tmp}/hermetic-bench-build}
-mkdir -p "$work"
 . "$root/bench/lib.sh"
-build_hermetic
-fetch_ripgrep "$work"
-cd "$project"
-docker image inspect hermetic/builder:latest >/dev/null 2>&1 || "$hermetic" image bootstrap
-"$hermetic" vendor >/dev/null 2>&1
-deps=$project/target/hermetic/deps
+prepare_ripgrep
 image=hermetic/builder:latest
 sysroot=$(docker run --rm --network none "$image" rustc --print sysroot)
 

@@ -8,17 +8,8 @@
 # Usage: [RUNS=3] bench/build-overhead.sh   (needs crates.io once, for ripgrep's sources)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-# Outside the repository: cargo would take the project for a member of this workspace.
-work=${BENCH_DIR:-${TMPDIR:-/tmp}/hermetic-bench-build}
-mkdir -p "$work"
 . "$root/bench/lib.sh"
-build_hermetic
-fetch_ripgrep "$work"
-cd "$project"
-
-docker image inspect hermetic/builder:latest >/dev/null 2>&1 || "$hermetic" image bootstrap
-"$hermetic" vendor >/dev/null 2>&1   # warms the vendor cache
-deps=$project/target/hermetic/deps
+prepare_ripgrep
 
 runs=${RUNS:-3}
 now() { date +%s%N; }

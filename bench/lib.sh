@@ -18,3 +18,17 @@ fetch_ripgrep() {
   fi
   project=$dir/ripgrep-$version
 }
+
+# Everything the ripgrep benches start from: hermetic built, ripgrep unpacked in
+# BENCH_DIR (default $TMPDIR/hermetic-bench-build, outside the repository, where cargo would
+# take it for a workspace member), the builder image present and the vendor cache warm.
+# Sets `work`, `project`, `version`, `hermetic` and `deps`, and enters the project.
+prepare_ripgrep() {
+  work=${BENCH_DIR:-${TMPDIR:-/tmp}/hermetic-bench-build}
+  build_hermetic
+  fetch_ripgrep "$work"
+  cd "$project"
+  docker image inspect hermetic/builder:latest >/dev/null 2>&1 || "$hermetic" image bootstrap
+  "$hermetic" vendor >/dev/null 2>&1
+  deps=$project/target/hermetic/deps
+}

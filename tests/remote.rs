@@ -171,22 +171,13 @@ impl SecondEngine {
 
     /// Runs `cmd` inside the engine's network namespace (where its TCP listener is).
     fn in_netns(&self, cmd: &Command) -> Command {
-        let mut wrapped = Command::new("nsenter");
-        wrapped
-            .arg(format!("--net=/proc/{}/ns/net", self.child.id()))
-            .arg("--")
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        if let Some(dir) = cmd.get_current_dir() {
-            wrapped.current_dir(dir);
-        }
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => wrapped.env(k, v),
-                None => wrapped.env_remove(k),
-            };
-        }
-        wrapped
+        wrapped_in(
+            &[
+                "nsenter",
+                &format!("--net=/proc/{}/ns/net", self.child.id()),
+            ],
+            cmd,
+        )
     }
 }
 

@@ -391,10 +391,10 @@ pub struct Snapshot {
     pub files: Vec<PathBuf>,
     /// Each file's bytes and whether it is executable, in `files` order.
     contents: Vec<(Vec<u8>, bool)>,
-    /// `src/`: the workspace files in canonical order.
-    src: Vec<u8>,
+    /// `src/`: the workspace files in canonical order (shared, never copied, by runners).
+    src: bytes::Bytes,
     /// `deps/`: the vendored tree and its source replacement config.
-    deps: Vec<u8>,
+    deps: bytes::Bytes,
     /// SHA-256 of the `src/` archive.
     pub source_tree_sha256: String,
     /// SHA-256 of the `deps/` archive.
@@ -458,8 +458,8 @@ impl Snapshot {
             vendor_tree_sha256: sha256_hex(&deps),
             files,
             contents,
-            src,
-            deps,
+            src: src.into(),
+            deps: deps.into(),
             source_date_epoch,
             codegen_units_pinned,
         })
@@ -468,19 +468,19 @@ impl Snapshot {
     /// The archives to unpack in the input volume: `work/` (the mount point of the
     /// writable volume), `src/` and `deps/`. Only a file-order variation sends the sources
     /// a second way (reversed), from memory.
-    fn archives(&self, reverse_file_order: bool) -> Result<Vec<Vec<u8>>> {
+    fn archives(&self, reverse_file_order: bool) -> Result<Vec<bytes::Bytes>> {
         let src = if reverse_file_order {
             let mut tar = TarWriter::new(self.source_date_epoch);
             for (rel, (data, executable)) in self.files.iter().zip(&self.contents).rev() {
                 tar.file(&Path::new("src").join(rel), data, *executable)?;
             }
-            tar.finish()?
+            tar.finish()?.into()
         } else {
             self.src.clone()
         };
         let mut work = TarWriter::new(self.source_date_epoch);
         work.dir(Path::new("work"), 0)?;
-        Ok(vec![work.finish()?, src, self.deps.clone()])
+        Ok(vec![work.finish()?.into(), src, self.deps.clone()])
     }
 }
 
@@ -682,7 +682,7 @@ async fn build_inner(
         for archive in inputs {
             container::upload(engine, &helper, &p, archive).await?;
         }
-        container::upload(engine, &helper, &format!("{p}/work"), work).await?;
+        container::upload(engine, &helper, &format!("{p}/work"), work.into()).await?;
         container::remove(engine, &helper).await?;
         container::create(engine, &name, body.clone()).await
     };
@@ -950,7 +950,7 @@ mod tests {
         std::fs::write(w.join("src/main.rs"), "fn main() { edited() }\n").expect("write");
 
         let [work, src, deps_tar] =
-            <[Vec<u8>; 3]>::try_from(snap.archives(false).expect("archives"))
+            <[bytes::Bytes; 3]>::try_from(snap.archives(false).expect("archives"))
                 .expect("three archives");
         assert!(entries(&work).is_empty());
         let src_entries = entries(&src);

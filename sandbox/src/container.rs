@@ -138,8 +138,7 @@ pub async fn remove(engine: &Engine, id: &str) -> Result<()> {
 
 /// Uploads a tar archive and unpacks it at `dest` (a volume path: the root filesystem is
 /// read-only).
-pub async fn upload(engine: &Engine, id: &str, dest: &str, tar: Vec<u8>) -> Result<()> {
-    let bytes = bytes::Bytes::from(tar);
+pub async fn upload(engine: &Engine, id: &str, dest: &str, bytes: bytes::Bytes) -> Result<()> {
     retry("upload files", RetryPolicy::default(), || {
         engine.docker.upload_to_container(
             id,

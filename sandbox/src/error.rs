@@ -10,6 +10,8 @@ pub enum Error {
     PermissionDenied { socket: String },
     #[error("DOCKER_HOST={value} is not a usable engine address: {detail}")]
     BadDockerHost { value: String, detail: String },
+    #[error("no Docker engine answers at {host} over ssh: {detail}")]
+    SshTunnel { host: String, detail: String },
     #[error("the engine at {host} accepts only TLS connections")]
     TlsRequired { host: String },
     #[error("TLS for {host}: {missing} does not exist")]
@@ -102,6 +104,10 @@ impl Error {
                  ssh://USER@HOST, or unset DOCKER_HOST for the local engine"
                     .into()
             }
+            Error::SshTunnel { .. } => "check that `ssh HOST` works without prompting (key \
+                 loaded, host key known) and that the remote user may use the Docker socket; \
+                 HERMETIC_SSH_COMMAND passes options, e.g. `ssh -F ./ssh_config`"
+                .into(),
             Error::TlsRequired { .. } => "set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the \
                  directory with ca.pem, cert.pem and key.pem (or write https://, or set the \
                  runner's cert-path in hermetic.toml)"

@@ -476,30 +476,13 @@ pub async fn ensure_present(from: &Engine, to: &Engine, digest: &str) -> Result<
         Err(e) if crate::engine::is_transient(&e) => {}
         Err(e) => return Err(permanent("inspect an image", e)),
     }
-    let policy = RetryPolicy::default();
-    let mut attempt = 1;
-    loop {
-        match copy_image(from, to, digest).await {
-            Ok(()) => break,
-            Err(e) if crate::engine::is_transient(&e) && attempt < policy.attempts => {
-                tokio::time::sleep(policy.delay(attempt)).await;
-                attempt += 1;
-            }
-            Err(e) if crate::engine::is_transient(&e) => {
-                return Err(Error::Transient {
-                    op: format!("copy image {digest} from {} to {}", from.host, to.host),
-                    attempts: attempt,
-                    message: crate::engine::error_chain(&e),
-                });
-            }
-            Err(e) => {
-                return Err(permanent(
-                    &format!("copy image {digest} from {} to {}", from.host, to.host),
-                    e,
-                ));
-            }
-        }
-    }
+    // Loading is idempotent: a transient failure restarts the whole copy.
+    retry(
+        &format!("copy image {digest} from {} to {}", from.host, to.host),
+        RetryPolicy::default(),
+        || copy_image(from, to, digest),
+    )
+    .await?;
     let loaded = inspect(to, digest).await?;
     if loaded.id.as_deref() != Some(digest) {
         return Err(Error::ImageDigestMismatch {

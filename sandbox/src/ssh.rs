@@ -53,7 +53,7 @@ pub async fn open(
     port: Option<u16>,
     socket: &str,
 ) -> Result<Tunnel> {
-    let unreachable = |detail: String| Error::EngineUnreachable {
+    let unreachable = |detail: String| Error::SshTunnel {
         host: display.into(),
         detail,
     };

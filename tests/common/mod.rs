@@ -73,8 +73,13 @@ pub fn test_key() -> &'static (PathBuf, PathBuf) {
 /// down, so nothing can leave, whatever the command tries. Needs root (CI runs as root);
 /// a test that needs this fails rather than skips without it.
 pub fn without_network(cmd: &Command) -> Command {
-    let mut wrapped = Command::new("unshare");
-    wrapped.arg("--net").arg("--").arg(cmd.get_program());
+    wrapped_in(&["unshare", "--net"], cmd)
+}
+
+/// `cmd` run by `prefix` (e.g. `nsenter --net=…`), with its directory and environment.
+pub fn wrapped_in(prefix: &[&str], cmd: &Command) -> Command {
+    let mut wrapped = Command::new(prefix[0]);
+    wrapped.args(&prefix[1..]).arg("--").arg(cmd.get_program());
     wrapped.args(cmd.get_args());
     if let Some(dir) = cmd.get_current_dir() {
         wrapped.current_dir(dir);

@@ -183,13 +183,25 @@ fn places(args: &Args) -> Result<Vec<Place>, Failure> {
         config
             .runners
             .into_iter()
-            .map(|r| Place {
-                endpoint: (r.spec != "local").then_some(r.endpoint),
-                label: r.spec,
-                name: r.name,
-                vary: r.vary,
+            .map(|r| {
+                let vary = r
+                    .vary
+                    .map(|v| vary::parse(&v.join(",")))
+                    .transpose()
+                    .map_err(|e| {
+                        input(
+                            format!("{}: runner {}: vary: {e}", config_path.display(), r.spec),
+                            "use names from the README's variation table",
+                        )
+                    })?;
+                Ok(Place {
+                    endpoint: (r.spec != "local").then_some(r.endpoint),
+                    label: r.spec,
+                    name: r.name,
+                    vary,
+                })
             })
-            .collect()
+            .collect::<Result<_, Failure>>()?
     } else {
         vec![local(); args.runners]
     };
@@ -373,16 +385,6 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         };
     }
     let places = places(&args)?;
-    for p in &places {
-        if let Some(v) = &p.vary {
-            vary::parse(&v.join(",")).map_err(|e| {
-                input(
-                    format!("runner {}: vary: {e}", p.label),
-                    "use names from the README's variation table",
-                )
-            })?;
-        }
-    }
     let multi = indicatif::MultiProgress::new();
     let main = Spinner::attached(&multi, out.json, "verify");
     let vendored = crate::cmd::vendor::vendor_step(
@@ -422,7 +424,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             let k = i + 1;
             let vars = match (k, &place.vary) {
                 (1, _) => vec![],
-                (_, Some(v)) => vary::parse(&v.join(",")).unwrap_or_default(),
+                (_, Some(v)) => v.clone(),
                 (_, None) => variations.clone(),
             };
             Runner {
