@@ -194,6 +194,11 @@ fn container_is_isolated_and_sigkilled_runs_are_collected() {
         .find(|m| m["Destination"] == "/hermetic")
         .expect("inputs mount");
     assert_eq!(input["RW"], false, "inputs are read-only");
+    let deps = mounts
+        .iter()
+        .find(|m| m["Destination"] == "/hermetic/deps")
+        .expect("vendored tree mount");
+    assert_eq!(deps["RW"], false, "the vendored tree is read-only");
     let env = c["Config"]["Env"].as_array().expect("env");
     assert!(env.iter().any(|e| {
         e.as_str()
@@ -365,4 +370,183 @@ fn hermetic_builds_itself_and_the_result_runs() {
         r.stdout.trim(),
         format!("hermetic {}", env!("CARGO_PKG_VERSION"))
     );
+}
+
+fn docker_lines(args: &[&str]) -> Vec<String> {
+    let out = expect(Command::new("docker").args(args), 0);
+    out.stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Names of the engine's vendored-tree cache entries (their helper containers).
+fn cache_entries() -> Vec<String> {
+    let mut names = docker_lines(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=hermetic.cache",
+        "--format",
+        "{{.Names}}",
+    ]);
+    names.sort();
+    names
+}
+
+fn cache_volumes() -> Vec<String> {
+    docker_lines(&["volume", "ls", "-q", "--filter", "label=hermetic.cache"])
+}
+
+/// A cache entry made by hand, as a run of this machine that is gone would leave it.
+fn fake_entry(name: &str, sha: &str) -> String {
+    let mut gone = Command::new("true").spawn().expect("spawn");
+    let pid = gone.id().to_string();
+    gone.wait().expect("reap");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let volume = format!("{name}-vol");
+    expect(
+        Command::new("docker").args([
+            "volume",
+            "create",
+            "--label",
+            "hermetic.cache=deps",
+            &volume,
+        ]),
+        0,
+    );
+    expect(
+        Command::new("docker").args([
+            "create",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--label",
+            "hermetic.cache=deps",
+            "--label",
+            &format!("hermetic.deps={sha}"),
+            "--label",
+            &format!("hermetic.pid={pid}"),
+            "--label",
+            &format!("hermetic.host={}", host.trim()),
+            "-v",
+            &format!("{volume}:/deps"),
+            builder_image(),
+            "true",
+        ]),
+        0,
+    );
+    volume
+}
+
+/// The vendored tree goes to the engine once: later builds of the same tree mount that
+/// copy (same outputs), `--no-deps-cache` leaves nothing, abandoned fills and trees beyond
+/// the newest four are pruned, and `gc --cache` empties the cache.
+#[test]
+fn vendored_tree_is_kept_on_the_engine_reused_and_pruned() {
+    let _serial = engine_lock();
+    let project = fixture("hello");
+    expect(
+        hermetic(project.path()).args(["--json", "gc", "--cache"]),
+        0,
+    );
+    assert_eq!(cache_entries(), Vec::<String>::new());
+    assert_eq!(cache_volumes(), Vec::<String>::new());
+
+    // Four older trees, and a fill abandoned by a run that is gone.
+    let olds: Vec<String> = (1..=4).map(|i| format!("{i:064x}")).collect();
+    for sha in &olds {
+        fake_entry(&format!("hermetic-deps-{sha}"), sha);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let abandoned = fake_entry("hermetic-filling-test", &olds[0]);
+
+    let first = build(project.path(), &[], 0).json();
+    assert_eq!(first["deps_reused"], false, "{first}");
+    let sha = first["record"]["vendor_tree_sha256"]
+        .as_str()
+        .expect("vendor tree digest")
+        .to_string();
+    let published = format!("hermetic-deps-{sha}");
+    // The run's start removed the abandoned fill; publishing a fifth tree removed the
+    // oldest.
+    let mut expected: Vec<String> = olds[1..]
+        .iter()
+        .map(|s| format!("hermetic-deps-{s}"))
+        .chain([published.clone()])
+        .collect();
+    expected.sort();
+    assert_eq!(cache_entries(), expected);
+    let volumes = cache_volumes();
+    assert!(!volumes.contains(&abandoned), "{volumes:?}");
+    assert!(!volumes.contains(&format!("hermetic-deps-{}-vol", olds[0])));
+    assert_eq!(volumes.len(), 4, "{volumes:?}");
+
+    let second = build(project.path(), &[], 0).json();
+    assert_eq!(second["deps_reused"], true, "{second}");
+    assert_eq!(first["artifacts"], second["artifacts"]);
+    assert_eq!(second["record"]["vendor_tree_sha256"], sha.as_str());
+    assert_eq!(leftovers(&run_id(&second)), (0, 0));
+
+    let third = build(project.path(), &["--no-deps-cache"], 0).json();
+    assert_eq!(third["deps_reused"], false);
+    assert_eq!(first["artifacts"], third["artifacts"]);
+    assert_eq!(leftovers(&run_id(&third)), (0, 0));
+    assert_eq!(cache_entries(), expected, "--no-deps-cache adds nothing");
+
+    let v = expect(
+        hermetic(project.path()).args(["--json", "gc", "--cache"]),
+        0,
+    )
+    .json();
+    assert_eq!(
+        v["cache_volumes_removed"].as_array().map(Vec::len),
+        Some(4),
+        "{v}"
+    );
+    assert_eq!(cache_entries(), Vec::<String>::new());
+    assert_eq!(cache_volumes(), Vec::<String>::new());
+}
+
+/// Two runs that fill the same tree at once: one copy is published, the other run uses it
+/// and removes its own; nothing else is left.
+#[test]
+fn concurrent_fills_publish_one_copy() {
+    let _serial = engine_lock();
+    let project = fixture("hello");
+    expect(
+        hermetic(project.path()).args(["--json", "gc", "--cache"]),
+        0,
+    );
+    // Vendored first: only the engine side is raced here.
+    expect(hermetic(project.path()).args(["--json", "vendor"]), 0);
+    let spawn = |out: &str| {
+        hermetic(project.path())
+            .args(["--json", "build", "--image", builder_image(), "--out", out])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let a = spawn("dist-a");
+    let b = spawn("dist-b");
+    let mut digests = Vec::new();
+    for child in [a, b] {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(leftovers(&run_id(&v)), (0, 0));
+        digests.push(v["artifacts"].clone());
+    }
+    assert_eq!(digests[0], digests[1]);
+    let entries = cache_entries();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].starts_with("hermetic-deps-"));
+    assert_eq!(cache_volumes().len(), 1, "{:?}", cache_volumes());
 }

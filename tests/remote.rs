@@ -296,6 +296,8 @@ fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
             "{v}"
         );
         assert_eq!(v["runners"][0]["image_transferred"], false, "{v}");
+        // The first run sends the vendored tree to the new engine; the next reuses it.
+        assert_eq!(v["runners"][1]["deps_reused"], !expected_transfer, "{v}");
     };
     verify(true);
     // The copy is the same image, by content digest, and tagged so it is not pruned.
@@ -313,11 +315,23 @@ fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
     assert!(md.contains("builder image copied there"), "{md}");
     // Next time it is there already.
     verify(false);
-    // Nothing of hermetic's is left on the second engine.
+    // Nothing of hermetic's runs is left on the second engine, only its copy of the
+    // vendored tree.
     let left = engine.docker(&["ps", "-aq", "--filter", "label=hermetic"]);
     assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty());
     let left = engine.docker(&["volume", "ls", "-q", "--filter", "label=hermetic"]);
     assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty());
+    let kept = engine.docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=hermetic.cache",
+        "--format",
+        "{{.Names}}",
+    ]);
+    let kept = String::from_utf8_lossy(&kept.stdout);
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    assert!(kept.starts_with("hermetic-deps-"), "{kept}");
 }
 
 /// An sshd on 127.0.0.1 that lets root in with one key, and an ssh client configuration

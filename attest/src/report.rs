@@ -22,6 +22,9 @@ pub struct RunnerReport {
     /// The image was copied to that engine from the reference's for this verification.
     #[serde(default)]
     pub image_transferred: bool,
+    /// The engine already held the vendored tree (nothing uploaded).
+    #[serde(default)]
+    pub deps_reused: bool,
     /// Names of the variations applied (none for the reference).
     pub variations: Vec<String>,
     /// The environment it built in.

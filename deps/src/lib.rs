@@ -27,4 +27,6 @@ mod vendor;
 
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{DepManifest, Package, Source};
-pub use vendor::{VendorOptions, VendorOutcome, vendor, write_source_config};
+pub use vendor::{
+    VendorOptions, VendorOutcome, record_tree_index, tree_unchanged, vendor, write_source_config,
+};

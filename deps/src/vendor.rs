@@ -85,6 +85,28 @@ fn guess_root(manifest_path: &Path) -> Option<PathBuf> {
 /// Name of the stat index beside `vendor/`, in the cache and in the output directory.
 const INDEX: &str = ".vendor-index.json";
 
+/// The vendored output `out` still holds, unchanged, the tree verified for `key` (by its
+/// stat index: no file is read). The SHA-256 of the index file comes with it, so that
+/// whatever is derived from the tree can be tied to this state of it.
+pub fn tree_unchanged(out: &Path, key: &str) -> Option<String> {
+    tree_unchanged_at(out, key)
+}
+
+/// Records the stat index of `out/vendor` as verified for `key` (as vendoring does).
+pub fn record_tree_index(out: &Path, key: &str) -> Result<()> {
+    TreeIndex::record(&out.join("vendor"), key)?.save(&out.join(INDEX))
+}
+
+fn tree_unchanged_at(out: &Path, key: &str) -> Option<String> {
+    let index = out.join(INDEX);
+    if !TreeIndex::unchanged(&index, &out.join("vendor"), key) {
+        return None;
+    }
+    std::fs::read(&index)
+        .ok()
+        .map(|b| crate::hash::sha256_hex(&b))
+}
+
 fn vendor_in(
     opts: &VendorOptions,
     manifest_path: &Path,

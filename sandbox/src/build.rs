@@ -1,14 +1,16 @@
 //! One hermetic `cargo build` in a container.
 //!
 //! Layout inside the container (`P` is the build path, `/hermetic` unless varied):
-//! - `P` — a volume with the inputs, mounted read-only: `P/src` (the workspace) and
-//!   `P/deps` (the vendored tree and its source-replacement config), owned by root;
+//! - `P` — a volume with the workspace, mounted read-only at `P/src`, owned by root;
+//! - `P/deps` — a volume with the vendored tree and its source-replacement config, mounted
+//!   read-only; kept by the engine between builds of the same tree ([`crate::cache`]);
 //! - `P/work` — a second volume, the only writable place besides `/tmp`: `target/`, `home/`,
 //!   `cargo-home/`, owned by the build user.
 //!
 //! Inputs travel as tar archives through the API and outputs come back the same way, so a
 //! remote engine works like the local one.
 
+use crate::cache;
 use crate::container::{self, Limits, hardened_host_config, volume_mount};
 use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
@@ -112,6 +114,9 @@ pub struct BuildSpec {
     pub diagnostics_dir: PathBuf,
     /// Extra arguments to `cargo build` (features, packages).
     pub cargo_args: Vec<String>,
+    /// Reuse (and keep) the engine's copy of the vendored tree; `false` uploads it for
+    /// this build alone.
+    pub deps_cache: bool,
 }
 
 /// What a successful build produced, with what provenance needs to know about it.
@@ -134,14 +139,23 @@ pub struct BuildResult {
     pub finished_unix: u64,
     pub stages: StageTimes,
     pub log_path: PathBuf,
+    /// The vendored tree was already on the engine ([`crate::cache`]): not uploaded.
+    pub deps_reused: bool,
 }
 
 /// Milliseconds per stage: where a build's time went.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct StageTimes {
+    /// Image check, volumes, inputs uploaded, container created.
     pub prepare_ms: u64,
+    /// Of `prepare_ms`: the inputs uploaded and unpacked by the engine.
+    pub upload_ms: u64,
+    /// Container start to exit.
     pub build_ms: u64,
+    /// Outputs downloaded.
     pub collect_ms: u64,
+    /// The run's container and volumes removed.
+    pub cleanup_ms: u64,
 }
 
 fn ms_since(t: std::time::Instant) -> u64 {
@@ -382,10 +396,35 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// Modification time of every entry of the vendored tree's archive (1980-01-01, the
+/// earliest date zip can hold). Not `SOURCE_DATE_EPOCH`: the archive, and the engine's copy
+/// keyed by its digest ([`crate::cache`]), then stay the same for every commit built with
+/// the same lockfile.
+pub const DEPS_MTIME: i64 = 315_532_800;
+
+/// Bumped whenever the vendored tree's archive is laid out differently: digests remembered
+/// on disk for an older layout must not be believed.
+const DEPS_ARCHIVE_FORMAT: u32 = 2;
+
+/// Where a vendored output remembers its archive's digest.
+const DEPS_DIGEST: &str = ".deps-archive.json";
+
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+struct RememberedDigest {
+    format: u32,
+    /// SHA-256 of the vendored output's stat index when the digest was taken.
+    index_sha256: String,
+    sha256: String,
+}
+
 /// The inputs of a build, read once: the workspace's files (in memory), the archive of the
-/// vendored tree (the biggest input, made once) and their digests. Every runner of a
-/// verification builds from one snapshot, so a file edited while it runs cannot make runners
-/// build different inputs and look like nondeterminism.
+/// vendored tree (the biggest input) and their digests. Every runner of a verification
+/// builds from one snapshot, so a file edited while it runs cannot make runners build
+/// different inputs and look like nondeterminism.
+///
+/// The vendored tree's archive is made only when an engine lacks its copy: its digest is
+/// remembered beside the tree, tied to the tree's stat index, and an archive made later
+/// must have that digest.
 pub struct Snapshot {
     /// Workspace-relative paths, sorted.
     pub files: Vec<PathBuf>,
@@ -393,8 +432,12 @@ pub struct Snapshot {
     contents: Vec<(Vec<u8>, bool)>,
     /// `src/`: the workspace files in canonical order (shared, never copied, by runners).
     src: bytes::Bytes,
-    /// `deps/`: the vendored tree and its source replacement config.
-    deps: bytes::Bytes,
+    /// `deps/`: the vendored tree and its source replacement config, once made.
+    deps: std::sync::Mutex<Option<bytes::Bytes>>,
+    /// The vendored output (its `vendor/` is archived).
+    vendor_dir: PathBuf,
+    /// `deps/config.toml`.
+    deps_config: String,
     /// SHA-256 of the `src/` archive.
     pub source_tree_sha256: String,
     /// SHA-256 of the `deps/` archive.
@@ -415,8 +458,25 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
+/// The archive of `vendor_dir/vendor` under `deps/vendor`, with `deps/config.toml`.
+fn deps_archive(vendor_dir: &Path, config: &str) -> Result<Vec<u8>> {
+    let vendor_root = vendor_dir.join("vendor");
+    let mut vendor_files: Vec<PathBuf> = walkdir_files(&vendor_root)?;
+    vendor_files.sort();
+    let mut deps = TarWriter::new(DEPS_MTIME);
+    add_tree(
+        &mut deps,
+        &vendor_root,
+        &vendor_files,
+        Path::new("deps/vendor"),
+    )?;
+    deps.file(Path::new("deps/config.toml"), config.as_bytes(), false)?;
+    deps.finish()
+}
+
 impl Snapshot {
-    /// Reads `files` of `workspace` and the `vendor/` tree of `vendor_dir`.
+    /// Reads `files` of `workspace`, and the digest of the vendored tree in `vendor_dir`
+    /// (remembered if the tree is unchanged since it was taken, else made now).
     pub fn take(
         workspace: &Path,
         vendor_dir: &Path,
@@ -439,35 +499,69 @@ impl Snapshot {
             .position(|f| f == Path::new("Cargo.toml"))
             .is_some_and(|i| sets_codegen_units(&String::from_utf8_lossy(&contents[i].0)));
         let lock = hermetic_deps::lockfile::Lockfile::read(&workspace.join("Cargo.lock"))?;
+        let deps_config = hermetic_deps::write_source_config("deps", &lock);
 
-        let vendor_root = vendor_dir.join("vendor");
-        let mut vendor_files: Vec<PathBuf> = walkdir_files(&vendor_root)?;
-        vendor_files.sort();
-        let mut deps = TarWriter::new(source_date_epoch);
-        add_tree(
-            &mut deps,
-            &vendor_root,
-            &vendor_files,
-            Path::new("deps/vendor"),
-        )?;
-        let config = hermetic_deps::write_source_config("deps", &lock);
-        deps.file(Path::new("deps/config.toml"), config.as_bytes(), false)?;
-        let deps = deps.finish()?;
+        let index = hermetic_deps::tree_unchanged(vendor_dir, &lock.vendor_key());
+        let remembered_path = vendor_dir.join(DEPS_DIGEST);
+        let remembered = index.as_ref().and_then(|index_sha256| {
+            let r: RememberedDigest =
+                serde_json::from_slice(&std::fs::read(&remembered_path).ok()?).ok()?;
+            (r.format == DEPS_ARCHIVE_FORMAT && r.index_sha256 == *index_sha256).then_some(r.sha256)
+        });
+        let (vendor_tree_sha256, deps) = match remembered {
+            Some(sha) => (sha, None),
+            None => {
+                let archive = deps_archive(vendor_dir, &deps_config)?;
+                let sha = sha256_hex(&archive);
+                if let Some(index_sha256) = index {
+                    let r = RememberedDigest {
+                        format: DEPS_ARCHIVE_FORMAT,
+                        index_sha256,
+                        sha256: sha.clone(),
+                    };
+                    // Only a shortcut: a failure to remember costs the next run time.
+                    let tmp = remembered_path.with_extension(format!("tmp-{}", std::process::id()));
+                    if std::fs::write(&tmp, serde_json::to_vec(&r).unwrap_or_default()).is_ok() {
+                        let _ = std::fs::rename(&tmp, &remembered_path);
+                    }
+                }
+                (sha, Some(bytes::Bytes::from(archive)))
+            }
+        };
         Ok(Snapshot {
             source_tree_sha256: sha256_hex(&src),
-            vendor_tree_sha256: sha256_hex(&deps),
+            vendor_tree_sha256,
             files,
             contents,
             src: src.into(),
-            deps: deps.into(),
+            deps: std::sync::Mutex::new(deps),
+            vendor_dir: vendor_dir.to_path_buf(),
+            deps_config,
             source_date_epoch,
             codegen_units_pinned,
         })
     }
 
-    /// The archives to unpack in the input volume: `work/` (the mount point of the
-    /// writable volume), `src/` and `deps/`. Only a file-order variation sends the sources
-    /// a second way (reversed), from memory.
+    /// The `deps/` archive (made once, then shared): its digest is the snapshot's
+    /// `vendor_tree_sha256`, or the tree changed meanwhile and this is an error.
+    pub fn deps_archive(&self) -> Result<bytes::Bytes> {
+        let mut deps = self.deps.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = deps.as_ref() {
+            return Ok(d.clone());
+        }
+        let archive = bytes::Bytes::from(deps_archive(&self.vendor_dir, &self.deps_config)?);
+        if sha256_hex(&archive) != self.vendor_tree_sha256 {
+            return Err(Error::InputsChanged {
+                path: self.vendor_dir.clone(),
+            });
+        }
+        *deps = Some(archive.clone());
+        Ok(archive)
+    }
+
+    /// The archives to unpack in the input volume: `work/` and `deps/` (the mount points
+    /// of the other volumes) and `src/`. Only a file-order variation sends the sources a
+    /// second way (reversed), from memory.
     fn archives(&self, reverse_file_order: bool) -> Result<Vec<bytes::Bytes>> {
         let src = if reverse_file_order {
             let mut tar = TarWriter::new(self.source_date_epoch);
@@ -480,7 +574,8 @@ impl Snapshot {
         };
         let mut work = TarWriter::new(self.source_date_epoch);
         work.dir(Path::new("work"), 0)?;
-        Ok(vec![work.finish()?.into(), src, self.deps.clone()])
+        work.dir(Path::new("deps"), 0)?;
+        Ok(vec![work.finish()?.into(), src])
     }
 }
 
@@ -603,9 +698,11 @@ pub async fn build(
     log_line: &(dyn Fn(&str) + Sync),
 ) -> Result<BuildResult> {
     let result = build_inner(engine, run, spec, stage, log_line).await;
+    let clock = std::time::Instant::now();
     let cleaned = collect(engine, Scope::Run(run.0.clone())).await;
-    let result = result?;
+    let mut result = result?;
     cleaned?;
+    result.stages.cleanup_ms = ms_since(clock);
     Ok(result)
 }
 
@@ -643,19 +740,23 @@ async fn build_inner(
         working_dir: Some(format!("{p}/src")),
         labels: Some(run.labels()),
         network_disabled: Some(true),
-        host_config: Some(hardened_host_config(
-            vec![
-                volume_mount(&in_vol, &p, true),
-                volume_mount(&work_vol, &format!("{p}/work"), false),
-            ],
-            &spec.limits,
-        )),
         ..Default::default()
     };
 
     let name = format!("hermetic-{}-build", run.0);
     let prepare = async {
         stage("sending inputs to the engine");
+        let uploading = std::time::Instant::now();
+        let deps = cache::deps_volume(
+            engine,
+            run,
+            &info.digest,
+            &spec.limits,
+            &vendor_tree_sha256,
+            || spec.snapshot.deps_archive(),
+            spec.deps_cache,
+        )
+        .await?;
         container::create_volume(engine, run, &in_vol).await?;
         container::create_volume(engine, run, &work_vol).await?;
         // The build mounts the inputs read-only, so they go in through a helper that is
@@ -683,10 +784,21 @@ async fn build_inner(
             container::upload(engine, &helper, &p, archive).await?;
         }
         container::upload(engine, &helper, &format!("{p}/work"), work.into()).await?;
+        let upload_ms = ms_since(uploading);
         container::remove(engine, &helper).await?;
-        container::create(engine, &name, body.clone()).await
+        let mut body = body.clone();
+        body.host_config = Some(hardened_host_config(
+            vec![
+                volume_mount(&in_vol, &p, true),
+                volume_mount(&deps.name, &format!("{p}/deps"), true),
+                volume_mount(&work_vol, &format!("{p}/work"), false),
+            ],
+            &spec.limits,
+        ));
+        let id = container::create(engine, &name, body.clone()).await?;
+        Ok::<_, Error>((id, body, upload_ms, deps.reused))
     };
-    let id = tokio::time::timeout(spec.timeouts.prepare, prepare)
+    let (id, body, upload_ms, deps_reused) = tokio::time::timeout(spec.timeouts.prepare, prepare)
         .await
         .map_err(|_| Error::Timeout {
             stage: "prepare",
@@ -700,6 +812,7 @@ async fn build_inner(
     let mut log = std::fs::File::create(&spec.log_path).at(&spec.log_path)?;
     stage("building (cargo build --release --locked --offline, no network)");
     stages.prepare_ms = ms_since(clock);
+    stages.upload_ms = upload_ms;
     let clock = std::time::Instant::now();
     container::start(engine, &id).await?;
     let mut partial = String::new();
@@ -793,6 +906,7 @@ async fn build_inner(
             ..stages
         },
         log_path: spec.log_path.clone(),
+        deps_reused,
     })
 }
 
@@ -921,6 +1035,48 @@ mod tests {
         out
     }
 
+    /// A vendored output as `hermetic vendor` leaves it (with its stat index), for `lock`.
+    fn vendored(lock: &str) -> (tempfile::TempDir, tempfile::TempDir) {
+        let ws = tempfile::tempdir().expect("tmp");
+        std::fs::write(ws.path().join("Cargo.lock"), lock).expect("write");
+        let out = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(out.path().join("vendor/x-1.0.0")).expect("mkdir");
+        std::fs::write(out.path().join("vendor/x-1.0.0/lib.rs"), "pub fn x() {}\n").expect("write");
+        let key = hermetic_deps::lockfile::Lockfile::read(&ws.path().join("Cargo.lock"))
+            .expect("lock")
+            .vendor_key();
+        hermetic_deps::record_tree_index(out.path(), &key).expect("index");
+        (ws, out)
+    }
+
+    #[test]
+    fn the_vendored_archive_is_made_only_when_needed_and_must_match() {
+        let (ws, out) = vendored("version = 4\n\n[[package]]\nname = \"a\"\nversion = \"0.1.0\"\n");
+        let first = Snapshot::take(ws.path(), out.path(), vec![], 1).expect("snapshot");
+        assert!(out.path().join(DEPS_DIGEST).is_file(), "digest remembered");
+        // Another commit: the digest is remembered, and does not follow SOURCE_DATE_EPOCH.
+        let second = Snapshot::take(ws.path(), out.path(), vec![], 2).expect("snapshot");
+        assert_eq!(second.vendor_tree_sha256, first.vendor_tree_sha256);
+        assert!(second.deps.lock().expect("lock").is_none(), "not made yet");
+        let made = second.deps_archive().expect("archive");
+        assert_eq!(sha256_hex(&made), first.vendor_tree_sha256);
+        assert_eq!(made, first.deps_archive().expect("archive"));
+
+        // Edited after the snapshot: the archive made now is refused, not sent.
+        let third = Snapshot::take(ws.path(), out.path(), vec![], 3).expect("snapshot");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(out.path().join("vendor/x-1.0.0/lib.rs"), "pub fn y() {}\n").expect("edit");
+        assert!(matches!(
+            third.deps_archive(),
+            Err(Error::InputsChanged { .. })
+        ));
+        // The index no longer matches: nothing remembered is believed.
+        let fourth = Snapshot::take(ws.path(), out.path(), vec![], 4).expect("snapshot");
+        assert_ne!(fourth.vendor_tree_sha256, first.vendor_tree_sha256);
+        let made = fourth.deps_archive().expect("archive");
+        assert_eq!(sha256_hex(&made), fourth.vendor_tree_sha256);
+    }
+
     #[test]
     fn a_snapshot_does_not_follow_later_edits() {
         let ws = tempfile::tempdir().expect("tmp");
@@ -949,9 +1105,9 @@ mod tests {
         assert!(snap.codegen_units_pinned);
         std::fs::write(w.join("src/main.rs"), "fn main() { edited() }\n").expect("write");
 
-        let [work, src, deps_tar] =
-            <[bytes::Bytes; 3]>::try_from(snap.archives(false).expect("archives"))
-                .expect("three archives");
+        let [work, src] = <[bytes::Bytes; 2]>::try_from(snap.archives(false).expect("archives"))
+            .expect("two archives");
+        let deps_tar = snap.deps_archive().expect("deps archive");
         assert!(entries(&work).is_empty());
         let src_entries = entries(&src);
         assert_eq!(

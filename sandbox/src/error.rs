@@ -59,6 +59,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} changed while hermetic was reading it")]
+    InputsChanged { path: PathBuf },
     #[error(transparent)]
     Deps(#[from] hermetic_deps::Error),
 }
@@ -77,7 +79,7 @@ pub enum ErrorKind {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::ImageMissing { .. } => ErrorKind::Input,
+            Error::ImageMissing { .. } | Error::InputsChanged { .. } => ErrorKind::Input,
             Error::BuildFailed { .. } | Error::MissingOutput { .. } => ErrorKind::BuildFailed,
             Error::Timeout { stage, .. } if *stage == "build" => ErrorKind::BuildFailed,
             Error::Deps(e) => match e.kind() {
@@ -125,6 +127,9 @@ impl Error {
                 .into(),
             Error::Timeout { .. } => "raise the stage timeout (--build-timeout etc.) if the build \
                  is just slow"
+                .into(),
+            Error::InputsChanged { .. } => "leave the vendored tree alone while hermetic runs \
+                 (`hermetic vendor` rewrites it), then run again"
                 .into(),
             Error::Transient { .. } => "check the engine's health (`docker info`) and retry".into(),
             Error::Deps(e) => return e.fix(),

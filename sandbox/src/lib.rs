@@ -8,11 +8,13 @@
 //! - [`image`]: making the builder image offline (`debootstrap` + the host toolchain,
 //!   imported through the API) and building `Dockerfile.hermetic` on top;
 //! - [`container`]: the isolation every container gets;
+//! - [`cache`]: the engine's copy of a vendored tree, kept between builds;
 //! - [`build`]: one hermetic `cargo build` in a container, with its fixed environment;
 //! - [`run`]: labels, and collection of what interrupted runs left behind.
 
 pub mod breaker;
 pub mod build;
+pub mod cache;
 pub mod config;
 pub mod container;
 pub mod endpoint;

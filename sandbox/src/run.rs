@@ -55,7 +55,7 @@ pub fn host_name() -> String {
 
 /// True if the process exists and is not a zombie (a killed, not yet reaped process still
 /// has its /proc entry).
-fn pid_alive(pid: &str) -> bool {
+pub(crate) fn pid_alive(pid: &str) -> bool {
     let Ok(pid) = pid.parse::<u32>() else {
         return false;
     };

@@ -60,6 +60,10 @@ pub struct Args {
     /// Write provenance and SBOMs but no signatures (sign later with `hermetic attest`).
     #[arg(long, conflicts_with = "key")]
     pub no_sign: bool,
+    /// Upload the vendored tree for this build alone, instead of reusing (and keeping) the
+    /// engine's copy of the same tree (see `hermetic gc --cache`).
+    #[arg(long)]
+    pub no_deps_cache: bool,
 }
 
 impl Args {
@@ -113,12 +117,44 @@ pub struct Built {
     pub record: BuildRecord,
     /// Documents and signatures written beside the artifacts.
     pub documents: Vec<String>,
+    /// Where the build's time went, stage by stage.
+    pub timings: Timings,
+}
+
+/// Milliseconds per stage of one `hermetic build`, from start to the output directory in
+/// place: the sandbox's own stages (also in the build record) and those around them.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Timings {
+    /// Lockfile read, vendored tree checked (or fetched) against the policy.
+    pub vendor_ms: u64,
+    /// Engine connection, signing key loaded, leftovers of interrupted runs removed.
+    pub setup_ms: u64,
+    /// Workspace files read and the input archives made (shared by verify's runners).
+    pub inputs_ms: u64,
+    /// Image check, volumes, upload, container creation.
+    pub prepare_ms: u64,
+    /// Of `prepare_ms`: the inputs uploaded and unpacked by the engine.
+    pub upload_ms: u64,
+    /// Container start to exit: cargo.
+    pub build_ms: u64,
+    /// Outputs downloaded.
+    pub collect_ms: u64,
+    /// The run's container and volumes removed.
+    pub cleanup_ms: u64,
+    /// Archive, digests, record, provenance, SBOMs, signatures, output directory in place.
+    pub attest_ms: u64,
+}
+
+fn ms(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     let spinner = Spinner::new(out.json);
+    let clock = std::time::Instant::now();
     let vendored =
         crate::cmd::vendor::vendor_step(&args.manifest_path, args.policy.as_deref(), &spinner);
+    let vendor_ms = ms(clock);
     let vendored = match vendored {
         Ok(v) => v,
         Err(e) => {
@@ -136,7 +172,8 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     )
     .await;
     spinner.finish();
-    let built = built?;
+    let mut built = built?;
+    built.timings.vendor_ms = vendor_ms;
     if out.json {
         out.emit(&json!({
             "status": "ok",
@@ -147,6 +184,8 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             "documents": built.documents,
             "log": built.result.log_path,
             "record": built.record,
+            "timings": built.timings,
+            "deps_reused": built.result.deps_reused,
         }));
     } else {
         for a in &built.artifacts {
@@ -260,6 +299,7 @@ pub async fn build_project(
             .join(&args.out)
     };
     guard_out(&out)?;
+    let clock = std::time::Instant::now();
 
     // Fail on a bad key or password before spending a build on it.
     let key = if args.no_sign {
@@ -275,14 +315,17 @@ pub async fn build_project(
     };
     spinner.stage("removing what interrupted runs left behind");
     let stale = collect(&engine, Scope::Stale).await?;
-    if !stale.containers.is_empty() || !stale.volumes.is_empty() {
+    let abandoned = hermetic_sandbox::cache::prune(&engine, None).await?;
+    if !stale.containers.is_empty() || !stale.volumes.is_empty() || !abandoned.is_empty() {
         spinner.println(&format!(
             "note: removed {} container(s) and {} volume(s) left by interrupted runs",
             stale.containers.len(),
-            stale.volumes.len()
+            stale.volumes.len() + abandoned.len()
         ));
     }
 
+    let setup_ms = ms(clock);
+    let clock = std::time::Instant::now();
     let taken;
     let inputs = match inputs {
         Some(i) => i,
@@ -292,6 +335,7 @@ pub async fn build_project(
             &taken
         }
     };
+    let inputs_ms = ms(clock);
     let epoch = inputs.snapshot.source_date_epoch;
     let hermetic_dir = workspace.join("target").join("hermetic");
     let staging = staging_for(&out, run);
@@ -322,6 +366,7 @@ pub async fn build_project(
         log_path: hermetic_dir.join("logs").join(format!("{}.log", run.0)),
         diagnostics_dir: hermetic_dir.join("diagnostics").join(&run.0),
         cargo_args,
+        deps_cache: !args.no_deps_cache,
     };
     let stage = |m: &str| spinner.stage(m);
     let log_line = |l: &str| {
@@ -347,6 +392,7 @@ pub async fn build_project(
         }
     };
 
+    let clock = std::time::Instant::now();
     let finish = || -> Result<Built, Failure> {
         let root = manifest
             .packages
@@ -462,9 +508,20 @@ pub async fn build_project(
             archive: archive_name,
             record,
             documents,
+            timings: Timings {
+                vendor_ms: 0,
+                setup_ms,
+                inputs_ms,
+                prepare_ms: result.stages.prepare_ms,
+                upload_ms: result.stages.upload_ms,
+                build_ms: result.stages.build_ms,
+                collect_ms: result.stages.collect_ms,
+                cleanup_ms: result.stages.cleanup_ms,
+                attest_ms: 0,
+            },
         })
     };
-    let built = match finish() {
+    let mut built = match finish() {
         Ok(b) => b,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
@@ -472,6 +529,7 @@ pub async fn build_project(
         }
     };
     replace_dir(&staging, &out)?;
+    built.timings.attest_ms = ms(clock);
     Ok(built)
 }
 
@@ -530,20 +588,39 @@ pub async fn interrupted() {
 }
 
 #[derive(clap::Args)]
-pub struct GcArgs {}
+pub struct GcArgs {
+    /// Also remove the engine's copies of vendored trees kept between builds (a build
+    /// still running keeps its own).
+    #[arg(long)]
+    pub cache: bool,
+}
 
-/// `hermetic gc`: removes containers and volumes whose hermetic process is gone.
-pub async fn gc(_args: &GcArgs, out: &Output) -> Result<Code, Failure> {
+/// `hermetic gc`: removes containers and volumes whose hermetic process is gone, and with
+/// `--cache` the engine's vendored-tree cache.
+pub async fn gc(args: &GcArgs, out: &Output) -> Result<Code, Failure> {
     let engine = Engine::connect().await?;
     let removed = collect(&engine, Scope::Stale).await?;
+    let cache = if args.cache {
+        hermetic_sandbox::cache::clear(&engine).await?
+    } else {
+        hermetic_sandbox::cache::prune(&engine, None).await?
+    };
     if out.json {
-        out.emit(&json!({ "status": "ok", "exit_code": 0, "removed": removed }));
+        out.emit(&json!({
+            "status": "ok",
+            "exit_code": 0,
+            "removed": removed,
+            "cache_volumes_removed": cache,
+        }));
     } else {
         eprintln!(
             "removed {} container(s) and {} volume(s) left by interrupted runs",
             removed.containers.len(),
             removed.volumes.len()
         );
+        if args.cache || !cache.is_empty() {
+            eprintln!("removed {} vendored-tree cache volume(s)", cache.len());
+        }
     }
     Ok(Code::Success)
 }

@@ -672,6 +672,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
                 engine: r.engine_name().to_string(),
                 image: b.record.image.digest.clone(),
                 image_transferred: transferred.contains(&r.place.label),
+                deps_reused: b.result.deps_reused,
                 variations: r.variations.clone(),
                 environment: serde_json::to_value(&r.env).unwrap_or_default(),
                 artifacts: b.artifacts.clone(),
