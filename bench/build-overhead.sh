@@ -6,7 +6,7 @@
 # Both builds start from an empty target directory and use the same vendored sources.
 # One untimed build of each comes first: it warms the page cache for both, and puts the
 # vendored tree into the engine's cache as any earlier build of this lockfile would have
-# (the upload a cold engine needs is reported as `upload` on that first build).
+# (the engine's cache is emptied first, so that first build's `upload` is a cold engine's).
 #
 # Usage: [RUNS=3] bench/build-overhead.sh   (needs crates.io once, for ripgrep's sources)
 set -euo pipefail
@@ -24,6 +24,7 @@ t0=$(now); docker run --rm --network none hermetic/builder:latest true; t1=$(now
 start=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
 
 rm -rf "$work/host-target" "$work/dist"
+"$hermetic" gc --cache >/dev/null 2>&1
 cargo build --release --offline --locked --quiet --config "$deps/config.toml" --target-dir "$work/host-target"
 "$hermetic" build --out "$work/dist" --json 2>/dev/null > "$work/warmup.json"
 cold=$(python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['timings']; print(t['upload_ms']/1e3)" "$work/warmup.json")
