@@ -17,6 +17,7 @@ use hermetic_sandbox::run::RunId;
 use hermetic_sandbox::vary;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -353,6 +354,45 @@ impl Fleet<'_> {
     }
 }
 
+/// Makes the reference's image present on every other engine the runners use, once per
+/// engine: per engine label, whether it was there or copied, or why it could not be.
+async fn copy_image(
+    reference: &Engine,
+    image_id: &str,
+    reference_place: &Place,
+    runners: &[Runner],
+    main: &Spinner,
+) -> HashMap<String, Result<hermetic_sandbox::image::Presence, String>> {
+    let mut copies = HashMap::new();
+    for r in runners.iter().skip(1) {
+        let Some(endpoint) = &r.place.endpoint else {
+            continue;
+        };
+        if Some(endpoint) == reference_place.endpoint.as_ref()
+            || copies.contains_key(&r.place.label)
+        {
+            continue;
+        }
+        main.stage(&format!("checking the builder image on {}", r.place.label));
+        let copied = async {
+            let to = Engine::connect_endpoint(endpoint).await?;
+            hermetic_sandbox::image::ensure_present(reference, &to, image_id).await
+        }
+        .await;
+        if let Ok(hermetic_sandbox::image::Presence::Transferred) = copied {
+            main.println(&format!(
+                "note: copied the builder image {image_id} to {}",
+                r.place.label
+            ));
+        }
+        copies.insert(
+            r.place.label.clone(),
+            copied.map_err(|e| Failure::from(e).message),
+        );
+    }
+    copies
+}
+
 fn outputs(name: &str, b: &Built) -> RunnerOutputs {
     RunnerOutputs {
         runner: name.into(),
@@ -463,6 +503,8 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    // One build per core at a time. Measured on ripgrep with 3 runners on 2 CPUs: all three
+    // at once (one job each) took 166 s against 152 s this way (mean of 2 rounds).
     let parallel = args.parallel.unwrap_or(cores).min(runners.len()).max(1);
     // CPU budget: builds running at once share this machine's cores, instead of each
     // starting one job per core and slowing all of them down. --jobs overrides.
@@ -524,47 +566,15 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     }
     // Engines that lack the reference's image get a copy, once per engine, before any
     // build; an engine that cannot take it costs its runners.
-    let mut transferred: Vec<String> = vec![];
-    let mut failed_engines: Vec<(String, String)> = vec![];
-    for r in admitted.iter().skip(1) {
-        let Some(endpoint) = &r.place.endpoint else {
-            continue;
-        };
-        if Some(endpoint) == places[0].endpoint.as_ref()
-            || transferred.contains(&r.place.label)
-            || failed_engines.iter().any(|(l, _)| l == &r.place.label)
-        {
-            continue;
-        }
-        main.stage(&format!("checking the builder image on {}", r.place.label));
-        let copied = async {
-            let to = Engine::connect_endpoint(endpoint).await?;
-            hermetic_sandbox::image::ensure_present(&engine, &to, &image_id).await
-        }
-        .await;
-        match copied {
-            Ok(hermetic_sandbox::image::Presence::Transferred) => {
-                main.println(&format!(
-                    "note: copied the builder image {image_id} to {}",
-                    r.place.label
-                ));
-                transferred.push(r.place.label.clone());
-            }
-            Ok(hermetic_sandbox::image::Presence::Present) => {}
-            Err(e) => {
-                failed_engines.push((r.place.label.clone(), Failure::from(e).message));
-            }
-        }
-    }
+    let copies = copy_image(&engine, &image_id, &places[0], &admitted, &main).await;
     let (admitted, lost): (Vec<Runner>, Vec<Runner>) = admitted
         .into_iter()
-        .partition(|r| !failed_engines.iter().any(|(l, _)| l == &r.place.label));
+        .partition(|r| !matches!(copies.get(&r.place.label), Some(Err(_))));
     for r in lost {
-        let reason = failed_engines
-            .iter()
-            .find(|(l, _)| l == &r.place.label)
-            .map(|(_, m)| m.clone())
-            .unwrap_or_default();
+        let reason = match copies.get(&r.place.label) {
+            Some(Err(m)) => m.clone(),
+            _ => String::new(),
+        };
         let open = breakers.record(r.engine_name(), false);
         unavailable.push(Unavailable {
             runner: r.name.clone(),
@@ -671,7 +681,10 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
                 runner: r.name.clone(),
                 engine: r.engine_name().to_string(),
                 image: b.record.image.digest.clone(),
-                image_transferred: transferred.contains(&r.place.label),
+                image_transferred: matches!(
+                    copies.get(&r.place.label),
+                    Some(Ok(hermetic_sandbox::image::Presence::Transferred))
+                ),
                 deps_reused: b.result.deps_reused,
                 variations: r.variations.clone(),
                 environment: serde_json::to_value(&r.env).unwrap_or_default(),
