@@ -550,3 +550,35 @@ fn concurrent_fills_publish_one_copy() {
     assert!(entries[0].starts_with("hermetic-deps-"));
     assert_eq!(cache_volumes().len(), 1, "{:?}", cache_volumes());
 }
+
+/// `gc --cache` leaves the copy a running build mounts, and takes it once the build is gone.
+#[test]
+fn gc_keeps_the_cache_entry_a_running_build_mounts() {
+    let _serial = engine_lock();
+    let project = fixture("netprobe");
+    std::fs::write(project.path().join("probe.conf"), "").expect("conf");
+    let first = build(project.path(), &[], 0).json();
+    let sha = first["record"]["vendor_tree_sha256"]
+        .as_str()
+        .expect("vendor tree digest")
+        .to_string();
+    let entry = format!("hermetic-deps-{sha}");
+    assert!(cache_entries().contains(&entry));
+
+    let (mut child, _) = start_slow_build(project.path(), 30, &[]);
+    let v = expect(
+        hermetic(project.path()).args(["--json", "gc", "--cache"]),
+        0,
+    )
+    .json();
+    assert!(cache_entries().contains(&entry), "in use, kept: {v}");
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    // The killed run's container goes first (stale), then nothing mounts the copy.
+    expect(
+        hermetic(project.path()).args(["--json", "gc", "--cache"]),
+        0,
+    );
+    assert!(!cache_entries().contains(&entry));
+    assert_eq!(cache_volumes(), Vec::<String>::new());
+}

@@ -126,7 +126,12 @@ pub async fn deps_volume(
         },
     )
     .await?;
-    container::upload(engine, &helper, "/", archive).await?;
+    if let Err(e) = container::upload(engine, &helper, "/", archive).await {
+        // Half a tree is worth nothing: it goes now, not when this process is gone.
+        let _ = container::remove(engine, &helper).await;
+        let _ = remove_volume(engine, &volume).await;
+        return Err(e);
+    }
     if !share {
         container::remove(engine, &helper).await?;
         return Ok(DepsVolume {
@@ -229,11 +234,27 @@ fn volume_of(c: &ContainerSummary) -> Option<String> {
         .and_then(|m| m.name.clone())
 }
 
-/// Removes one cache entry: its helper, then its volume (kept if a build still mounts it).
+/// Removes one cache entry: its helper, then its volume. An entry whose volume a build
+/// still mounts is left whole.
 async fn drop_entry(engine: &Engine, c: &ContainerSummary) -> Result<Option<String>> {
     let Some(id) = c.id.as_deref() else {
         return Ok(None);
     };
+    if let Some(v) = volume_of(c) {
+        let filters = HashMap::from([("volume".to_string(), vec![v.clone()])]);
+        let users = retry("list the users of a volume", RetryPolicy::default(), || {
+            engine.docker.list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+        })
+        .await?;
+        if users.iter().any(|u| u.id.as_deref() != Some(id)) {
+            return Ok(None);
+        }
+    }
     container::remove(engine, id).await?;
     match volume_of(c) {
         Some(v) => Ok(remove_volume(engine, &v).await?.then_some(v)),
