@@ -125,7 +125,14 @@ pub async fn deps_volume(
             ..Default::default()
         },
     )
-    .await?;
+    .await;
+    let helper = match helper {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = remove_volume(engine, &volume).await;
+            return Err(e);
+        }
+    };
     if let Err(e) = container::upload(engine, &helper, "/", archive).await {
         // Half a tree is worth nothing: it goes now, not when this process is gone.
         let _ = container::remove(engine, &helper).await;
