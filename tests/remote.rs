@@ -332,6 +332,28 @@ fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
     let kept = String::from_utf8_lossy(&kept.stdout);
     assert_eq!(kept.lines().count(), 1, "{kept}");
     assert!(kept.starts_with("hermetic-deps-"), "{kept}");
+    // ... which `gc --cache --engine` removes from here.
+    let mut gc = hermetic(project.path());
+    gc.args([
+        "--json",
+        "gc",
+        "--cache",
+        "--engine",
+        "tcp://127.0.0.1:2376",
+    ])
+    .env("DOCKER_TLS_VERIFY", "1")
+    .env("DOCKER_CERT_PATH", certs.path())
+    .env_remove("DOCKER_HOST");
+    let v = expect(&mut engine.in_netns(&gc), 0).json();
+    assert_eq!(
+        v["cache_volumes_removed"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+    let kept = engine.docker(&["ps", "-aq", "--filter", "label=hermetic.cache"]);
+    assert!(String::from_utf8_lossy(&kept.stdout).trim().is_empty());
+    let kept = engine.docker(&["volume", "ls", "-q", "--filter", "label=hermetic.cache"]);
+    assert!(String::from_utf8_lossy(&kept.stdout).trim().is_empty());
 }
 
 /// An sshd on 127.0.0.1 that lets root in with one key, and an ssh client configuration

@@ -593,12 +593,31 @@ pub struct GcArgs {
     /// still running keeps its own).
     #[arg(long)]
     pub cache: bool,
+    /// The engine to clean, written as a verify runner (tcp://HOST:PORT, ssh://USER@HOST,
+    /// unix:///path) [default: DOCKER_HOST, else the local engine].
+    #[arg(long)]
+    pub engine: Option<String>,
 }
 
 /// `hermetic gc`: removes containers and volumes whose hermetic process is gone, and with
 /// `--cache` the engine's vendored-tree cache.
 pub async fn gc(args: &GcArgs, out: &Output) -> Result<Code, Failure> {
-    let engine = Engine::connect().await?;
+    let engine = match args.engine.as_deref() {
+        None | Some("local") => Engine::connect().await?,
+        Some(e) => {
+            let endpoint =
+                hermetic_sandbox::endpoint::Endpoint::parse(e, None).map_err(|m| Failure {
+                    code: Code::Input,
+                    message: format!("--engine {e}: {m}"),
+                    causes: vec![],
+                    fix: Some(
+                        "write unix:///path/to/docker.sock, tcp://HOST:PORT or ssh://USER@HOST"
+                            .into(),
+                    ),
+                })?;
+            Engine::connect_endpoint(&endpoint).await?
+        }
+    };
     let removed = collect(&engine, Scope::Stale).await?;
     let cache = if args.cache {
         hermetic_sandbox::cache::clear(&engine).await?
@@ -609,6 +628,7 @@ pub async fn gc(args: &GcArgs, out: &Output) -> Result<Code, Failure> {
         out.emit(&json!({
             "status": "ok",
             "exit_code": 0,
+            "engine": engine.host,
             "removed": removed,
             "cache_volumes_removed": cache,
         }));
