@@ -13,6 +13,15 @@ fn build(project: &Path, extra: &[&str], code: i32) -> Run {
     expect(&mut cmd, code)
 }
 
+/// `build` with the engine's vendored-tree cache on, as outside the tests.
+fn build_cached(project: &Path, extra: &[&str], code: i32) -> Run {
+    let mut cmd = hermetic(project);
+    with_deps_cache(&mut cmd)
+        .args(["--json", "build", "--image", builder_image()])
+        .args(extra);
+    expect(&mut cmd, code)
+}
+
 fn run_id(v: &serde_json::Value) -> String {
     v["record"]["run"]["invocation_id"]
         .as_str()
@@ -139,12 +148,12 @@ fn hermetic_containers() -> Vec<String> {
 }
 
 /// Starts a build whose build script sleeps, and waits until its container runs.
-fn start_slow_build(project: &Path, sleep: u32, extra: &[&str]) -> (std::process::Child, String) {
+/// `cmd` is `hermetic` for the project, as the test wants it set up.
+fn start_slow_build(project: &Path, sleep: u32, mut cmd: Command) -> (std::process::Child, String) {
     std::fs::write(project.join("probe.conf"), format!("sleep={sleep}\n")).expect("conf");
     let before = hermetic_containers();
-    let mut child = hermetic(project)
+    let mut child = cmd
         .args(["build", "--image", builder_image()])
-        .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -173,7 +182,7 @@ fn start_slow_build(project: &Path, sleep: u32, extra: &[&str]) -> (std::process
 fn container_is_isolated_and_sigkilled_runs_are_collected() {
     let _serial = engine_lock();
     let project = fixture("netprobe");
-    let (mut child, id) = start_slow_build(project.path(), 30, &[]);
+    let (mut child, id) = start_slow_build(project.path(), 30, hermetic(project.path()));
     let inspect = expect(Command::new("docker").args(["inspect", &id]), 0).json();
     let c = &inspect[0];
     let host = &c["HostConfig"];
@@ -223,7 +232,8 @@ fn container_is_isolated_and_sigkilled_runs_are_collected() {
         removed.len() == 1 && removed[0].as_str().is_some_and(|r| r.starts_with(&id)),
         "{v}"
     );
-    assert_eq!(v["removed"]["volumes"].as_array().map(Vec::len), Some(2));
+    // Inputs, the writable volume and (uncached) the vendored tree.
+    assert_eq!(v["removed"]["volumes"].as_array().map(Vec::len), Some(3));
     assert_eq!(leftovers(&run), (0, 0));
 }
 
@@ -231,7 +241,7 @@ fn container_is_isolated_and_sigkilled_runs_are_collected() {
 fn next_run_collects_a_killed_run() {
     let _serial = engine_lock();
     let project = fixture("netprobe");
-    let (mut child, id) = start_slow_build(project.path(), 30, &[]);
+    let (mut child, id) = start_slow_build(project.path(), 30, hermetic(project.path()));
     let label = expect(
         Command::new("docker").args([
             "inspect",
@@ -463,7 +473,7 @@ fn vendored_tree_is_kept_on_the_engine_reused_and_pruned() {
     }
     let abandoned = fake_entry("hermetic-filling-test", &olds[0]);
 
-    let first = build(project.path(), &[], 0).json();
+    let first = build_cached(project.path(), &[], 0).json();
     assert_eq!(first["deps_reused"], false, "{first}");
     let sha = first["record"]["vendor_tree_sha256"]
         .as_str()
@@ -484,13 +494,13 @@ fn vendored_tree_is_kept_on_the_engine_reused_and_pruned() {
     assert!(!volumes.contains(&format!("hermetic-deps-{}-vol", olds[0])));
     assert_eq!(volumes.len(), 4, "{volumes:?}");
 
-    let second = build(project.path(), &[], 0).json();
+    let second = build_cached(project.path(), &[], 0).json();
     assert_eq!(second["deps_reused"], true, "{second}");
     assert_eq!(first["artifacts"], second["artifacts"]);
     assert_eq!(second["record"]["vendor_tree_sha256"], sha.as_str());
     assert_eq!(leftovers(&run_id(&second)), (0, 0));
 
-    let third = build(project.path(), &["--no-deps-cache"], 0).json();
+    let third = build_cached(project.path(), &["--no-deps-cache"], 0).json();
     assert_eq!(third["deps_reused"], false);
     assert_eq!(first["artifacts"], third["artifacts"]);
     assert_eq!(leftovers(&run_id(&third)), (0, 0));
@@ -523,7 +533,8 @@ fn concurrent_fills_publish_one_copy() {
     // Vendored first: only the engine side is raced here.
     expect(hermetic(project.path()).args(["--json", "vendor"]), 0);
     let spawn = |out: &str| {
-        hermetic(project.path())
+        let mut cmd = hermetic(project.path());
+        with_deps_cache(&mut cmd)
             .args(["--json", "build", "--image", builder_image(), "--out", out])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -549,6 +560,11 @@ fn concurrent_fills_publish_one_copy() {
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert!(entries[0].starts_with("hermetic-deps-"));
     assert_eq!(cache_volumes().len(), 1, "{:?}", cache_volumes());
+    expect(
+        hermetic(project.path()).args(["--json", "gc", "--cache"]),
+        0,
+    );
+    assert_eq!(cache_entries(), Vec::<String>::new());
 }
 
 /// `gc --cache` leaves the copy a running build mounts, and takes it once the build is gone.
@@ -557,7 +573,7 @@ fn gc_keeps_the_cache_entry_a_running_build_mounts() {
     let _serial = engine_lock();
     let project = fixture("netprobe");
     std::fs::write(project.path().join("probe.conf"), "").expect("conf");
-    let first = build(project.path(), &[], 0).json();
+    let first = build_cached(project.path(), &[], 0).json();
     let sha = first["record"]["vendor_tree_sha256"]
         .as_str()
         .expect("vendor tree digest")
@@ -565,7 +581,9 @@ fn gc_keeps_the_cache_entry_a_running_build_mounts() {
     let entry = format!("hermetic-deps-{sha}");
     assert!(cache_entries().contains(&entry));
 
-    let (mut child, _) = start_slow_build(project.path(), 30, &[]);
+    let mut cached = hermetic(project.path());
+    with_deps_cache(&mut cached);
+    let (mut child, _) = start_slow_build(project.path(), 30, cached);
     let v = expect(
         hermetic(project.path()).args(["--json", "gc", "--cache"]),
         0,

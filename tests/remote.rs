@@ -286,6 +286,7 @@ fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
         .env("DOCKER_TLS_VERIFY", "1")
         .env("DOCKER_CERT_PATH", certs.path())
         .env_remove("DOCKER_HOST");
+        with_deps_cache(&mut cmd);
         let v = expect(&mut engine.in_netns(&cmd), 0).json();
         assert_eq!(v["verdict"], "reproducible", "{v}");
         assert_eq!(v["runners"][1]["engine"], "tcp://127.0.0.1:2376", "{v}");
@@ -354,6 +355,11 @@ fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
     assert!(String::from_utf8_lossy(&kept.stdout).trim().is_empty());
     let kept = engine.docker(&["volume", "ls", "-q", "--filter", "label=hermetic.cache"]);
     assert!(String::from_utf8_lossy(&kept.stdout).trim().is_empty());
+    // The local runner's copy too.
+    expect(
+        hermetic(project.path()).args(["--json", "gc", "--cache"]),
+        0,
+    );
 }
 
 /// An sshd on 127.0.0.1 that lets root in with one key, and an ssh client configuration

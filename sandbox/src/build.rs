@@ -757,8 +757,8 @@ async fn build_inner(
             spec.deps_cache,
         )
         .await?;
-        container::create_volume(engine, run, &in_vol).await?;
-        container::create_volume(engine, run, &work_vol).await?;
+        container::create_volume(engine, &in_vol, run.labels()).await?;
+        container::create_volume(engine, &work_vol, run.labels()).await?;
         // The build mounts the inputs read-only, so they go in through a helper that is
         // never started.
         let helper = container::create(

@@ -98,15 +98,7 @@ pub async fn deps_volume(
     let archive = archive()?;
     let volume = format!("hermetic-{}-deps", run.0);
     let labels = if share { labels(sha256) } else { run.labels() };
-    let body = bollard::models::VolumeCreateRequest {
-        name: Some(volume.clone()),
-        labels: Some(labels.clone()),
-        ..Default::default()
-    };
-    retry("create a volume", RetryPolicy::default(), || {
-        engine.docker.create_volume(body.clone())
-    })
-    .await?;
+    container::create_volume(engine, &volume, labels.clone()).await?;
     let mut host_config = container::hardened_host_config(
         vec![container::volume_mount(&volume, MOUNT, false)],
         limits,

@@ -68,11 +68,15 @@ pub fn volume_mount(volume: &str, target: &str, read_only: bool) -> Mount {
     }
 }
 
-/// Creates a named volume carrying the run's labels.
-pub async fn create_volume(engine: &Engine, run: &RunId, name: &str) -> Result<()> {
+/// Creates a named volume carrying `labels` (a run's, or the cache's).
+pub async fn create_volume(
+    engine: &Engine,
+    name: &str,
+    labels: HashMap<String, String>,
+) -> Result<()> {
     let body = bollard::models::VolumeCreateRequest {
         name: Some(name.into()),
-        labels: Some(run.labels()),
+        labels: Some(labels),
         ..Default::default()
     };
     retry("create a volume", RetryPolicy::default(), || {

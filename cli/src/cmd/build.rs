@@ -62,7 +62,7 @@ pub struct Args {
     pub no_sign: bool,
     /// Upload the vendored tree for this build alone, instead of reusing (and keeping) the
     /// engine's copy of the same tree (see `hermetic gc --cache`).
-    #[arg(long)]
+    #[arg(long, env = "HERMETIC_NO_DEPS_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_deps_cache: bool,
 }
 
