@@ -29,13 +29,6 @@ pub struct Breakers {
     pub cooldown: Duration,
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl Breakers {
     pub fn new(dir: PathBuf, threshold: u32, cooldown: Duration) -> Breakers {
         Breakers {
@@ -83,7 +76,7 @@ impl Breakers {
     pub fn admit(&self, endpoint: &str) -> Admission {
         let s = self.load(endpoint);
         match s.open_until_unix {
-            Some(until) if until > now_unix() => Admission::Open {
+            Some(until) if until > crate::run::now_unix() => Admission::Open {
                 until_unix: until,
                 failures: s.consecutive_failures,
             },
@@ -101,7 +94,7 @@ impl Breakers {
         } else {
             s.consecutive_failures += 1;
             if s.consecutive_failures >= self.threshold {
-                s.open_until_unix = Some(now_unix() + self.cooldown.as_secs());
+                s.open_until_unix = Some(crate::run::now_unix() + self.cooldown.as_secs());
             }
         }
         self.store(endpoint, &s);

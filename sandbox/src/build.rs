@@ -162,13 +162,6 @@ fn ms_since(t: std::time::Instant) -> u64 {
     u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// The files of the workspace that are sent in: what git tracks plus untracked files it
 /// does not ignore, or (outside git) everything but `target/` and `.git/`; never anything
 /// under `exclude` (the output directory, whose files would otherwise feed the next build).
@@ -713,7 +706,7 @@ async fn build_inner(
     stage: &(dyn Fn(&str) + Sync),
     log_line: &(dyn Fn(&str) + Sync),
 ) -> Result<BuildResult> {
-    let started_unix = now_unix();
+    let started_unix = crate::run::now_unix();
     let mut stages = StageTimes::default();
     let clock = std::time::Instant::now();
     stage("checking the builder image");
@@ -747,18 +740,28 @@ async fn build_inner(
     let prepare = async {
         stage("sending inputs to the engine");
         let uploading = std::time::Instant::now();
-        let deps = cache::deps_volume(
-            engine,
-            run,
-            &info.digest,
-            &spec.limits,
-            &vendor_tree_sha256,
-            || spec.snapshot.deps_archive(),
-            spec.deps_cache,
-        )
-        .await?;
-        container::create_volume(engine, &in_vol, run.labels()).await?;
-        container::create_volume(engine, &work_vol, run.labels()).await?;
+        // Independent engine calls, made at once: a warm build's preparation is mostly
+        // round trips. Whatever is made before one fails carries the run's labels (or is
+        // the shared cache) and goes with the run's cleanup.
+        let (deps, made_in, made_work) = tokio::join!(
+            cache::deps_volume(
+                engine,
+                run,
+                &info.digest,
+                &spec.limits,
+                &vendor_tree_sha256,
+                || spec.snapshot.deps_archive(),
+                spec.deps_cache,
+            ),
+            container::create_volume(engine, &in_vol, run.labels()),
+            container::create_volume(engine, &work_vol, run.labels()),
+        );
+        let deps = deps?;
+        made_in?;
+        made_work?;
+        if let Some(note) = &deps.prune_failed {
+            log_line(&format!("note: {note}"));
+        }
         // The build mounts the inputs read-only, so they go in through a helper that is
         // never started.
         let helper = container::create(
@@ -785,7 +788,6 @@ async fn build_inner(
         }
         container::upload(engine, &helper, &format!("{p}/work"), work.into()).await?;
         let upload_ms = ms_since(uploading);
-        container::remove(engine, &helper).await?;
         let mut body = body.clone();
         body.host_config = Some(hardened_host_config(
             vec![
@@ -795,7 +797,12 @@ async fn build_inner(
             ],
             &spec.limits,
         ));
-        let id = container::create(engine, &name, body.clone()).await?;
+        let (removed, id) = tokio::join!(
+            container::remove(engine, &helper),
+            container::create(engine, &name, body.clone())
+        );
+        removed?;
+        let id = id?;
         Ok::<_, Error>((id, body, upload_ms, deps.reused))
     };
     let (id, body, upload_ms, deps_reused) = tokio::time::timeout(spec.timeouts.prepare, prepare)
@@ -900,7 +907,7 @@ async fn build_inner(
         environment,
         command,
         started_unix,
-        finished_unix: now_unix(),
+        finished_unix: crate::run::now_unix(),
         stages: StageTimes {
             collect_ms: ms_since(clock),
             ..stages

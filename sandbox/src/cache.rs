@@ -16,15 +16,12 @@
 //! These carry `hermetic.cache`, not the `hermetic` run label: a run's cleanup leaves them,
 //! and `hermetic gc --cache` removes them.
 
-use crate::container::{self, Limits};
+use crate::container::{self, Limits, remove_volume};
 use crate::engine::{Engine, RetryPolicy, permanent, retry};
 use crate::error::Result;
-use crate::run::{LABEL_HOST, LABEL_PID, RunId, host_name, pid_alive};
+use crate::run::{LABEL_HOST, LABEL_PID, RunId, host_name, owner_gone};
 use bollard::models::{ContainerCreateBody, ContainerSummary};
-use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveVolumeOptionsBuilder,
-    RenameContainerOptionsBuilder,
-};
+use bollard::query_parameters::RenameContainerOptionsBuilder;
 use std::collections::HashMap;
 
 /// Marks the engine-side cache's containers and volumes; its value is what is cached.
@@ -47,6 +44,9 @@ pub struct DepsVolume {
     pub name: String,
     /// Found on the engine: nothing was uploaded.
     pub reused: bool,
+    /// Pruning older trees failed after this one was published. That only wastes disk, so
+    /// the build goes on and the caller reports it.
+    pub prune_failed: Option<String>,
 }
 
 fn labels(sha256: &str) -> HashMap<String, String> {
@@ -68,12 +68,12 @@ async fn published(engine: &Engine, sha256: &str) -> Result<Option<String>> {
     )
     .await;
     match inspected {
-        Ok(c) => Ok(c
-            .mounts
-            .unwrap_or_default()
-            .into_iter()
-            .find(|m| m.destination.as_deref() == Some(MOUNT))
-            .and_then(|m| m.name)),
+        Ok(c) => Ok(deps_mount(
+            c.mounts
+                .iter()
+                .flatten()
+                .map(|m| (m.destination.as_deref(), m.name.as_deref())),
+        )),
         Err(crate::Error::Engine { status: 404, .. }) => Ok(None),
         Err(e) => Err(e),
     }
@@ -92,7 +92,11 @@ pub async fn deps_volume(
     share: bool,
 ) -> Result<DepsVolume> {
     if share && let Some(name) = published(engine, sha256).await? {
-        return Ok(DepsVolume { name, reused: true });
+        return Ok(DepsVolume {
+            name,
+            reused: true,
+            prune_failed: None,
+        });
     }
     // Made before anything is created on the engine, so that failing leaves nothing.
     let archive = archive()?;
@@ -136,6 +140,7 @@ pub async fn deps_volume(
         return Ok(DepsVolume {
             name: volume,
             reused: false,
+            prune_failed: None,
         });
     }
     let publish = engine
@@ -149,17 +154,15 @@ pub async fn deps_volume(
         .await;
     match publish {
         Ok(()) => {
-            // Room for this one: the oldest published trees go. Failing to prune only
-            // wastes disk, so it does not fail the build.
-            if let Err(e) = prune(engine, Some(sha256)).await {
-                eprintln!(
-                    "note: pruning the vendored-tree cache on {}: {e}",
-                    engine.host
-                );
-            }
+            // Room for this one: the oldest published trees go.
+            let prune_failed = prune(engine, Some(sha256))
+                .await
+                .err()
+                .map(|e| format!("pruning the vendored-tree cache on {}: {e}", engine.host));
             Ok(DepsVolume {
                 name: volume,
                 reused: false,
+                prune_failed,
             })
         }
         // Another run published the same tree meanwhile: use it, drop this copy.
@@ -169,7 +172,11 @@ pub async fn deps_volume(
             container::remove(engine, &helper).await?;
             remove_volume(engine, &volume).await?;
             match published(engine, sha256).await? {
-                Some(name) => Ok(DepsVolume { name, reused: true }),
+                Some(name) => Ok(DepsVolume {
+                    name,
+                    reused: true,
+                    prune_failed: None,
+                }),
                 None => Err(crate::Error::Engine {
                     op: "publish the vendored-tree cache".into(),
                     status: 409,
@@ -181,40 +188,8 @@ pub async fn deps_volume(
     }
 }
 
-async fn remove_volume(engine: &Engine, name: &str) -> Result<bool> {
-    match engine
-        .docker
-        .remove_volume(
-            name,
-            Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
-        )
-        .await
-    {
-        Ok(()) => Ok(true),
-        // Gone already, or mounted by a build that is running now: left for later.
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404 | 409,
-            ..
-        }) => Ok(false),
-        Err(e) => Err(permanent("remove a volume", e)),
-    }
-}
-
 async fn cache_containers(engine: &Engine) -> Result<Vec<ContainerSummary>> {
-    let filters = HashMap::from([("label".to_string(), vec![LABEL_CACHE.to_string()])]);
-    retry(
-        "list the vendored-tree cache",
-        RetryPolicy::default(),
-        || {
-            engine.docker.list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-        },
-    )
-    .await
+    container::list(engine, "label", LABEL_CACHE).await
 }
 
 fn name_of(c: &ContainerSummary) -> String {
@@ -225,12 +200,23 @@ fn name_of(c: &ContainerSummary) -> String {
         .unwrap_or_default()
 }
 
+/// The volume mounted at [`MOUNT`], from (destination, volume name) pairs: the engine
+/// describes mounts with one type in listings and another in inspection.
+fn deps_mount<'a>(
+    mut mounts: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> Option<String> {
+    mounts
+        .find(|(destination, _)| *destination == Some(MOUNT))
+        .and_then(|(_, name)| name.map(String::from))
+}
+
 fn volume_of(c: &ContainerSummary) -> Option<String> {
-    c.mounts
-        .as_ref()?
-        .iter()
-        .find(|m| m.destination.as_deref() == Some(MOUNT))
-        .and_then(|m| m.name.clone())
+    deps_mount(
+        c.mounts
+            .iter()
+            .flatten()
+            .map(|m| (m.destination.as_deref(), m.name.as_deref())),
+    )
 }
 
 /// Removes one cache entry: its helper, then its volume. An entry whose volume a build
@@ -240,16 +226,7 @@ async fn drop_entry(engine: &Engine, c: &ContainerSummary) -> Result<Option<Stri
         return Ok(None);
     };
     if let Some(v) = volume_of(c) {
-        let filters = HashMap::from([("volume".to_string(), vec![v.clone()])]);
-        let users = retry("list the users of a volume", RetryPolicy::default(), || {
-            engine.docker.list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-        })
-        .await?;
+        let users = container::list(engine, "volume", &v).await?;
         if users.iter().any(|u| u.id.as_deref() != Some(id)) {
             return Ok(None);
         }
@@ -265,7 +242,7 @@ async fn drop_entry(engine: &Engine, c: &ContainerSummary) -> Result<Option<Stri
 /// than a day), and published trees other than the newest (never `keep`). Returns the
 /// volumes removed.
 pub async fn prune(engine: &Engine, keep: Option<&str>) -> Result<Vec<String>> {
-    let now = now_secs();
+    let now = i64::try_from(crate::run::now_unix()).unwrap_or(i64::MAX);
     let mut entries = cache_containers(engine).await?;
     // Newest first.
     entries.sort_by_key(|c| std::cmp::Reverse(c.created.unwrap_or(0)));
@@ -278,9 +255,7 @@ pub async fn prune(engine: &Engine, keep: Option<&str>) -> Result<Vec<String>> {
             kept += 1;
             kept > KEEP && labels.get(LABEL_DEPS).map(String::as_str) != keep
         } else if name.starts_with(FILLING) {
-            let ours = labels.get(LABEL_HOST).is_some_and(|h| *h == host_name());
-            let dead = ours && !labels.get(LABEL_PID).is_some_and(|p| pid_alive(p));
-            dead || now - c.created.unwrap_or(now) > ABANDONED_AFTER_SECS
+            owner_gone(&labels) || now - c.created.unwrap_or(now) > ABANDONED_AFTER_SECS
         } else {
             false
         };
@@ -301,26 +276,10 @@ pub async fn clear(engine: &Engine) -> Result<Vec<String>> {
             removed.push(v);
         }
     }
-    let filters = HashMap::from([("label".to_string(), vec![LABEL_CACHE.to_string()])]);
-    let volumes = retry("list volumes", RetryPolicy::default(), || {
-        engine.docker.list_volumes(Some(
-            ListVolumesOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
-    })
-    .await?;
-    for v in volumes.volumes.unwrap_or_default() {
+    for v in container::list_volumes(engine, LABEL_CACHE).await? {
         if remove_volume(engine, &v.name).await? {
             removed.push(v.name);
         }
     }
     Ok(removed)
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -5,10 +5,13 @@
 use crate::engine::{Engine, RetryPolicy, permanent, retry};
 use crate::error::{Error, Result};
 use crate::run::RunId;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, HostConfig, Mount, MountType, Volume,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptions,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder,
     WaitContainerOptions,
 };
 use futures_util::StreamExt;
@@ -117,7 +120,9 @@ pub async fn create(engine: &Engine, name: &str, body: ContainerCreateBody) -> R
     }
 }
 
-pub async fn remove(engine: &Engine, id: &str) -> Result<()> {
+/// Removes a container (forced, with its anonymous volumes). `false`: it was gone already,
+/// or is being removed concurrently.
+pub async fn remove(engine: &Engine, id: &str) -> Result<bool> {
     match engine
         .docker
         .remove_container(
@@ -131,13 +136,61 @@ pub async fn remove(engine: &Engine, id: &str) -> Result<()> {
         )
         .await
     {
-        Ok(())
-        | Err(bollard::errors::Error::DockerResponseServerError {
+        Ok(()) => Ok(true),
+        Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404 | 409,
             ..
-        }) => Ok(()),
+        }) => Ok(false),
         Err(e) => Err(permanent("remove a container", e)),
     }
+}
+
+/// Removes a volume. `false`: it was gone already, or a container still mounts it (left for
+/// later).
+pub async fn remove_volume(engine: &Engine, name: &str) -> Result<bool> {
+    match engine
+        .docker
+        .remove_volume(
+            name,
+            Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
+        )
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        }) => Ok(false),
+        Err(e) => Err(permanent("remove a volume", e)),
+    }
+}
+
+/// Containers in any state matching one filter (`label`, `volume`, ...).
+pub async fn list(engine: &Engine, filter: &str, value: &str) -> Result<Vec<ContainerSummary>> {
+    let filters = HashMap::from([(filter.to_string(), vec![value.to_string()])]);
+    retry("list containers", RetryPolicy::default(), || {
+        engine.docker.list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+    })
+    .await
+}
+
+/// Volumes carrying `label`.
+pub async fn list_volumes(engine: &Engine, label: &str) -> Result<Vec<Volume>> {
+    let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    let listed = retry("list volumes", RetryPolicy::default(), || {
+        engine.docker.list_volumes(Some(
+            ListVolumesOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+    })
+    .await?;
+    Ok(listed.volumes.unwrap_or_default())
 }
 
 /// Uploads a tar archive and unpacks it at `dest` (a volume path: the root filesystem is

@@ -5,12 +5,9 @@
 //! owning process is gone from this machine is stale, and any run removes stale ones at
 //! start; `hermetic gc` does it on demand.
 
-use crate::engine::{Engine, RetryPolicy, retry};
+use crate::container;
+use crate::engine::Engine;
 use crate::error::Result;
-use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder,
-};
 use std::collections::HashMap;
 
 pub const LABEL: &str = "hermetic";
@@ -85,84 +82,44 @@ pub struct Collected {
     pub volumes: Vec<String>,
 }
 
+/// True if `labels` name a process on this machine that is gone: what it made is abandoned.
+pub(crate) fn owner_gone(labels: &HashMap<String, String>) -> bool {
+    let ours = labels.get(LABEL_HOST).is_some_and(|h| *h == host_name());
+    ours && !labels.get(LABEL_PID).is_some_and(|p| pid_alive(p))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 fn selected(labels: &HashMap<String, String>, scope: &Scope) -> bool {
     match scope {
         Scope::Run(id) => labels.get(LABEL_RUN) == Some(id),
-        Scope::Stale => {
-            let ours = labels.get(LABEL_HOST).is_some_and(|h| *h == host_name());
-            ours && !labels.get(LABEL_PID).is_some_and(|p| pid_alive(p))
-        }
+        Scope::Stale => owner_gone(labels),
     }
 }
 
 /// Removes hermetic's containers (force, with anonymous volumes) and volumes in `scope`.
 pub async fn collect(engine: &Engine, scope: Scope) -> Result<Collected> {
-    let policy = RetryPolicy::default();
-    let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
-    let containers = retry("list containers", policy, || {
-        engine.docker.list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
-    })
-    .await?;
     let mut out = Collected::default();
-    for c in containers {
+    for c in container::list(engine, "label", LABEL).await? {
         let labels = c.labels.clone().unwrap_or_default();
         if !selected(&labels, &scope) {
             continue;
         }
-        let Some(id) = c.id else { continue };
-        let removed = engine
-            .docker
-            .remove_container(
-                &id,
-                Some(
-                    RemoveContainerOptionsBuilder::default()
-                        .force(true)
-                        .v(true)
-                        .build(),
-                ),
-            )
-            .await;
-        match removed {
-            Ok(()) => out.containers.push(id),
-            // Already gone (removed concurrently): nothing to do.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404 | 409,
-                ..
-            }) => {}
-            Err(e) => return Err(crate::engine::permanent("remove a container", e)),
+        if let Some(id) = c.id
+            && container::remove(engine, &id).await?
+        {
+            out.containers.push(id);
         }
     }
-    let volumes = retry("list volumes", policy, || {
-        engine.docker.list_volumes(Some(
-            ListVolumesOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
-    })
-    .await?;
-    for v in volumes.volumes.unwrap_or_default() {
-        if !selected(&v.labels, &scope) {
-            continue;
-        }
-        let removed = engine
-            .docker
-            .remove_volume(
-                &v.name,
-                Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
-            )
-            .await;
-        match removed {
-            Ok(()) => out.volumes.push(v.name),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404 | 409,
-                ..
-            }) => {}
-            Err(e) => return Err(crate::engine::permanent("remove a volume", e)),
+    for v in container::list_volumes(engine, LABEL).await? {
+        if selected(&v.labels, &scope) && container::remove_volume(engine, &v.name).await? {
+            out.volumes.push(v.name);
         }
     }
     Ok(out)
