@@ -297,6 +297,9 @@ fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
             "{v}"
         );
         assert_eq!(v["runners"][0]["image_transferred"], false, "{v}");
+        // Each engine runs one build, alone on its own CPUs: no budget shares them out.
+        assert!(v["runners"][0]["environment"]["jobs"].is_null(), "{v}");
+        assert!(v["runners"][1]["environment"]["jobs"].is_null(), "{v}");
         // The first run sends the vendored tree to the new engine; the next reuses it.
         assert_eq!(v["runners"][1]["deps_reused"], !expected_transfer, "{v}");
     };

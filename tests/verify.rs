@@ -95,6 +95,24 @@ fn reproducible_fixture_is_verified_attested_and_memoised() {
         runners[1]["environment"]["build_path"],
         runners[2]["environment"]["build_path"]
     );
+    // Three builds on one engine share its CPUs: the reference gets CPUs / builds at once.
+    let cpus: u64 = String::from_utf8_lossy(
+        &std::process::Command::new("docker")
+            .args(["info", "--format", "{{.NCPU}}"])
+            .output()
+            .expect("docker info")
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .expect("NCPU");
+    let at_once = cpus.min(3);
+    let expected = if at_once > 1 {
+        serde_json::json!((cpus / at_once).max(1))
+    } else {
+        serde_json::Value::Null
+    };
+    assert_eq!(runners[0]["environment"]["jobs"], expected, "{v}");
     let dist = project.path().join("dist");
     for f in [
         "hello",

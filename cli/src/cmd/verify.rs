@@ -45,7 +45,7 @@ pub struct Args {
     /// Variations for runners 2..N: `all`, `none`, or a list such as `build-path,tz`.
     #[arg(long, default_value = "all")]
     pub vary: String,
-    /// Builds run at the same time [default: the number of CPUs, at most --runners].
+    /// Builds run at the same time on each engine [default: that engine's CPU count].
     #[arg(long)]
     pub parallel: Option<usize>,
     /// Do not rebuild with one variation at a time to name the cause of a mismatch.
@@ -290,7 +290,8 @@ fn memo_write(key: &str, report: &VerifyReport) {
 struct Fleet<'a> {
     args: &'a Args,
     vendored: &'a hermetic_deps::VendorOutcome,
-    parallel: usize,
+    /// Per engine label: how many of its builds run at once, and with how many jobs.
+    slots: HashMap<String, Slots>,
     json_out: bool,
     multi: &'a indicatif::MultiProgress,
     /// The reference engine's builder image.
@@ -300,13 +301,16 @@ struct Fleet<'a> {
 }
 
 impl Fleet<'_> {
-    /// Builds every runner into `work/NAME`, at most `parallel` at a time; results in
-    /// runner order.
+    /// Builds every runner into `work/NAME`, as many at a time on each engine as its slots
+    /// allow; results in runner order.
     async fn build(&self, runners: &[Runner], work: &Path) -> Vec<Result<Built, Failure>> {
-        let sem = Arc::new(tokio::sync::Semaphore::new(self.parallel.max(1)));
         let futures = runners.iter().map(|r| {
-            let sem = sem.clone();
+            let slots = self.slots.get(&r.place.label);
+            let sem = slots.map(|s| s.running.clone());
             let mut bargs = self.args.build.clone();
+            if bargs.jobs.is_none() {
+                bargs.jobs = slots.and_then(|s| s.jobs);
+            }
             bargs.out = work.join(&r.name);
             // Runners are compared, not released: only the verified result is signed.
             bargs.no_sign = true;
@@ -319,7 +323,10 @@ impl Fleet<'_> {
             let spinner = Spinner::attached(self.multi, self.json_out, &r.name);
             async move {
                 spinner.stage("waiting for a slot");
-                let _permit = sem.acquire().await;
+                let _permit = match &sem {
+                    Some(sem) => Some(sem.acquire().await),
+                    None => None,
+                };
                 let built = build_project(
                     &bargs,
                     self.vendored,
@@ -352,6 +359,81 @@ impl Fleet<'_> {
     async fn build_ok(&self, runners: &[Runner], work: &Path) -> Result<Vec<Built>, Failure> {
         self.build(runners, work).await.into_iter().collect()
     }
+}
+
+/// One engine's share of the builds.
+struct Slots {
+    /// Its builds running at once.
+    running: Arc<tokio::sync::Semaphore>,
+    /// Cargo jobs per build; `None`: cargo's default (one per CPU of the engine).
+    jobs: Option<u32>,
+    cpus: usize,
+    parallel: usize,
+}
+
+/// The CPUs an engine's containers get (`docker info`'s NCPU). An engine that does not
+/// answer counts as this machine; its builds then fail on their own.
+async fn engine_cpus(place: &Place) -> usize {
+    let here = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let engine = match &place.endpoint {
+        Some(e) => Engine::connect_endpoint(e).await,
+        None => Engine::connect().await,
+    };
+    match engine {
+        Ok(engine) => engine
+            .docker
+            .info()
+            .await
+            .ok()
+            .and_then(|i| i.ncpu)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(here),
+        Err(_) => here,
+    }
+}
+
+/// CPU budget, per engine: builds running at once on one engine share its CPUs, instead of
+/// each starting one job per CPU and slowing all of them down. An engine runs at most
+/// `parallel` (default: its CPUs) builds at a time, each with `CPUs / running` jobs (at
+/// least 1); `jobs` (--jobs) overrides. Runners on other engines do not count: they use
+/// their own CPUs.
+async fn budget(
+    runners: &[Runner],
+    parallel: Option<usize>,
+    jobs: Option<u32>,
+) -> HashMap<String, Slots> {
+    let mut slots = HashMap::new();
+    for r in runners {
+        if slots.contains_key(&r.place.label) {
+            continue;
+        }
+        let on_engine = runners
+            .iter()
+            .filter(|o| o.place.label == r.place.label)
+            .count();
+        let cpus = engine_cpus(&r.place).await;
+        // One build per CPU at a time. Measured on ripgrep with 3 runners on 2 CPUs: all
+        // three at once (one job each) took 166 s against 152 s this way (mean of 2 rounds).
+        let at_once = parallel.unwrap_or(cpus).min(on_engine).max(1);
+        let jobs = match jobs {
+            Some(j) => Some(j),
+            None if at_once > 1 => u32::try_from((cpus / at_once).max(1)).ok(),
+            None => None,
+        };
+        slots.insert(
+            r.place.label.clone(),
+            Slots {
+                running: Arc::new(tokio::sync::Semaphore::new(at_once)),
+                jobs,
+                cpus,
+                parallel: at_once,
+            },
+        );
+    }
+    slots
 }
 
 /// Makes the reference's image present on every other engine the runners use, once per
@@ -500,37 +582,6 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         .join("hermetic")
         .join("verify")
         .join(&run.0);
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    // One build per core at a time. Measured on ripgrep with 3 runners on 2 CPUs: all three
-    // at once (one job each) took 166 s against 152 s this way (mean of 2 rounds).
-    let parallel = args.parallel.unwrap_or(cores).min(runners.len()).max(1);
-    // CPU budget: builds running at once share this machine's cores, instead of each
-    // starting one job per core and slowing all of them down. --jobs overrides.
-    if args.build.jobs.is_none() && parallel > 1 {
-        args.build.jobs = u32::try_from((cores / parallel).max(1)).ok();
-    }
-    // The jobs variation must differ from what the reference runs with.
-    let mut runners = runners;
-    for r in runners.iter_mut().skip(1) {
-        if r.variations.iter().any(|v| v == "jobs") && r.env.jobs == args.build.jobs {
-            r.env.jobs = Some(if args.build.jobs == Some(1) { 2 } else { 1 });
-        }
-    }
-    main.stage(&format!(
-        "building on {} runners, {parallel} at a time",
-        runners.len()
-    ));
-    let fleet = Fleet {
-        args: &args,
-        vendored: &vendored,
-        parallel,
-        json_out: out.json,
-        multi: &multi,
-        image_id: image_id.clone(),
-        inputs: &snapshot,
-    };
     let breakers = Breakers::in_cache(
         args.breaker_threshold,
         std::time::Duration::from_secs(args.breaker_cooldown),
@@ -583,6 +634,37 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             breaker_open: open,
         });
     }
+    let slots = budget(&admitted, args.parallel, args.build.jobs).await;
+    // The jobs variation must differ from what the reference runs with.
+    let reference_jobs = admitted
+        .first()
+        .and_then(|r| slots.get(&r.place.label))
+        .and_then(|s| s.jobs);
+    let mut admitted = admitted;
+    for r in admitted.iter_mut().skip(1) {
+        if r.variations.iter().any(|v| v == "jobs") && r.env.jobs == reference_jobs {
+            r.env.jobs = Some(if reference_jobs == Some(1) { 2 } else { 1 });
+        }
+    }
+    let mut engines: Vec<String> = slots
+        .iter()
+        .map(|(label, s)| format!("{label}: {} at a time on {} CPUs", s.parallel, s.cpus))
+        .collect();
+    engines.sort();
+    main.stage(&format!(
+        "building on {} runners ({})",
+        admitted.len(),
+        engines.join("; ")
+    ));
+    let fleet = Fleet {
+        args: &args,
+        vendored: &vendored,
+        slots,
+        json_out: out.json,
+        multi: &multi,
+        image_id: image_id.clone(),
+        inputs: &snapshot,
+    };
     let started = std::time::Instant::now();
     let results = fleet.build(&admitted, &work).await;
     let build_secs = started.elapsed().as_secs_f64();
@@ -687,7 +769,8 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
                 ),
                 deps_reused: b.result.deps_reused,
                 variations: r.variations.clone(),
-                environment: serde_json::to_value(&r.env).unwrap_or_default(),
+                // As built: with the jobs its engine's budget gave it.
+                environment: serde_json::to_value(&b.result.env).unwrap_or_default(),
                 artifacts: b.artifacts.clone(),
             })
             .collect(),
