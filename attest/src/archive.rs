@@ -29,11 +29,206 @@ pub struct Entry {
 
 /// Writes `entries` under the directory `prefix/` as a deterministic `tar.gz` at `dest`.
 pub fn write_tar_gz(dest: &Path, prefix: &str, entries: &[Entry], mtime: i64) -> Result<()> {
-    let tar = tar_bytes(prefix, entries, mtime)?;
-    let gz = gzip(&tar).at(dest)?;
+    let mut sorted = entries.to_vec();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<&str> = sorted.iter().map(|e| e.name.as_str()).collect();
+    let mut stream = ArchiveStream::new(prefix, &names, mtime).at(dest)?;
+    for e in &sorted {
+        let mut file = std::fs::File::open(&e.source).at(&e.source)?;
+        let size = file.metadata().at(&e.source)?.len();
+        stream.begin(&e.name, size, e.executable).at(&e.source)?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut copied = 0u64;
+        loop {
+            let n = std::io::Read::read(&mut file, &mut buf).at(&e.source)?;
+            if n == 0 {
+                break;
+            }
+            copied += n as u64;
+            stream.write(&buf[..n]).at(&e.source)?;
+        }
+        if copied != size {
+            return Err(std::io::Error::other(
+                "the file changed size while it was archived",
+            ))
+            .at(&e.source);
+        }
+    }
+    let gz = stream.finish().at(dest)?;
     let tmp = dest.with_extension("partial");
     std::fs::write(&tmp, gz).at(&tmp)?;
     std::fs::rename(&tmp, dest).at(dest)
+}
+
+/// Directories of `prefix/` needed for `names`, each before anything inside it.
+fn dirs(prefix: &str, names: &[&str]) -> std::collections::BTreeSet<String> {
+    let mut dirs = std::collections::BTreeSet::new();
+    dirs.insert(prefix.to_string());
+    for name in names {
+        let mut parts: Vec<&str> = name.split('/').collect();
+        parts.pop();
+        let mut cur = prefix.to_string();
+        for p in parts {
+            cur = format!("{cur}/{p}");
+            dirs.insert(cur.clone());
+        }
+    }
+    dirs
+}
+
+type Part = std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>;
+
+/// A release archive made while its files arrive, with the same bytes as [`write_tar_gz`]:
+/// each [`CHUNK`] of the tar stream is deflated on the rayon pool as soon as it is full, so
+/// compression overlaps with whatever delivers the files (a download from the engine).
+/// Files must come in name order, each with the size announced.
+pub struct ArchiveStream {
+    prefix: String,
+    mtime: i64,
+    /// Names still to come, in order.
+    pending: std::collections::VecDeque<String>,
+    /// Builds headers (long names included); its buffer is drained after each one.
+    headers: tar::Builder<Vec<u8>>,
+    buf: Vec<u8>,
+    crc: crc32fast::Hasher,
+    len: u64,
+    parts: Vec<Part>,
+    /// Bytes of the current file still expected.
+    remaining: u64,
+    /// Size of the current file (for its padding).
+    size: u64,
+}
+
+impl ArchiveStream {
+    /// An archive of the files `names` (`/`-separated, relative to `prefix/`).
+    pub fn new(prefix: &str, names: &[&str], mtime: i64) -> std::io::Result<ArchiveStream> {
+        let mut sorted: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        sorted.sort();
+        let mut stream = ArchiveStream {
+            prefix: prefix.to_string(),
+            mtime,
+            pending: sorted.into(),
+            headers: tar::Builder::new(Vec::new()),
+            buf: Vec::with_capacity(CHUNK * 2),
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+            parts: Vec::new(),
+            remaining: 0,
+            size: 0,
+        };
+        for d in dirs(prefix, names) {
+            let mut h = header(tar::EntryType::Directory, 0o755, 0, mtime);
+            stream
+                .headers
+                .append_data(&mut h, format!("{d}/"), std::io::empty())?;
+            stream.take_headers();
+        }
+        Ok(stream)
+    }
+
+    fn take_headers(&mut self) {
+        let bytes = std::mem::take(self.headers.get_mut());
+        self.push(&bytes);
+    }
+
+    /// Appends tar bytes; every full chunk that more bytes follow goes to the pool.
+    fn push(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            // A chunk is sent only once a byte after it exists: the last one is finished
+            // differently.
+            if self.buf.len() == CHUNK {
+                let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK * 2));
+                self.crc.update(&chunk);
+                self.len += chunk.len() as u64;
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                rayon::spawn(move || {
+                    let _ = tx.send(deflate_chunk(&chunk, false));
+                });
+                self.parts.push(rx);
+            }
+            let take = (CHUNK - self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+        }
+    }
+
+    /// Starts the next file: `name` must be the next in name order, and exactly `size`
+    /// bytes must follow.
+    pub fn begin(&mut self, name: &str, size: u64, executable: bool) -> std::io::Result<()> {
+        if self.remaining != 0 {
+            return Err(std::io::Error::other(format!(
+                "{name}: the previous file is {} bytes short",
+                self.remaining
+            )));
+        }
+        if self.pending.front().map(String::as_str) != Some(name) {
+            return Err(std::io::Error::other(format!(
+                "{name}: not the next file of the archive (expected {:?})",
+                self.pending.front()
+            )));
+        }
+        self.pending.pop_front();
+        let mode = if executable { 0o755 } else { 0o644 };
+        let mut h = header(tar::EntryType::Regular, mode, size, self.mtime);
+        let path = format!("{}/{name}", self.prefix);
+        self.headers.append_data(&mut h, path, std::io::empty())?;
+        self.take_headers();
+        self.remaining = size;
+        self.size = size;
+        self.pad_if_done();
+        Ok(())
+    }
+
+    /// The current file's next bytes.
+    pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if data.len() as u64 > self.remaining {
+            return Err(std::io::Error::other(
+                "more bytes than the file's announced size",
+            ));
+        }
+        self.push(data);
+        self.remaining -= data.len() as u64;
+        self.pad_if_done();
+        Ok(())
+    }
+
+    fn pad_if_done(&mut self) {
+        if self.remaining == 0 && !self.size.is_multiple_of(512) {
+            let pad = 512 - (self.size % 512) as usize;
+            self.push(&[0u8; 512][..pad]);
+            self.size = 0;
+        }
+    }
+
+    /// The `.tar.gz` bytes, once every file is in.
+    pub fn finish(mut self) -> std::io::Result<Vec<u8>> {
+        if self.remaining != 0 || !self.pending.is_empty() {
+            return Err(std::io::Error::other(format!(
+                "the archive is incomplete: {} byte(s) and {} file(s) missing",
+                self.remaining,
+                self.pending.len()
+            )));
+        }
+        let headers = std::mem::replace(&mut self.headers, tar::Builder::new(Vec::new()));
+        let footer = headers.into_inner()?;
+        self.push(&footer);
+        let last = std::mem::take(&mut self.buf);
+        self.crc.update(&last);
+        self.len += last.len() as u64;
+        let tail = deflate_chunk(&last, true)?;
+        let mut out = Vec::with_capacity(18 + tail.len());
+        out.extend_from_slice(&GZIP_HEADER);
+        for part in std::mem::take(&mut self.parts) {
+            let bytes = part
+                .recv()
+                .map_err(|_| std::io::Error::other("a deflate task failed"))??;
+            out.extend_from_slice(&bytes);
+        }
+        out.extend_from_slice(&tail);
+        out.extend_from_slice(&self.crc.clone().finalize().to_le_bytes());
+        out.extend_from_slice(&(self.len as u32).to_le_bytes());
+        Ok(out)
+    }
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: i64) -> tar::Header {
@@ -55,17 +250,8 @@ pub fn tar_bytes(prefix: &str, entries: &[Entry], mtime: i64) -> Result<Vec<u8>>
     let mut sorted = entries.to_vec();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut builder = tar::Builder::new(Vec::new());
-    let mut dirs = std::collections::BTreeSet::new();
-    dirs.insert(prefix.to_string());
-    for e in &sorted {
-        let mut parts: Vec<&str> = e.name.split('/').collect();
-        parts.pop();
-        let mut cur = prefix.to_string();
-        for p in parts {
-            cur = format!("{cur}/{p}");
-            dirs.insert(cur.clone());
-        }
-    }
+    let names: Vec<&str> = sorted.iter().map(|e| e.name.as_str()).collect();
+    let dirs = dirs(prefix, &names);
     // Directories first, each before anything inside it (sorted order guarantees that).
     for d in &dirs {
         let mut h = header(tar::EntryType::Directory, 0o755, 0, mtime);
@@ -83,6 +269,9 @@ pub fn tar_bytes(prefix: &str, entries: &[Entry], mtime: i64) -> Result<Vec<u8>>
     }
     builder.into_inner().at(prefix)
 }
+
+/// The fixed gzip header: deflate, no flags and no name, mtime 0, XFL 2, OS 255 (unknown).
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 255];
 
 /// Input is deflated in independent chunks of this size, in parallel. Fixed, so that the
 /// bytes do not depend on the number of threads; changing it changes every archive.
@@ -139,7 +328,7 @@ pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
         .map(|(i, c)| deflate_chunk(c, i + 1 == n))
         .collect::<std::io::Result<_>>()?;
     let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + 18);
-    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 255]);
+    out.extend_from_slice(&GZIP_HEADER);
     for p in &parts {
         out.extend_from_slice(p);
     }
@@ -212,6 +401,90 @@ mod tests {
             .expect("read");
         assert_eq!(gz_header[4..8], [0, 0, 0, 0], "gzip mtime 0");
         assert_eq!(gz_header[9], 255, "gzip OS unknown");
+    }
+
+    /// Files of the given sizes, their bytes, and the archive made the plain way.
+    fn reference(dir: &Path, files: &[(&str, usize)]) -> (Vec<Entry>, Vec<Vec<u8>>, Vec<u8>) {
+        let mut entries = vec![];
+        let mut contents = vec![];
+        for (i, (name, size)) in files.iter().enumerate() {
+            let data: Vec<u8> = (0..*size as u64)
+                .map(|k| ((k * 2654435761 + i as u64) >> 11) as u8)
+                .collect();
+            let source = dir.join(format!("f{i}"));
+            std::fs::write(&source, &data).expect("write");
+            entries.push(Entry {
+                name: name.to_string(),
+                source,
+                executable: i % 2 == 0,
+            });
+            contents.push(data);
+        }
+        let tar = tar_bytes("p-1.0", &entries, 1_700_000_000).expect("tar");
+        if files == [("x", CHUNK - 2 * 512 - 1024)] {
+            assert_eq!(tar.len(), CHUNK);
+        }
+        (entries, contents, gzip(&tar).expect("gz"))
+    }
+
+    #[test]
+    fn the_stream_makes_the_same_bytes_however_files_arrive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long = format!("deep/{}/tool", "d".repeat(120));
+        let cases: Vec<Vec<(&str, usize)>> = vec![
+            vec![("rg", 0)],
+            vec![("rg", 1)],
+            vec![("a", 511), ("b", 512), ("c", 513)],
+            // The tar stream ends exactly on a chunk boundary: the directory's and the
+            // file's headers, the data, the 1024-byte footer.
+            vec![("x", CHUNK - 2 * 512 - 1024)],
+            vec![("x", CHUNK - 2 * 512 - 1024 + 1)],
+            vec![
+                ("tool", 2 * CHUNK + 77),
+                ("sub/helper", CHUNK / 3),
+                (long.as_str(), 9),
+            ],
+        ];
+        for files in cases {
+            let (entries, contents, plain) = reference(dir.path(), &files);
+            let mut order: Vec<usize> = (0..entries.len()).collect();
+            order.sort_by(|a, b| entries[*a].name.cmp(&entries[*b].name));
+            let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            // Pieces of odd sizes, as a download delivers them.
+            for piece in [1usize, 4093, 1 << 20, usize::MAX] {
+                if piece == 1 && contents.iter().map(Vec::len).sum::<usize>() > 100_000 {
+                    continue;
+                }
+                let mut stream = ArchiveStream::new("p-1.0", &names, 1_700_000_000).expect("new");
+                for i in &order {
+                    let data = &contents[*i];
+                    stream
+                        .begin(&entries[*i].name, data.len() as u64, entries[*i].executable)
+                        .expect("begin");
+                    for part in data.chunks(piece.min(data.len().max(1))) {
+                        stream.write(part).expect("write");
+                    }
+                }
+                let streamed = stream.finish().expect("finish");
+                assert!(streamed == plain, "{files:?} in pieces of {piece}");
+            }
+            let dest = dir.path().join("w.tar.gz");
+            write_tar_gz(&dest, "p-1.0", &entries, 1_700_000_000).expect("write");
+            assert!(std::fs::read(&dest).expect("read") == plain, "{files:?}");
+        }
+    }
+
+    #[test]
+    fn the_stream_refuses_what_would_make_a_wrong_archive() {
+        let mut s = ArchiveStream::new("p", &["a", "b"], 0).expect("new");
+        assert!(s.begin("b", 1, true).is_err(), "out of order");
+        s.begin("a", 2, true).expect("a");
+        s.write(b"x").expect("one byte");
+        assert!(s.begin("b", 1, true).is_err(), "a is one byte short");
+        assert!(s.write(b"yz").is_err(), "more than announced");
+        let mut s = ArchiveStream::new("p", &["a", "b"], 0).expect("new");
+        s.begin("a", 0, true).expect("a");
+        assert!(s.finish().is_err(), "b is missing");
     }
 
     #[test]
