@@ -11,7 +11,7 @@
 //! remote engine works like the local one.
 
 use crate::cache;
-use crate::container::{self, Limits, hardened_host_config, volume_mount};
+use crate::container::{self, Limits, StreamError, hardened_host_config, volume_mount};
 use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{self, BUILD_UID, ImageInfo};
@@ -689,8 +689,9 @@ pub async fn build(
     spec: &BuildSpec,
     stage: &(dyn Fn(&str) + Sync),
     log_line: &(dyn Fn(&str) + Sync),
+    sink: &mut dyn OutputSink,
 ) -> Result<BuildResult> {
-    let result = build_inner(engine, run, spec, stage, log_line).await;
+    let result = build_inner(engine, run, spec, stage, log_line, sink).await;
     let clock = std::time::Instant::now();
     let cleaned = collect(engine, Scope::Run(run.0.clone())).await;
     let mut result = result?;
@@ -705,6 +706,7 @@ async fn build_inner(
     spec: &BuildSpec,
     stage: &(dyn Fn(&str) + Sync),
     log_line: &(dyn Fn(&str) + Sync),
+    sink: &mut dyn OutputSink,
 ) -> Result<BuildResult> {
     let started_unix = crate::run::now_unix();
     let mut stages = StageTimes::default();
@@ -870,20 +872,59 @@ async fn build_inner(
     std::fs::create_dir_all(&spec.out_dir).at(&spec.out_dir)?;
     let collect_outputs = async {
         let mut outputs = Vec::new();
-        for bin in &spec.binaries {
+        // In name order: the order the sink (the release archive) takes them in.
+        let mut names = spec.binaries.clone();
+        names.sort();
+        for bin in &names {
             let path = format!("{p}/work/target/release/{bin}");
-            let tar = container::download(engine, &id, &path).await.map_err(|e| {
-                Error::MissingOutput {
-                    name: bin.clone(),
-                    detail: e.to_string(),
-                }
-            })?;
-            let data = single_file(&tar).ok_or_else(|| Error::MissingOutput {
-                name: bin.clone(),
-                detail: "not a regular file".into(),
-            })?;
             let dest = spec.out_dir.join(bin);
-            write_executable(&dest, &data)?;
+            // Written under a temporary name first: a half-written binary never looks
+            // complete.
+            let tmp = dest.with_extension("partial");
+            let file = std::fs::File::create(&tmp).at(&tmp)?;
+            let mut receiver = Receiver {
+                file: std::io::BufWriter::with_capacity(1 << 20, file),
+                sink: &mut *sink,
+                image: &info,
+                name: bin,
+            };
+            let streamed = container::download_file(engine, &id, &path, &mut receiver).await;
+            let written = receiver.file.into_inner().map_err(|e| e.into_error());
+            match streamed {
+                Ok(()) => {}
+                Err(StreamError::NotAFile(detail)) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(Error::MissingOutput {
+                        name: bin.clone(),
+                        detail,
+                    });
+                }
+                Err(StreamError::Engine(e)) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    let op = format!("download {bin}");
+                    return Err(if crate::engine::is_transient(&e) {
+                        Error::Transient {
+                            op,
+                            attempts: 1,
+                            message: crate::engine::error_chain(&e),
+                        }
+                    } else {
+                        crate::engine::permanent(&op, e)
+                    });
+                }
+                Err(StreamError::Sink(e)) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e).at(&tmp);
+                }
+            }
+            let file = written.at(&tmp)?;
+            drop(file);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).at(&tmp)?;
+            }
+            std::fs::rename(&tmp, &dest).at(&dest)?;
             outputs.push(dest);
         }
         Ok::<_, Error>(outputs)
@@ -917,31 +958,42 @@ async fn build_inner(
     })
 }
 
-/// The content of the only regular file in a tar archive (how the engine sends one file).
-fn single_file(tar_bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut archive = tar::Archive::new(tar_bytes);
-    for entry in archive.entries().ok()? {
-        let mut entry = entry.ok()?;
-        if entry.header().entry_type().is_file() {
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut data).ok()?;
-            return Some(data);
-        }
-    }
-    None
+/// Takes one output as it downloads: to its file, and to the caller's sink.
+struct Receiver<'a> {
+    file: std::io::BufWriter<std::fs::File>,
+    sink: &'a mut dyn OutputSink,
+    image: &'a ImageInfo,
+    name: &'a str,
 }
 
-fn write_executable(dest: &Path, data: &[u8]) -> Result<()> {
-    // Written under a temporary name first: a half-written binary never looks complete.
-    let tmp = dest.with_extension("partial");
-    std::fs::write(&tmp, data).at(&tmp)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).at(&tmp)?;
+impl container::FileSink for Receiver<'_> {
+    fn begin(&mut self, size: u64) -> std::io::Result<()> {
+        self.sink.begin(self.image, self.name, size)
     }
-    std::fs::rename(&tmp, dest).at(dest)
+
+    fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.sink.data(bytes)
+    }
 }
+
+/// Receives each output binary while it downloads, in name order: the CLI makes the
+/// release archive from it meanwhile. `()` takes nothing.
+pub trait OutputSink: Send {
+    /// The next binary, `size` bytes, built with `image`.
+    fn begin(&mut self, image: &ImageInfo, name: &str, size: u64) -> std::io::Result<()> {
+        let _ = (image, name, size);
+        Ok(())
+    }
+
+    /// Its next bytes.
+    fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let _ = bytes;
+        Ok(())
+    }
+}
+
+impl OutputSink for () {}
 
 /// Writes what is needed to understand and rerun a failed build.
 fn write_diagnostics(

@@ -210,24 +210,130 @@ pub async fn upload(engine: &Engine, id: &str, dest: &str, bytes: bytes::Bytes) 
     .await
 }
 
-/// Downloads `path` from a container as the tar archive the engine makes of it.
-pub async fn download(engine: &Engine, id: &str, path: &str) -> Result<Vec<u8>> {
-    retry("download outputs", RetryPolicy::default(), || async {
-        let mut stream = engine.docker.download_from_container(
-            id,
-            Some(
-                DownloadFromContainerOptionsBuilder::default()
-                    .path(path)
-                    .build(),
-            ),
-        );
-        let mut out = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            out.extend_from_slice(&chunk?);
+/// Why streaming a file out stopped.
+pub enum StreamError {
+    Engine(bollard::errors::Error),
+    /// The path is missing or not a regular file.
+    NotAFile(String),
+    /// The receiver failed (e.g. writing to disk).
+    Sink(std::io::Error),
+}
+
+/// Where the single file of a download goes: its size once its tar header has arrived,
+/// then its bytes as they arrive.
+pub trait FileSink {
+    fn begin(&mut self, size: u64) -> std::io::Result<()>;
+    fn data(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+/// Streams the regular file at `path` out of a container into `sink`, without holding it
+/// in memory. A transient failure is retried only until the sink has seen the file begin:
+/// after that, a retry would hand it the same bytes twice.
+pub async fn download_file(
+    engine: &Engine,
+    id: &str,
+    path: &str,
+    sink: &mut dyn FileSink,
+) -> std::result::Result<(), StreamError> {
+    let policy = RetryPolicy::default();
+    let mut attempt = 1;
+    loop {
+        let mut started = false;
+        match stream_file(engine, id, path, sink, &mut started).await {
+            Err(StreamError::Engine(e))
+                if crate::engine::is_transient(&e) && !started && attempt < policy.attempts =>
+            {
+                tokio::time::sleep(policy.delay(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
         }
-        Ok(out)
-    })
-    .await
+    }
+}
+
+async fn stream_file(
+    engine: &Engine,
+    id: &str,
+    path: &str,
+    sink: &mut dyn FileSink,
+    started: &mut bool,
+) -> std::result::Result<(), StreamError> {
+    let mut stream = engine.docker.download_from_container(
+        id,
+        Some(
+            DownloadFromContainerOptionsBuilder::default()
+                .path(path)
+                .build(),
+        ),
+    );
+    // The engine's tar: optional extension headers, then the file's header and its bytes.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut skip = 0u64;
+    let mut remaining: Option<u64> = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(StreamError::Engine)?;
+        let mut bytes: &[u8] = &chunk;
+        while !bytes.is_empty() {
+            if let Some(left) = remaining {
+                let n = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
+                sink.data(&bytes[..n]).map_err(StreamError::Sink)?;
+                remaining = Some(left - n as u64);
+                if left == n as u64 {
+                    // The rest is padding and the end-of-archive blocks.
+                    return Ok(());
+                }
+                bytes = &bytes[n..];
+                continue;
+            }
+            if skip > 0 {
+                let n = usize::try_from(skip).unwrap_or(usize::MAX).min(bytes.len());
+                skip -= n as u64;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (512 - pending.len()).min(bytes.len());
+            pending.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if pending.len() < 512 {
+                continue;
+            }
+            let header = tar::Header::from_byte_slice(&pending);
+            if pending.iter().all(|b| *b == 0) {
+                return Err(StreamError::NotAFile("an empty archive".into()));
+            }
+            let size = header
+                .entry_size()
+                .map_err(|e| StreamError::NotAFile(e.to_string()))?;
+            let kind = header.entry_type();
+            pending.clear();
+            if kind.is_file() {
+                *started = true;
+                sink.begin(size).map_err(StreamError::Sink)?;
+                if size == 0 {
+                    return Ok(());
+                }
+                remaining = Some(size);
+            } else if kind.is_pax_global_extensions()
+                || kind.is_pax_local_extensions()
+                || kind.is_gnu_longname()
+                || kind.is_gnu_longlink()
+            {
+                skip = size.div_ceil(512) * 512;
+            } else {
+                return Err(StreamError::NotAFile(format!("a {kind:?} entry")));
+            }
+        }
+    }
+    match remaining {
+        // The connection ended early: an engine failure, not a missing file.
+        Some(left) => Err(StreamError::Engine(bollard::errors::Error::IOError {
+            err: std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the download ended {left} bytes short"),
+            ),
+        })),
+        None => Err(StreamError::NotAFile("no file in the archive".into())),
+    }
 }
 
 pub async fn start(engine: &Engine, id: &str) -> Result<()> {

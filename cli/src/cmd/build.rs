@@ -2,7 +2,7 @@
 
 use crate::exit::{Code, Failure, Output};
 use crate::progress::Spinner;
-use hermetic_attest::archive::{self, Entry};
+use hermetic_attest::archive;
 use hermetic_attest::digest::{FileDigest, digest_files};
 use hermetic_attest::documents;
 use hermetic_attest::record::{
@@ -314,8 +314,11 @@ pub async fn build_project(
         None => Engine::connect().await?,
     };
     spinner.stage("removing what interrupted runs left behind");
-    let stale = collect(&engine, Scope::Stale).await?;
-    let abandoned = hermetic_sandbox::cache::prune(&engine, None).await?;
+    let (stale, abandoned) = tokio::join!(
+        collect(&engine, Scope::Stale),
+        hermetic_sandbox::cache::prune(&engine, None)
+    );
+    let (stale, abandoned) = (stale?, abandoned?);
     if !stale.containers.is_empty() || !stale.volumes.is_empty() || !abandoned.is_empty() {
         spinner.println(&format!(
             "note: removed {} container(s) and {} volume(s) left by interrupted runs",
@@ -374,7 +377,20 @@ pub async fn build_project(
             spinner.println(l)
         }
     };
-    let building = hermetic_sandbox::build::build(&engine, run, &spec, &stage, &log_line);
+    let root = manifest
+        .packages
+        .iter()
+        .find(|p| p.workspace_member && !p.bin_targets.is_empty())
+        .ok_or_else(|| Failure::io("workspace", std::io::Error::other("no binary package")))?;
+    // The release archive is made while the binaries download.
+    let mut archive = ArchiveSink {
+        package: format!("{}-{}", root.name, root.version),
+        names: binaries.clone(),
+        mtime: epoch,
+        stream: None,
+    };
+    let building =
+        hermetic_sandbox::build::build(&engine, run, &spec, &stage, &log_line, &mut archive);
     let result = tokio::select! {
         r = building => r,
         _ = interrupted() => {
@@ -394,33 +410,19 @@ pub async fn build_project(
 
     let clock = std::time::Instant::now();
     let finish = || -> Result<Built, Failure> {
-        let root = manifest
-            .packages
-            .iter()
-            .find(|p| p.workspace_member && !p.bin_targets.is_empty())
-            .ok_or_else(|| Failure::io("workspace", std::io::Error::other("no binary package")))?;
-        let target = result
-            .image
-            .toolchain
-            .as_deref()
-            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("host: ")))
-            .unwrap_or("unknown")
-            .to_string();
+        let target = target_of(&result.image);
         let archive_name = format!("{}-{}-{target}.tar.gz", root.name, root.version);
-        let entries: Vec<Entry> = binaries
-            .iter()
-            .map(|b| Entry {
-                name: b.clone(),
-                source: staging.join(b),
-                executable: true,
-            })
-            .collect();
-        archive::write_tar_gz(
-            &staging.join(&archive_name),
-            &format!("{}-{}-{target}", root.name, root.version),
-            &entries,
-            epoch,
-        )?;
+        let archive_path = staging.join(&archive_name);
+        let stream = archive.stream.ok_or_else(|| {
+            Failure::io(
+                &archive_path.display().to_string(),
+                std::io::Error::other("no binary was collected"),
+            )
+        })?;
+        let gz = stream
+            .finish()
+            .map_err(|e| Failure::io(&archive_path.display().to_string(), e))?;
+        documents::write_atomic(&archive_path, &gz)?;
         let mut names: Vec<PathBuf> = binaries.iter().map(PathBuf::from).collect();
         names.push(PathBuf::from(&archive_name));
         let artifacts = digest_files(&staging, &names)?;
@@ -531,6 +533,53 @@ pub async fn build_project(
     replace_dir(&staging, &out)?;
     built.timings.attest_ms = ms(clock);
     Ok(built)
+}
+
+/// The target triple the image's toolchain builds for (its `rustc -vV` host).
+fn target_of(image: &hermetic_sandbox::image::ImageInfo) -> String {
+    image
+        .toolchain
+        .as_deref()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("host: ")))
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// Makes the release archive `PACKAGE-TARGET.tar.gz` from the binaries as they download,
+/// so that compressing it overlaps with the transfer.
+struct ArchiveSink {
+    /// `NAME-VERSION` of the package released.
+    package: String,
+    names: Vec<String>,
+    mtime: i64,
+    /// Started by the first binary, which brings the image (and so the target).
+    stream: Option<archive::ArchiveStream>,
+}
+
+impl hermetic_sandbox::build::OutputSink for ArchiveSink {
+    fn begin(
+        &mut self,
+        image: &hermetic_sandbox::image::ImageInfo,
+        name: &str,
+        size: u64,
+    ) -> std::io::Result<()> {
+        if self.stream.is_none() {
+            let prefix = format!("{}-{}", self.package, target_of(image));
+            let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+            self.stream = Some(archive::ArchiveStream::new(&prefix, &names, self.mtime)?);
+        }
+        match &mut self.stream {
+            Some(s) => s.begin(name, size, true),
+            None => Ok(()),
+        }
+    }
+
+    fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.stream {
+            Some(s) => s.write(bytes),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Where an output directory is assembled before it is renamed into place: a hidden
