@@ -600,3 +600,110 @@ fn gc_keeps_the_cache_entry_a_running_build_mounts() {
     assert!(!cache_entries().contains(&entry));
     assert_eq!(cache_volumes(), Vec::<String>::new());
 }
+
+/// Collects what `download_file` hands on.
+#[derive(Default)]
+struct Collected {
+    sizes: Vec<u64>,
+    bytes: Vec<u8>,
+}
+
+impl hermetic_sandbox::container::FileSink for Collected {
+    fn begin(&mut self, size: u64) -> std::io::Result<()> {
+        self.sizes.push(size);
+        Ok(())
+    }
+
+    fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+#[test]
+fn outputs_stream_out_of_the_engine_and_only_regular_files_count() {
+    use hermetic_sandbox::container::{self, StreamError};
+    use hermetic_sandbox::engine::Engine;
+    use hermetic_sandbox::run::{RunId, Scope, collect};
+    let _serial = engine_lock();
+    let image = builder_image();
+    // Big enough to arrive in many pieces, not a multiple of 512, with a long name (the
+    // engine adds an extension header) beside it.
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 5u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+        .collect();
+    let long = "n".repeat(150);
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, bytes) in [("bin", data.as_slice()), (long.as_str(), b"x")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o755);
+        tar.append_data(&mut h, name, bytes).expect("append");
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    tar.append_data(&mut h, "dir/", std::io::empty())
+        .expect("dir");
+    let tar = tar.into_inner().expect("tar");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let run = RunId::new();
+    rt.block_on(async {
+        let engine = Engine::connect().await.expect("engine");
+        let volume = format!("hermetic-{}-w", run.0);
+        container::create_volume(&engine, &volume, run.labels())
+            .await
+            .expect("volume");
+        let id = container::create(
+            &engine,
+            &format!("hermetic-{}-stream", run.0),
+            bollard::models::ContainerCreateBody {
+                image: Some(image.into()),
+                cmd: Some(vec!["true".into()]),
+                labels: Some(run.labels()),
+                host_config: Some(container::hardened_host_config(
+                    vec![container::volume_mount(&volume, "/w", false)],
+                    &Default::default(),
+                )),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("container");
+        // Into the volume: the root filesystem is read-only.
+        container::upload(&engine, &id, "/w", tar.into())
+            .await
+            .expect("upload");
+
+        let mut got = Collected::default();
+        container::download_file(&engine, &id, "/w/bin", &mut got)
+            .await
+            .map_err(|_| "download")
+            .expect("the file streams out");
+        assert_eq!(got.sizes, [data.len() as u64]);
+        assert!(got.bytes == data, "the bytes that went in come out");
+
+        let mut got = Collected::default();
+        container::download_file(&engine, &id, &format!("/w/{long}"), &mut got)
+            .await
+            .map_err(|_| "download")
+            .expect("a long name streams out");
+        assert_eq!(got.bytes, b"x");
+
+        for path in ["/w/dir", "/w/missing"] {
+            let mut got = Collected::default();
+            let r = container::download_file(&engine, &id, path, &mut got).await;
+            assert!(
+                matches!(r, Err(StreamError::NotAFile(_))),
+                "{path} is not an output file"
+            );
+            assert!(got.sizes.is_empty() && got.bytes.is_empty(), "{path}");
+        }
+        collect(&engine, Scope::Run(run.0.clone()))
+            .await
+            .expect("cleanup");
+    });
+    assert_eq!(leftovers(&run.0), (0, 0));
+}

@@ -271,7 +271,13 @@ async fn stream_file(
     let mut skip = 0u64;
     let mut remaining: Option<u64> = None;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(StreamError::Engine)?;
+        let chunk = chunk.map_err(|e| match e {
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => StreamError::NotAFile(message),
+            e => StreamError::Engine(e),
+        })?;
         let mut bytes: &[u8] = &chunk;
         while !bytes.is_empty() {
             if let Some(left) = remaining {
