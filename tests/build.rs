@@ -707,3 +707,50 @@ fn outputs_stream_out_of_the_engine_and_only_regular_files_count() {
     });
     assert_eq!(leftovers(&run.0), (0, 0));
 }
+
+#[test]
+fn binaries_whose_required_features_are_off_are_not_expected() {
+    let _serial = engine_lock();
+    let project = fixture("hello");
+    let manifest = project.path().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "[dependencies]",
+            "[features]\nextra = []\n\n[[bin]]\nname = \"hello-extra\"\npath = \"src/extra.rs\"\n\
+             required-features = [\"extra\"]\n\n[dependencies]",
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        project.path().join("src/extra.rs"),
+        "fn main() { println!(\"extra\"); }\n",
+    )
+    .expect("write");
+    let dist = project.path().join("dist");
+
+    // Cargo skips hello-extra: the build must not wait for it.
+    let v = build(project.path(), &["--no-sign"], 0).json();
+    assert!(dist.join("hello").is_file(), "{v}");
+    assert!(!dist.join("hello-extra").exists(), "{v}");
+    let names: Vec<&str> = v["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"hello-extra"), "{names:?}");
+
+    let v = build(project.path(), &["--no-sign", "--features", "extra"], 0).json();
+    assert!(dist.join("hello-extra").is_file(), "{v}");
+    let out = expect(&mut Command::new(dist.join("hello-extra")), 0);
+    assert_eq!(out.stdout, "extra\n");
+    let archive = dist.join("hello-0.1.0-x86_64-unknown-linux-gnu.tar.gz");
+    let listing = expect(Command::new("tar").arg("-tzf").arg(&archive), 0);
+    assert!(
+        listing.stdout.contains("/hello-extra"),
+        "{}",
+        listing.stdout
+    );
+}

@@ -46,6 +46,8 @@ fn record(crates: usize) -> BuildRecord {
             proc_macro: i % 25 == 0,
             workspace_member: false,
             bin_targets: vec![],
+            bin_required_features: Default::default(),
+            features: Default::default(),
             vendor_dir: Some(format!("crate{i:04}-1.{}.0", i % 7)),
             // A few edges to later crates, like a real graph.
             dependencies: (1..=4)
@@ -70,6 +72,8 @@ fn record(crates: usize) -> BuildRecord {
         proc_macro: false,
         workspace_member: true,
         bin_targets: vec!["app".into()],
+        bin_required_features: Default::default(),
+        features: Default::default(),
         vendor_dir: None,
         dependencies: (0..crates.min(30))
             .map(|j| Dependency {

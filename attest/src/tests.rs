@@ -43,6 +43,8 @@ fn package(name: &str, version: &str, member: bool, deps: &[(&str, &str)]) -> Pa
         proc_macro: false,
         workspace_member: member,
         bin_targets: if member { vec![name.into()] } else { vec![] },
+        bin_required_features: Default::default(),
+        features: Default::default(),
         vendor_dir: None,
         dependencies: deps
             .iter()

@@ -3,6 +3,7 @@
 use crate::error::{Error, IoContext, Result};
 pub use crate::lockfile::{GitReference, Source};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Bumped whenever the shape of `deps.json` changes incompatibly.
@@ -57,6 +58,13 @@ pub struct Package {
     /// Binary targets (workspace members only): what a release build produces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bin_targets: Vec<String>,
+    /// The `required-features` of binary targets that have some: cargo builds those only
+    /// when the features are on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bin_required_features: BTreeMap<String, Vec<String>>,
+    /// The `[features]` table (workspace members only), to tell which features are on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub features: BTreeMap<String, Vec<String>>,
     /// Directory under `vendor/`, for vendored packages.
     pub vendor_dir: Option<String>,
     pub dependencies: Vec<Dependency>,
@@ -75,6 +83,51 @@ impl Package {
         format!("pkg:cargo/{}@{}", self.name, self.version)
     }
 
+    /// The package's own features that are on with its default features and `requested`
+    /// (as `--features` takes them: `name` or `package/name`).
+    pub fn features_on(&self, requested: &[String]) -> BTreeSet<String> {
+        let mut on = BTreeSet::new();
+        let mut todo: Vec<String> = vec!["default".into()];
+        for r in requested {
+            match r.split_once('/') {
+                Some((package, feature)) if package == self.name => todo.push(feature.into()),
+                Some(_) => {}
+                None => todo.push(r.clone()),
+            }
+        }
+        while let Some(f) = todo.pop() {
+            if !on.insert(f.clone()) {
+                continue;
+            }
+            // `dep:x` and `x/y` enable dependencies' features, not this package's.
+            for item in self.features.get(&f).into_iter().flatten() {
+                if !item.contains('/') && !item.starts_with("dep:") {
+                    todo.push(item.clone());
+                }
+            }
+        }
+        on
+    }
+
+    /// Binary targets that a build with `requested` features makes: cargo skips those
+    /// whose required features are not all on.
+    pub fn bins_built(&self, requested: &[String]) -> Vec<String> {
+        let on = self.features_on(requested);
+        self.bin_targets
+            .iter()
+            .filter(|b| {
+                self.bin_required_features
+                    .get(*b)
+                    .into_iter()
+                    .flatten()
+                    // A dependency's feature (`dep/feature`) is taken as on; if it is not,
+                    // the output is reported missing.
+                    .all(|f| f.contains('/') || on.contains(f))
+            })
+            .cloned()
+            .collect()
+    }
+
     /// True if the package runs code while being built.
     pub fn runs_build_time_code(&self) -> bool {
         self.build_script || self.proc_macro
@@ -87,6 +140,20 @@ impl DepManifest {
             .binary_search_by(|p| p.id.as_str().cmp(id))
             .ok()
             .map(|i| &self.packages[i])
+    }
+
+    /// Binary targets of workspace members that a build with `requested` features (as
+    /// `--features` takes them) makes, sorted.
+    pub fn binaries_built(&self, requested: &[String]) -> Vec<String> {
+        let mut bins: Vec<String> = self
+            .packages
+            .iter()
+            .filter(|p| p.workspace_member)
+            .flat_map(|p| p.bins_built(requested))
+            .collect();
+        bins.sort();
+        bins.dedup();
+        bins
     }
 
     /// Binary targets of all workspace members, sorted.
@@ -127,5 +194,69 @@ impl DepManifest {
             });
         }
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(features: &[(&str, &[&str])], bins: &[(&str, &[&str])]) -> Package {
+        let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Package {
+            id: "app@1.0.0".into(),
+            name: "app".into(),
+            version: "1.0.0".into(),
+            source: Source::Path { path: ".".into() },
+            checksum: None,
+            license: None,
+            license_file: None,
+            build_script: false,
+            proc_macro: false,
+            workspace_member: true,
+            bin_targets: bins.iter().map(|(b, _)| b.to_string()).collect(),
+            bin_required_features: bins
+                .iter()
+                .filter(|(_, r)| !r.is_empty())
+                .map(|(b, r)| (b.to_string(), owned(r)))
+                .collect(),
+            features: features
+                .iter()
+                .map(|(f, l)| (f.to_string(), owned(l)))
+                .collect(),
+            vendor_dir: None,
+            dependencies: vec![],
+        }
+    }
+
+    #[test]
+    fn binaries_whose_required_features_are_off_are_not_built() {
+        let p = member(
+            &[
+                ("default", &["std"]),
+                ("std", &[]),
+                ("cli", &["dep:clap", "serde/derive", "color"]),
+                ("color", &[]),
+                ("clap", &["dep:clap"]),
+            ],
+            &[
+                ("app", &[]),
+                ("app-std", &["std"]),
+                ("app-cli", &["cli"]),
+                ("app-color", &["color"]),
+                ("app-dep", &["serde/derive"]),
+            ],
+        );
+        assert_eq!(p.bins_built(&[]), ["app", "app-std", "app-dep"]);
+        // `cli` turns `color` on through the table; a dependency's feature is no feature of
+        // the package's own.
+        assert_eq!(
+            p.bins_built(&["cli".into()]),
+            ["app", "app-std", "app-cli", "app-color", "app-dep"]
+        );
+        assert_eq!(p.bins_built(&["app/color".into()]).len(), 4);
+        assert_eq!(p.bins_built(&["other/color".into()]).len(), 3);
+        assert!(p.features_on(&["cli".into()]).contains("color"));
+        assert!(!p.features_on(&["cli".into()]).contains("serde"));
     }
 }

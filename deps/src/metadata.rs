@@ -146,6 +146,22 @@ pub(crate) fn build_manifest(meta: &Metadata, lock: &Lockfile) -> Result<DepMani
             build_script: has_kind(&TargetKind::CustomBuild),
             proc_macro: has_kind(&TargetKind::ProcMacro),
             workspace_member: member,
+            bin_required_features: if member {
+                p.targets
+                    .iter()
+                    .filter(|t| {
+                        t.kind.contains(&TargetKind::Bin) && !t.required_features.is_empty()
+                    })
+                    .map(|t| (t.name.clone(), t.required_features.clone()))
+                    .collect()
+            } else {
+                Default::default()
+            },
+            features: if member {
+                p.features.clone().into_iter().collect()
+            } else {
+                Default::default()
+            },
             bin_targets: if member {
                 let mut bins: Vec<String> = p
                     .targets

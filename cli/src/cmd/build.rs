@@ -279,16 +279,37 @@ pub async fn build_project(
     }
     let manifest = &vendored.manifest;
     let workspace = vendored.workspace_root.clone();
-    let binaries = manifest.binaries();
+    let features: Vec<String> = args
+        .features
+        .iter()
+        .flat_map(|f| f.split([',', ' ']))
+        .filter(|f| !f.is_empty())
+        .map(String::from)
+        .collect();
+    // What cargo will make: binaries whose required features are off are skipped.
+    let binaries = manifest.binaries_built(&features);
     if binaries.is_empty() {
+        let gated = manifest.binaries();
         return Err(Failure {
             code: Code::Input,
-            message: format!(
-                "{}: the workspace has no binary targets to release",
-                workspace.display()
-            ),
+            message: if gated.is_empty() {
+                format!(
+                    "{}: the workspace has no binary targets to release",
+                    workspace.display()
+                )
+            } else {
+                format!(
+                    "{}: every binary target ({}) needs features that are off (required-features)",
+                    workspace.display(),
+                    gated.join(", ")
+                )
+            },
             causes: vec![],
-            fix: Some("hermetic builds release binaries; add a [[bin]] target".into()),
+            fix: Some(if gated.is_empty() {
+                "hermetic builds release binaries; add a [[bin]] target".into()
+            } else {
+                "turn the binaries' required features on with --features".into()
+            }),
         });
     }
     let out = if args.out.is_absolute() {
@@ -380,7 +401,7 @@ pub async fn build_project(
     let root = manifest
         .packages
         .iter()
-        .find(|p| p.workspace_member && !p.bin_targets.is_empty())
+        .find(|p| p.workspace_member && !p.bins_built(&features).is_empty())
         .ok_or_else(|| Failure::io("workspace", std::io::Error::other("no binary package")))?;
     // The release archive is made while the binaries download.
     let mut archive = ArchiveSink {
@@ -460,13 +481,7 @@ pub async fn build_project(
                 manifest_path: manifest_path.to_string_lossy().replace('\\', "/"),
             },
             profile: "release".into(),
-            features: args
-                .features
-                .iter()
-                .flat_map(|f| f.split([',', ' ']))
-                .filter(|f| !f.is_empty())
-                .map(String::from)
-                .collect(),
+            features: features.clone(),
             source_date_epoch: epoch,
             source_date_epoch_origin: inputs.epoch_origin.clone(),
             lockfile_sha256: manifest.lockfile_sha256.clone(),

@@ -20,6 +20,8 @@ fn pkg(name: &str, version: &str, license: Option<&str>) -> Package {
         proc_macro: false,
         workspace_member: false,
         bin_targets: vec![],
+        bin_required_features: Default::default(),
+        features: Default::default(),
         vendor_dir: Some(format!("{name}-{version}")),
         dependencies: vec![],
     }
