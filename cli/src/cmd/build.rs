@@ -131,16 +131,9 @@ pub struct Timings {
     pub setup_ms: u64,
     /// Workspace files read and the input archives made (shared by verify's runners).
     pub inputs_ms: u64,
-    /// Image check, volumes, upload, container creation.
-    pub prepare_ms: u64,
-    /// Of `prepare_ms`: the inputs uploaded and unpacked by the engine.
-    pub upload_ms: u64,
-    /// Container start to exit: cargo.
-    pub build_ms: u64,
-    /// Outputs downloaded.
-    pub collect_ms: u64,
-    /// The run's container and volumes removed.
-    pub cleanup_ms: u64,
+    /// The sandbox's stages: prepare (of which upload), build, collect, cleanup.
+    #[serde(flatten)]
+    pub sandbox: hermetic_sandbox::build::StageTimes,
     /// Archive, digests, record, provenance, SBOMs, signatures, output directory in place.
     pub attest_ms: u64,
 }
@@ -529,11 +522,7 @@ pub async fn build_project(
                 vendor_ms: 0,
                 setup_ms,
                 inputs_ms,
-                prepare_ms: result.stages.prepare_ms,
-                upload_ms: result.stages.upload_ms,
-                build_ms: result.stages.build_ms,
-                collect_ms: result.stages.collect_ms,
-                cleanup_ms: result.stages.cleanup_ms,
+                sandbox: result.stages,
                 attest_ms: 0,
             },
         })
