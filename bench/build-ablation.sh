@@ -6,11 +6,17 @@
 #
 #   host       cargo on the host
 #   plain      docker run as root, default seccomp, no limits
-#   hardened   + read-only root, no capabilities, no-new-privileges, uid 10001, pids and
-#                memory limits, tmpfs /tmp, network none, hermetic's environment and RUSTFLAGS
+#   limits     plain + pids and memory limits, tmpfs /tmp
+#   security   plain + read-only root, no capabilities, no-new-privileges, uid 10001
+#   env        plain + hermetic's environment and RUSTFLAGS (remapping, build-id)
+#   hardened   all three groups: what hermetic runs
 #   unconfined hardened, but without the engine's default seccomp filter
 #
-# Usage: [RUNS=3] bench/build-ablation.sh
+# Besides wall time, each build reports the CPU time of cargo and everything it ran (the
+# shell's `times`): the machine's speed drifts, and kernel (sys) time shows what a setting
+# costs inside the build even when wall times overlap.
+#
+# Usage: [RUNS=3] [MODES="host plain hardened"] bench/build-ablation.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh"
@@ -19,14 +25,22 @@ image=hermetic/builder:latest
 sysroot=$(docker run --rm --network none "$image" rustc --print sysroot)
 
 runs=${RUNS:-3}
+read -r -a modes <<< "${MODES:-host plain limits security env hardened unconfined}"
 now() { date +%s%N; }
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }
+# `times` prints the shell's, then its children's, user and system time (`1m2.5s 0m4.1s`).
+seconds() { awk '{ split($0, p, "m"); sub("s", "", p[2]); printf "%.1f", p[1] * 60 + p[2] }' <<< "$1"; }
 
 # The command hermetic runs, with its remapping and linker flags.
 rustflags="--remap-path-prefix=/hermetic/src=/hermetic/src --remap-path-prefix=/hermetic/deps/vendor=/hermetic/vendor --remap-path-prefix=/hermetic/work/target=/hermetic/target --remap-path-prefix=$sysroot=/hermetic/rust -Clink-arg=-Wl,--build-id=none"
 cargo_cmd="cargo build --release --locked --offline --quiet --config /hermetic/deps/config.toml --target-dir /hermetic/work/target"
+limits=(--pids-limit 4096 --memory 8g --memory-swap 8g --tmpfs /tmp:rw,exec,nosuid,size=1g)
+security=(--read-only --cap-drop ALL --security-opt no-new-privileges --user 10001:10001)
+envs=(--hostname hermetic -e TZ=UTC -e LANG=C.UTF-8 -e LC_ALL=C.UTF-8 -e CARGO_INCREMENTAL=0
+  -e SOURCE_DATE_EPOCH=1700000000 -e CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 -e "RUSTFLAGS=$rustflags")
 
+# Prints "WALL USER SYS" for one build.
 container() {
   local mode=$1 vol
   vol=hermetic-ablation-$$
@@ -38,44 +52,47 @@ container() {
     -e CARGO_HOME=/hermetic/work/cargo-home -e HOME=/hermetic/work/home)
   case $mode in
     plain) ;;
-    hardened | unconfined)
-      args+=(--read-only --cap-drop ALL --security-opt no-new-privileges --user 10001:10001
-        --pids-limit 4096 --memory 8g --memory-swap 8g --tmpfs /tmp:rw,exec,nosuid,size=1g
-        --hostname hermetic -e TZ=UTC -e LANG=C.UTF-8 -e LC_ALL=C.UTF-8 -e CARGO_INCREMENTAL=0
-        -e SOURCE_DATE_EPOCH=1700000000 -e CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
-        -e "RUSTFLAGS=$rustflags")
-      [ "$mode" = unconfined ] && args+=(--security-opt seccomp=unconfined)
-      ;;
+    limits) args+=("${limits[@]}") ;;
+    security) args+=("${security[@]}") ;;
+    env) args+=("${envs[@]}") ;;
+    hardened) args+=("${limits[@]}" "${security[@]}" "${envs[@]}") ;;
+    unconfined) args+=("${limits[@]}" "${security[@]}" "${envs[@]}" --security-opt seccomp=unconfined) ;;
+    *) echo "error: unknown mode $mode" >&2; exit 2 ;;
   esac
-  local t0 t1
+  local t0 t1 out
   t0=$(now)
   # A failed build is a failed benchmark, not a fast one.
-  docker run "${args[@]}" "$image" sh -c "umask 022 && $cargo_cmd" >&2 || { echo "error: $mode build failed" >&2; exit 1; }
+  out=$(docker run "${args[@]}" "$image" sh -c "umask 022 && $cargo_cmd && times") || { echo "error: $mode build failed" >&2; exit 1; }
   t1=$(now)
   docker volume rm "$vol" >/dev/null
-  elapsed "$t0" "$t1"
+  local cpu
+  cpu=$(tail -1 <<< "$out")
+  echo "$(elapsed "$t0" "$t1") $(seconds "${cpu% *}") $(seconds "${cpu#* }")"
 }
 
-declare -A times
-modes=(host plain hardened unconfined)
+host() {
+  rm -rf "$work/host-target"
+  local t0 t1 out cpu
+  t0=$(now)
+  out=$(bash -c "cargo build --release --offline --locked --quiet --config '$deps/config.toml' --target-dir '$work/host-target' && times")
+  t1=$(now)
+  cpu=$(tail -1 <<< "$out")
+  echo "$(elapsed "$t0" "$t1") $(seconds "${cpu% *}") $(seconds "${cpu#* }")"
+}
+
+declare -A wall user sys
 for i in $(seq 1 "$runs"); do
   for m in "${modes[@]}"; do
-    if [ "$m" = host ]; then
-      rm -rf "$work/host-target"
-      t0=$(now)
-      cargo build --release --offline --locked --quiet --config "$deps/config.toml" --target-dir "$work/host-target"
-      t1=$(now)
-      t=$(elapsed "$t0" "$t1")
-    else
-      t=$(container "$m") || exit 1
-    fi
-    times[$m]="${times[$m]:-} $t"
+    if [ "$m" = host ]; then r=$(host); else r=$(container "$m") || exit 1; fi
+    read -r w u s <<< "$r"
+    wall[$m]="${wall[$m]:-} $w"; user[$m]="${user[$m]:-} $u"; sys[$m]="${sys[$m]:-} $s"
   done
 done
 echo "ripgrep $version release build, $(nproc) CPUs, median of $runs alternated runs"
-host=$(median ${times[host]})
+echo "mode        wall     vs ${modes[0]}   cpu user  cpu sys   (walls)"
+base=$(median ${wall[${modes[0]}]})
 for m in "${modes[@]}"; do
-  med=$(median ${times[$m]})
-  awk -v m="$m" -v t="$med" -v h="$host" -v all="${times[$m]}" 'BEGIN {
-    printf "%-11s %6.1f s  %+6.1f%%   (%s)\n", m, t, (t - h) / h * 100, all }'
+  awk -v m="$m" -v t="$(median ${wall[$m]})" -v h="$base" -v u="$(median ${user[$m]})" \
+    -v s="$(median ${sys[$m]})" -v all="${wall[$m]}" 'BEGIN {
+    printf "%-11s %6.1f s  %+6.1f%%   %6.1f s  %6.1f s   (%s)\n", m, t, (t - h) / h * 100, u, s, all }'
 done

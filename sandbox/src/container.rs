@@ -123,7 +123,7 @@ pub async fn create(engine: &Engine, name: &str, body: ContainerCreateBody) -> R
 /// Removes a container (forced, with its anonymous volumes). `false`: it was gone already,
 /// or is being removed concurrently.
 pub async fn remove(engine: &Engine, id: &str) -> Result<bool> {
-    match engine
+    let r = engine
         .docker
         .remove_container(
             id,
@@ -134,34 +134,33 @@ pub async fn remove(engine: &Engine, id: &str) -> Result<bool> {
                     .build(),
             ),
         )
-        .await
-    {
-        Ok(()) => Ok(true),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404 | 409,
-            ..
-        }) => Ok(false),
-        Err(e) => Err(permanent("remove a container", e)),
-    }
+        .await;
+    removed(r, "remove a container")
 }
 
 /// Removes a volume. `false`: it was gone already, or a container still mounts it (left for
 /// later).
 pub async fn remove_volume(engine: &Engine, name: &str) -> Result<bool> {
-    match engine
+    let r = engine
         .docker
         .remove_volume(
             name,
             Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
         )
-        .await
-    {
+        .await;
+    removed(r, "remove a volume")
+}
+
+/// A removal's answer: `false` if the thing was gone already (404) or is in use or being
+/// removed (409).
+fn removed(answer: std::result::Result<(), bollard::errors::Error>, op: &str) -> Result<bool> {
+    match answer {
         Ok(()) => Ok(true),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404 | 409,
             ..
         }) => Ok(false),
-        Err(e) => Err(permanent("remove a volume", e)),
+        Err(e) => Err(permanent(op, e)),
     }
 }
 
