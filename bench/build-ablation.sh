@@ -6,9 +6,12 @@
 #
 #   host       cargo on the host
 #   plain      docker run as root, default seccomp, no limits
-#   limits     plain + pids and memory limits, tmpfs /tmp
-#   security   plain + read-only root, no capabilities, no-new-privileges, uid 10001
+#   limits     plain + pids and memory limits
+#   security   plain + read-only root (with the tmpfs /tmp it needs: the linker writes
+#                there), no capabilities, no-new-privileges, uid 10001
 #   env        plain + hermetic's environment and RUSTFLAGS (remapping, build-id)
+#   rustflags  plain + RUSTFLAGS alone
+#   cgu        plain + CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 alone
 #   hardened   all three groups: what hermetic runs
 #   unconfined hardened, but without the engine's default seccomp filter
 #
@@ -35,8 +38,9 @@ seconds() { awk '{ split($0, p, "m"); sub("s", "", p[2]); printf "%.1f", p[1] * 
 # The command hermetic runs, with its remapping and linker flags.
 rustflags="--remap-path-prefix=/hermetic/src=/hermetic/src --remap-path-prefix=/hermetic/deps/vendor=/hermetic/vendor --remap-path-prefix=/hermetic/work/target=/hermetic/target --remap-path-prefix=$sysroot=/hermetic/rust -Clink-arg=-Wl,--build-id=none"
 cargo_cmd="cargo build --release --locked --offline --quiet --config /hermetic/deps/config.toml --target-dir /hermetic/work/target"
-limits=(--pids-limit 4096 --memory 8g --memory-swap 8g --tmpfs /tmp:rw,exec,nosuid,size=1g)
-security=(--read-only --cap-drop ALL --security-opt no-new-privileges --user 10001:10001)
+limits=(--pids-limit 4096 --memory 8g --memory-swap 8g)
+security=(--read-only --tmpfs /tmp:rw,exec,nosuid,size=1g --cap-drop ALL
+  --security-opt no-new-privileges --user 10001:10001)
 envs=(--hostname hermetic -e TZ=UTC -e LANG=C.UTF-8 -e LC_ALL=C.UTF-8 -e CARGO_INCREMENTAL=0
   -e SOURCE_DATE_EPOCH=1700000000 -e CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 -e "RUSTFLAGS=$rustflags")
 
@@ -55,6 +59,8 @@ container() {
     limits) args+=("${limits[@]}") ;;
     security) args+=("${security[@]}") ;;
     env) args+=("${envs[@]}") ;;
+    rustflags) args+=(-e "RUSTFLAGS=$rustflags") ;;
+    cgu) args+=(-e CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16) ;;
     hardened) args+=("${limits[@]}" "${security[@]}" "${envs[@]}") ;;
     unconfined) args+=("${limits[@]}" "${security[@]}" "${envs[@]}" --security-opt seccomp=unconfined) ;;
     *) echo "error: unknown mode $mode" >&2; exit 2 ;;
@@ -62,7 +68,11 @@ container() {
   local t0 t1 out
   t0=$(now)
   # A failed build is a failed benchmark, not a fast one.
-  out=$(docker run "${args[@]}" "$image" sh -c "umask 022 && $cargo_cmd && times") || { echo "error: $mode build failed" >&2; exit 1; }
+  out=$(docker run "${args[@]}" "$image" sh -c "umask 022 && $cargo_cmd && times") || {
+    docker volume rm "$vol" >/dev/null
+    echo "error: $mode build failed" >&2
+    exit 1
+  }
   t1=$(now)
   docker volume rm "$vol" >/dev/null
   local cpu
@@ -80,9 +90,15 @@ host() {
   echo "$(elapsed "$t0" "$t1") $(seconds "${cpu% *}") $(seconds "${cpu#* }")"
 }
 
+# Odd rounds run the modes in order, even rounds in reverse: on this kind of machine a build
+# that follows others runs slower, and a fixed order would charge that to the later modes.
 declare -A wall user sys
 for i in $(seq 1 "$runs"); do
-  for m in "${modes[@]}"; do
+  order=("${modes[@]}")
+  if [ $((i % 2)) -eq 0 ]; then
+    order=(); for ((k = ${#modes[@]} - 1; k >= 0; k--)); do order+=("${modes[$k]}"); done
+  fi
+  for m in "${order[@]}"; do
     if [ "$m" = host ]; then r=$(host); else r=$(container "$m") || exit 1; fi
     read -r w u s <<< "$r"
     wall[$m]="${wall[$m]:-} $w"; user[$m]="${user[$m]:-} $u"; sys[$m]="${sys[$m]:-} $s"

@@ -8,17 +8,17 @@
 # vendored tree into the engine's cache as any earlier build of this lockfile would have
 # (the engine's cache is emptied first, so that first build's `upload` is a cold engine's).
 #
-# The machine's speed drifts by several seconds within minutes, so the builds alternate and
-# the verdict uses the median of the per-pair differences (each hermetic build against the
-# host build just before it); the medians of each series are printed too.
+# The machine's speed drifts by several seconds within minutes, so the builds alternate (the
+# first of each pair swapping every time) and the verdict uses the median of the per-pair
+# differences; the medians of each series are printed too.
 #
-# Usage: [RUNS=7] bench/build-overhead.sh   (needs crates.io once, for ripgrep's sources)
+# Usage: [RUNS=8] bench/build-overhead.sh   (needs crates.io once, for ripgrep's sources)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh"
 prepare_ripgrep
 
-runs=${RUNS:-7}
+runs=${RUNS:-8}
 now() { date +%s%N; }
 # Median of the arguments.
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -37,15 +37,20 @@ cargo build --release --offline --locked --quiet --config "$deps/config.toml" --
 "$hermetic" build --out "$work/dist" --json 2>/dev/null > "$work/warmup.json"
 cold=$(python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['timings']; print(t['upload_ms']/1e3)" "$work/warmup.json")
 
-# Alternate the two builds, so that drift in the machine's speed hits both alike.
-hosts=(); herms=(); inside=(); rest=()
-for i in $(seq 1 "$runs"); do
+# Alternate the two builds, so that drift in the machine's speed hits both alike, and swap
+# which goes first in every other pair: a build that follows another runs slower on this
+# kind of machine, and a fixed order would charge that to the second.
+host_build() {
   rm -rf "$work/host-target"
+  local t0 t1
   t0=$(now)
   cargo build --release --offline --locked --quiet --config "$deps/config.toml" --target-dir "$work/host-target"
   t1=$(now)
   hosts+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')")
+}
+hermetic_build() {
   rm -rf "$work/dist"
+  local t0 t1
   t0=$(now)
   "$hermetic" build --out "$work/dist" --json 2>/dev/null > "$work/run.json"
   t1=$(now)
@@ -54,6 +59,10 @@ for i in $(seq 1 "$runs"); do
   # stage around it.
   inside+=("$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['timings']['build_ms']/1e3)" "$work/run.json")")
   rest+=("$(python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['timings']; print(' '.join(f'{k[:-3]} {v/1e3:.2f}' for k, v in t.items() if k != 'build_ms'))" "$work/run.json")")
+}
+hosts=(); herms=(); inside=(); rest=()
+for i in $(seq 1 "$runs"); do
+  if [ $((i % 2)) -eq 1 ]; then host_build; hermetic_build; else hermetic_build; host_build; fi
 done
 host=$(median "${hosts[@]}"); herm=$(median "${herms[@]}"); box=$(median "${inside[@]}")
 start=$(median "${starts[@]}")
