@@ -90,8 +90,8 @@ host() {
   echo "$(elapsed "$t0" "$t1") $(seconds "${cpu% *}") $(seconds "${cpu#* }")"
 }
 
-# Odd rounds run the modes in order, even rounds in reverse: on this kind of machine a build
-# that follows others runs slower, and a fixed order would charge that to the later modes.
+# Odd rounds run the modes in order, even rounds in reverse: with a fixed order, wall times
+# grew with a mode's place in the round, whatever its settings.
 declare -A wall user sys
 for i in $(seq 1 "$runs"); do
   order=("${modes[@]}")

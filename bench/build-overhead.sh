@@ -38,8 +38,8 @@ cargo build --release --offline --locked --quiet --config "$deps/config.toml" --
 cold=$(python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['timings']; print(t['upload_ms']/1e3)" "$work/warmup.json")
 
 # Alternate the two builds, so that drift in the machine's speed hits both alike, and swap
-# which goes first in every other pair: a build that follows another runs slower on this
-# kind of machine, and a fixed order would charge that to the second.
+# which goes first in every other pair, so that any cost of following another build is not
+# always charged to the same one.
 host_build() {
   rm -rf "$work/host-target"
   local t0 t1
