@@ -245,8 +245,10 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: i64) -> tar::Header
     h
 }
 
-/// The uncompressed tar stream.
-pub fn tar_bytes(prefix: &str, entries: &[Entry], mtime: i64) -> Result<Vec<u8>> {
+/// The uncompressed tar stream, made in one piece: the reference [`ArchiveStream`] is
+/// tested against.
+#[cfg(test)]
+fn tar_bytes(prefix: &str, entries: &[Entry], mtime: i64) -> Result<Vec<u8>> {
     let mut sorted = entries.to_vec();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut builder = tar::Builder::new(Vec::new());
@@ -313,8 +315,10 @@ fn deflate_chunk(chunk: &[u8], last: bool) -> std::io::Result<Vec<u8>> {
 }
 
 /// Gzip (RFC 1952) with a fixed header: no name, mtime 0, OS 255 (unknown). The deflate
-/// stream is made of independently compressed chunks (as `pigz --independent` does).
-pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+/// stream is made of independently compressed chunks (as `pigz --independent` does). The
+/// one-piece form of what [`ArchiveStream`] writes, kept as its tests' reference.
+#[cfg(test)]
+fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
     use rayon::prelude::*;
     let chunks: Vec<&[u8]> = if data.is_empty() {
         vec![data]

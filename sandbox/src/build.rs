@@ -890,35 +890,13 @@ async fn build_inner(
             };
             let streamed = container::download_file(engine, &id, &path, &mut receiver).await;
             let written = receiver.file.into_inner().map_err(|e| e.into_error());
-            match streamed {
-                Ok(()) => {}
-                Err(StreamError::NotAFile(detail)) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(Error::MissingOutput {
-                        name: bin.clone(),
-                        detail,
-                    });
-                }
-                Err(StreamError::Engine(e)) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    let op = format!("download {bin}");
-                    return Err(if crate::engine::is_transient(&e) {
-                        Error::Transient {
-                            op,
-                            attempts: 1,
-                            message: crate::engine::error_chain(&e),
-                        }
-                    } else {
-                        crate::engine::permanent(&op, e)
-                    });
-                }
-                Err(StreamError::Sink(e)) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(e).at(&tmp);
-                }
+            let done = streamed
+                .map_err(|e| download_error(bin, &tmp, e))
+                .and_then(|()| written.at(&tmp));
+            if done.is_err() {
+                let _ = std::fs::remove_file(&tmp);
             }
-            let file = written.at(&tmp)?;
-            drop(file);
+            drop(done?);
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
@@ -978,22 +956,34 @@ impl container::FileSink for Receiver<'_> {
 }
 
 /// Receives each output binary while it downloads, in name order: the CLI makes the
-/// release archive from it meanwhile. `()` takes nothing.
+/// release archive from it meanwhile.
 pub trait OutputSink: Send {
     /// The next binary, `size` bytes, built with `image`.
-    fn begin(&mut self, image: &ImageInfo, name: &str, size: u64) -> std::io::Result<()> {
-        let _ = (image, name, size);
-        Ok(())
-    }
+    fn begin(&mut self, image: &ImageInfo, name: &str, size: u64) -> std::io::Result<()>;
 
     /// Its next bytes.
-    fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let _ = bytes;
-        Ok(())
-    }
+    fn data(&mut self, bytes: &[u8]) -> std::io::Result<()>;
 }
 
-impl OutputSink for () {}
+/// What a failed download of output `bin` (into `tmp`) means for the build.
+fn download_error(bin: &str, tmp: &Path, e: StreamError) -> Error {
+    match e {
+        StreamError::NotAFile(detail) => Error::MissingOutput {
+            name: bin.to_string(),
+            detail,
+        },
+        StreamError::Engine(e) if crate::engine::is_transient(&e) => Error::Transient {
+            op: format!("download {bin}"),
+            attempts: 1,
+            message: crate::engine::error_chain(&e),
+        },
+        StreamError::Engine(e) => crate::engine::permanent(&format!("download {bin}"), e),
+        StreamError::Sink(e) => Error::Io {
+            path: tmp.to_path_buf(),
+            source: e,
+        },
+    }
+}
 
 /// Writes what is needed to understand and rerun a failed build.
 fn write_diagnostics(
