@@ -16,7 +16,7 @@ fn build(project: &Path, extra: &[&str], code: i32) -> Run {
 /// `build` with the engine's vendored-tree cache on, as outside the tests.
 fn build_cached(project: &Path, extra: &[&str], code: i32) -> Run {
     let mut cmd = hermetic(project);
-    with_deps_cache(&mut cmd)
+    with_engine_cache(&mut cmd)
         .args(["--json", "build", "--image", builder_image()])
         .args(extra);
     expect(&mut cmd, code)
@@ -391,7 +391,7 @@ fn docker_lines(args: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Names of the engine's vendored-tree cache entries (their helper containers).
+/// Names of the engine's cache entries (their helper containers).
 fn cache_entries() -> Vec<String> {
     let mut names = docker_lines(&[
         "ps",
@@ -436,7 +436,7 @@ fn fake_entry(name: &str, sha: &str) -> String {
             "--label",
             "hermetic.cache=deps",
             "--label",
-            &format!("hermetic.deps={sha}"),
+            &format!("hermetic.key={sha}"),
             "--label",
             &format!("hermetic.pid={pid}"),
             "--label",
@@ -451,11 +451,11 @@ fn fake_entry(name: &str, sha: &str) -> String {
     volume
 }
 
-/// The vendored tree goes to the engine once: later builds of the same tree mount that
-/// copy (same outputs), `--no-deps-cache` leaves nothing, abandoned fills and trees beyond
-/// the newest four are pruned, and `gc --cache` empties the cache.
+/// The vendored tree and the image's toolchain go to the engine once: later builds mount
+/// those copies (same outputs), `--no-engine-cache` leaves nothing, abandoned fills and
+/// trees beyond the newest four are pruned, and `gc --cache` empties the cache.
 #[test]
-fn vendored_tree_is_kept_on_the_engine_reused_and_pruned() {
+fn vendored_tree_and_toolchain_are_kept_on_the_engine_reused_and_pruned() {
     let _serial = engine_lock();
     let project = fixture("hello");
     expect(
@@ -475,36 +475,68 @@ fn vendored_tree_is_kept_on_the_engine_reused_and_pruned() {
 
     let first = build_cached(project.path(), &[], 0).json();
     assert_eq!(first["deps_reused"], false, "{first}");
+    assert_eq!(first["toolchain_reused"], false, "{first}");
     let sha = first["record"]["vendor_tree_sha256"]
         .as_str()
         .expect("vendor tree digest")
         .to_string();
+    let image = first["record"]["image"]["digest"]
+        .as_str()
+        .expect("image digest")
+        .to_string();
     let published = format!("hermetic-deps-{sha}");
+    let toolchain = format!("hermetic-toolchain-{}", image.trim_start_matches("sha256:"));
     // The run's start removed the abandoned fill; publishing a fifth tree removed the
     // oldest.
     let mut expected: Vec<String> = olds[1..]
         .iter()
         .map(|s| format!("hermetic-deps-{s}"))
-        .chain([published.clone()])
+        .chain([published.clone(), toolchain.clone()])
         .collect();
     expected.sort();
     assert_eq!(cache_entries(), expected);
     let volumes = cache_volumes();
     assert!(!volumes.contains(&abandoned), "{volumes:?}");
     assert!(!volumes.contains(&format!("hermetic-deps-{}-vol", olds[0])));
-    assert_eq!(volumes.len(), 4, "{volumes:?}");
+    assert_eq!(volumes.len(), 5, "{volumes:?}");
+
+    // The copy holds the image's sysroot as it is in the image: names, modes, owners,
+    // sizes and link targets.
+    let mounted = docker_lines(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Name}} {{.Destination}}{{end}}",
+        &toolchain,
+    ]);
+    let (volume, sysroot) = mounted[0].split_once(' ').expect("one mount");
+    let listing = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(extra);
+        let script = format!("cd {sysroot} && find . -printf '%p %m %u %g %s %l\\n' | sort");
+        args.extend_from_slice(&[builder_image(), "sh", "-c", &script]);
+        docker_lines(&args)
+    };
+    let in_image = listing(&[]);
+    let volume_arg = format!("{volume}:{sysroot}:ro");
+    let in_volume = listing(&["-v", &volume_arg]);
+    assert!(in_image.len() > 100, "{in_image:?}");
+    assert!(in_image.iter().any(|l| l.starts_with("./bin/rustc ")));
+    assert_eq!(in_image, in_volume);
 
     let second = build_cached(project.path(), &[], 0).json();
     assert_eq!(second["deps_reused"], true, "{second}");
+    assert_eq!(second["toolchain_reused"], true, "{second}");
     assert_eq!(first["artifacts"], second["artifacts"]);
     assert_eq!(second["record"]["vendor_tree_sha256"], sha.as_str());
     assert_eq!(leftovers(&run_id(&second)), (0, 0));
 
-    let third = build_cached(project.path(), &["--no-deps-cache"], 0).json();
+    // Without the engine's copies: the same outputs from the image's own toolchain.
+    let third = build_cached(project.path(), &["--no-engine-cache"], 0).json();
     assert_eq!(third["deps_reused"], false);
+    assert_eq!(third["toolchain_reused"], false);
     assert_eq!(first["artifacts"], third["artifacts"]);
     assert_eq!(leftovers(&run_id(&third)), (0, 0));
-    assert_eq!(cache_entries(), expected, "--no-deps-cache adds nothing");
+    assert_eq!(cache_entries(), expected, "--no-engine-cache adds nothing");
 
     let v = expect(
         hermetic(project.path()).args(["--json", "gc", "--cache"]),
@@ -513,7 +545,7 @@ fn vendored_tree_is_kept_on_the_engine_reused_and_pruned() {
     .json();
     assert_eq!(
         v["cache_volumes_removed"].as_array().map(Vec::len),
-        Some(4),
+        Some(5),
         "{v}"
     );
     assert_eq!(cache_entries(), Vec::<String>::new());
@@ -534,7 +566,7 @@ fn concurrent_fills_publish_one_copy() {
     expect(hermetic(project.path()).args(["--json", "vendor"]), 0);
     let spawn = |out: &str| {
         let mut cmd = hermetic(project.path());
-        with_deps_cache(&mut cmd)
+        with_engine_cache(&mut cmd)
             .args(["--json", "build", "--image", builder_image(), "--out", out])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -556,10 +588,12 @@ fn concurrent_fills_publish_one_copy() {
         digests.push(v["artifacts"].clone());
     }
     assert_eq!(digests[0], digests[1]);
+    // One tree and one toolchain, whoever filled them.
     let entries = cache_entries();
-    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries.len(), 2, "{entries:?}");
     assert!(entries[0].starts_with("hermetic-deps-"));
-    assert_eq!(cache_volumes().len(), 1, "{:?}", cache_volumes());
+    assert!(entries[1].starts_with("hermetic-toolchain-"));
+    assert_eq!(cache_volumes().len(), 2, "{:?}", cache_volumes());
     expect(
         hermetic(project.path()).args(["--json", "gc", "--cache"]),
         0,
@@ -582,7 +616,7 @@ fn gc_keeps_the_cache_entry_a_running_build_mounts() {
     assert!(cache_entries().contains(&entry));
 
     let mut cached = hermetic(project.path());
-    with_deps_cache(&mut cached);
+    with_engine_cache(&mut cached);
     let (mut child, _) = start_slow_build(project.path(), 30, cached);
     let v = expect(
         hermetic(project.path()).args(["--json", "gc", "--cache"]),

@@ -286,7 +286,7 @@ fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
         .env("DOCKER_TLS_VERIFY", "1")
         .env("DOCKER_CERT_PATH", certs.path())
         .env_remove("DOCKER_HOST");
-        with_deps_cache(&mut cmd);
+        with_engine_cache(&mut cmd);
         let v = expect(&mut engine.in_netns(&cmd), 0).json();
         assert_eq!(v["verdict"], "reproducible", "{v}");
         assert_eq!(v["runners"][1]["engine"], "tcp://127.0.0.1:2376", "{v}");
@@ -302,6 +302,10 @@ fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
         assert!(v["runners"][1]["environment"]["jobs"].is_null(), "{v}");
         // The first run sends the vendored tree to the new engine; the next reuses it.
         assert_eq!(v["runners"][1]["deps_reused"], !expected_transfer, "{v}");
+        assert_eq!(
+            v["runners"][1]["toolchain_reused"], !expected_transfer,
+            "{v}"
+        );
     };
     verify(true);
     // The copy is the same image, by content digest, and tagged so it is not pruned.
@@ -319,8 +323,8 @@ fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
     assert!(md.contains("builder image copied there"), "{md}");
     // Next time it is there already.
     verify(false);
-    // Nothing of hermetic's runs is left on the second engine, only its copy of the
-    // vendored tree.
+    // Nothing of hermetic's runs is left on the second engine, only its copies of the
+    // vendored tree and of the image's toolchain.
     let left = engine.docker(&["ps", "-aq", "--filter", "label=hermetic"]);
     assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty());
     let left = engine.docker(&["volume", "ls", "-q", "--filter", "label=hermetic"]);
@@ -334,8 +338,15 @@ fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
         "{{.Names}}",
     ]);
     let kept = String::from_utf8_lossy(&kept.stdout);
-    assert_eq!(kept.lines().count(), 1, "{kept}");
-    assert!(kept.starts_with("hermetic-deps-"), "{kept}");
+    let mut kept: Vec<&str> = kept.lines().collect();
+    kept.sort();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept[0].starts_with("hermetic-deps-"), "{kept:?}");
+    assert_eq!(
+        kept[1],
+        format!("hermetic-toolchain-{}", image.trim_start_matches("sha256:")),
+        "{kept:?}"
+    );
     // ... which `gc --cache --engine` removes from here.
     let mut gc = hermetic(project.path());
     gc.args([
@@ -351,7 +362,7 @@ fn tls_engine_without_the_image_gets_a_copy_and_agrees() {
     let v = expect(&mut engine.in_netns(&gc), 0).json();
     assert_eq!(
         v["cache_volumes_removed"].as_array().map(Vec::len),
-        Some(1),
+        Some(2),
         "{v}"
     );
     let kept = engine.docker(&["ps", "-aq", "--filter", "label=hermetic.cache"]);

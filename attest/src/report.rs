@@ -25,6 +25,9 @@ pub struct RunnerReport {
     /// The engine already held the vendored tree (nothing uploaded).
     #[serde(default)]
     pub deps_reused: bool,
+    /// The engine already held its copy of the builder image's toolchain.
+    #[serde(default)]
+    pub toolchain_reused: bool,
     /// Names of the variations applied (none for the reference).
     pub variations: Vec<String>,
     /// The environment it built in.

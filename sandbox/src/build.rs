@@ -114,9 +114,10 @@ pub struct BuildSpec {
     pub diagnostics_dir: PathBuf,
     /// Extra arguments to `cargo build` (features, packages).
     pub cargo_args: Vec<String>,
-    /// Reuse (and keep) the engine's copy of the vendored tree; `false` uploads it for
-    /// this build alone.
-    pub deps_cache: bool,
+    /// Reuse (and keep) the engine's copies of the vendored tree and of the image's
+    /// toolchain ([`crate::cache`]); `false` uploads the tree for this build alone and reads
+    /// the toolchain from the image.
+    pub engine_cache: bool,
 }
 
 /// What a successful build produced, with what provenance needs to know about it.
@@ -141,6 +142,9 @@ pub struct BuildResult {
     pub log_path: PathBuf,
     /// The vendored tree was already on the engine ([`crate::cache`]): not uploaded.
     pub deps_reused: bool,
+    /// The toolchain came from the engine's copy of the image's sysroot, already there
+    /// ([`crate::cache`]).
+    pub toolchain_reused: bool,
 }
 
 /// Milliseconds per stage: where a build's time went.
@@ -745,7 +749,17 @@ async fn build_inner(
         // Independent engine calls, made at once: a warm build's preparation is mostly
         // round trips. Whatever is made before one fails carries the run's labels (or is
         // the shared cache) and goes with the run's cleanup.
-        let (deps, made_in, made_work) = tokio::join!(
+        let toolchain = async {
+            match (&info.sysroot, spec.engine_cache) {
+                (Some(sysroot), true) => {
+                    cache::toolchain_volume(engine, run, &info.digest, &spec.limits, sysroot)
+                        .await
+                        .map(|v| Some((v, sysroot.clone())))
+                }
+                _ => Ok(None),
+            }
+        };
+        let (deps, toolchain, made_in, made_work) = tokio::join!(
             cache::deps_volume(
                 engine,
                 run,
@@ -753,15 +767,22 @@ async fn build_inner(
                 &spec.limits,
                 &vendor_tree_sha256,
                 || spec.snapshot.deps_archive(),
-                spec.deps_cache,
+                spec.engine_cache,
             ),
+            toolchain,
             container::create_volume(engine, &in_vol, run.labels()),
             container::create_volume(engine, &work_vol, run.labels()),
         );
         let deps = deps?;
+        let toolchain = toolchain?;
         made_in?;
         made_work?;
-        if let Some(note) = &deps.prune_failed {
+        let pruning = [Some(&deps), toolchain.as_ref().map(|(v, _)| v)];
+        for note in pruning
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.prune_failed.as_ref())
+        {
             log_line(&format!("note: {note}"));
         }
         // The build mounts the inputs read-only, so they go in through a helper that is
@@ -791,29 +812,33 @@ async fn build_inner(
         container::upload(engine, &helper, &format!("{p}/work"), work.into()).await?;
         let upload_ms = ms_since(uploading);
         let mut body = body.clone();
-        body.host_config = Some(hardened_host_config(
-            vec![
-                volume_mount(&in_vol, &p, true),
-                volume_mount(&deps.name, &format!("{p}/deps"), true),
-                volume_mount(&work_vol, &format!("{p}/work"), false),
-            ],
-            &spec.limits,
-        ));
+        let mut mounts = vec![
+            volume_mount(&in_vol, &p, true),
+            volume_mount(&deps.name, &format!("{p}/deps"), true),
+            volume_mount(&work_vol, &format!("{p}/work"), false),
+        ];
+        // Over the image's own sysroot: same paths, same files, read from a plain volume.
+        if let Some((v, sysroot)) = &toolchain {
+            mounts.push(volume_mount(&v.name, sysroot, true));
+        }
+        body.host_config = Some(hardened_host_config(mounts, &spec.limits));
         let (removed, id) = tokio::join!(
             container::remove(engine, &helper),
             container::create(engine, &name, body.clone())
         );
         removed?;
         let id = id?;
-        Ok::<_, Error>((id, body, upload_ms, deps.reused))
+        let toolchain_reused = toolchain.is_some_and(|(v, _)| v.reused);
+        Ok::<_, Error>((id, body, upload_ms, deps.reused, toolchain_reused))
     };
-    let (id, body, upload_ms, deps_reused) = tokio::time::timeout(spec.timeouts.prepare, prepare)
-        .await
-        .map_err(|_| Error::Timeout {
-            stage: "prepare",
-            after: spec.timeouts.prepare,
-            diagnostics: None,
-        })??;
+    let (id, body, upload_ms, deps_reused, toolchain_reused) =
+        tokio::time::timeout(spec.timeouts.prepare, prepare)
+            .await
+            .map_err(|_| Error::Timeout {
+                stage: "prepare",
+                after: spec.timeouts.prepare,
+                diagnostics: None,
+            })??;
 
     if let Some(dir) = spec.log_path.parent() {
         std::fs::create_dir_all(dir).at(dir)?;
@@ -933,6 +958,7 @@ async fn build_inner(
         },
         log_path: spec.log_path.clone(),
         deps_reused,
+        toolchain_reused,
     })
 }
 

@@ -1,17 +1,25 @@
-//! The engine's copy of a vendored tree, kept between builds.
+//! What each engine keeps between builds: the vendored trees, and copies of the builder
+//! image's toolchain.
 //!
-//! The vendored tree is a build's biggest input (a hundred megabytes for ripgrep), and
-//! unpacking it through the API is most of a warm build's overhead. Each engine therefore
-//! keeps it in a volume, keyed by the SHA-256 of its deterministic archive, and builds mount
-//! that volume read-only.
+//! - **Vendored trees.** A build's biggest input (a hundred megabytes for ripgrep), and
+//!   unpacking it through the API is most of a warm build's overhead. A volume per SHA-256 of
+//!   the tree's deterministic archive, filled by uploading that archive.
+//! - **Toolchains.** On engines whose storage driver is FUSE-based (`fuse-overlayfs`:
+//!   rootless and nested engines), every read rustc makes of its own libraries goes through
+//!   a user-space daemon, and a release build of ripgrep spent about 15% more CPU time than
+//!   with the same toolchain on a plain filesystem. A volume per image digest holds a copy of
+//!   the image's sysroot, made by the engine itself when a helper first mounts the empty
+//!   volume at that path (the engine copies the image's files into it, owners and modes
+//!   kept); builds mount it read-only over the same path, so paths, and outputs, are
+//!   unchanged.
 //!
-//! A volume is filled through a helper container named `hermetic-filling-RUN` that mounts
-//! it. Only once the whole archive is unpacked is the helper renamed to
-//! `hermetic-deps-SHA256`: the rename is the commit. A name is unique per engine, so two
-//! runs filling the same tree at once cannot both publish; the loser uses the winner's copy.
-//! A run killed while filling leaves a `hermetic-filling-` helper, removed once its process
-//! is gone ([`prune`]). The published helper also keeps the volume in use, so that
-//! `docker volume prune` leaves it alone.
+//! Both are mounted read-only by builds, and published the same way. A volume is filled
+//! through a helper container named `hermetic-filling-RUN-KIND` that mounts it. Only once it
+//! is full is the helper renamed to `hermetic-KIND-KEY`: the rename is the commit. A name is
+//! unique per engine, so two runs filling the same entry at once cannot both publish; the
+//! loser uses the winner's copy. A run killed while filling leaves a `hermetic-filling-`
+//! helper, removed once its process is gone ([`prune`]). The published helper also keeps
+//! the volume in use, so that `docker volume prune` leaves it alone.
 //!
 //! These carry `hermetic.cache`, not the `hermetic` run label: a run's cleanup leaves them,
 //! and `hermetic gc --cache` removes them.
@@ -24,64 +32,110 @@ use bollard::models::{ContainerCreateBody, ContainerSummary};
 use bollard::query_parameters::RenameContainerOptionsBuilder;
 use std::collections::HashMap;
 
-/// Marks the engine-side cache's containers and volumes; its value is what is cached.
+/// Marks the engine-side cache's containers and volumes; its value is the [`Kind`].
 pub const LABEL_CACHE: &str = "hermetic.cache";
-/// The SHA-256 of the archive a cache volume holds.
-pub const LABEL_DEPS: &str = "hermetic.deps";
-/// Where the helpers mount the volume; the archive's entries start with `deps/`.
-const MOUNT: &str = "/deps";
-const PUBLISHED: &str = "hermetic-deps-";
+/// What a cache entry holds: the vendored tree's archive SHA-256, or the image digest.
+pub const LABEL_KEY: &str = "hermetic.key";
 const FILLING: &str = "hermetic-filling-";
-/// Published trees kept per engine (the newest); older ones go when a new one is added.
-pub const KEEP: usize = 4;
 /// A filling helper this old is abandoned even if its owner cannot be checked (another
 /// machine's run).
 const ABANDONED_AFTER_SECS: i64 = 24 * 3600;
 
-/// The volume holding a build's vendored tree.
+/// What an entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A vendored tree, keyed by its archive's SHA-256.
+    Deps,
+    /// An image's toolchain (its sysroot), keyed by the image digest.
+    Toolchain,
+}
+
+impl Kind {
+    const ALL: [Kind; 2] = [Kind::Deps, Kind::Toolchain];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Deps => "deps",
+            Kind::Toolchain => "toolchain",
+        }
+    }
+
+    /// Published entries kept per engine (the newest); older ones go when one is added.
+    /// Toolchains are few (one per builder image) and large (~600 MB).
+    pub fn keep(self) -> usize {
+        match self {
+            Kind::Deps => 4,
+            Kind::Toolchain => 2,
+        }
+    }
+
+    fn published_prefix(self) -> String {
+        format!("hermetic-{}-", self.name())
+    }
+
+    fn of(labels: &HashMap<String, String>) -> Option<Kind> {
+        let value = labels.get(LABEL_CACHE)?;
+        Kind::ALL.into_iter().find(|k| k.name() == value)
+    }
+}
+
+/// A volume of the cache, as a build mounts it.
 #[derive(Debug, Clone)]
-pub struct DepsVolume {
+pub struct CacheVolume {
     pub name: String,
-    /// Found on the engine: nothing was uploaded.
+    /// Found on the engine: nothing was filled.
     pub reused: bool,
-    /// Pruning older trees failed after this one was published. That only wastes disk, so
-    /// the build goes on and the caller reports it.
+    /// Pruning older entries failed after this one was published. That only wastes disk,
+    /// so the build goes on and the caller reports it.
     pub prune_failed: Option<String>,
 }
 
-fn labels(sha256: &str) -> HashMap<String, String> {
+fn labels(kind: Kind, key: &str) -> HashMap<String, String> {
     HashMap::from([
-        (LABEL_CACHE.to_string(), "deps".to_string()),
-        (LABEL_DEPS.to_string(), sha256.to_string()),
+        (LABEL_CACHE.to_string(), kind.name().to_string()),
+        (LABEL_KEY.to_string(), key.to_string()),
         (LABEL_PID.to_string(), std::process::id().to_string()),
         (LABEL_HOST.to_string(), host_name()),
     ])
 }
 
-/// The volume of a published tree, if this engine has one.
-async fn published(engine: &Engine, sha256: &str) -> Result<Option<String>> {
-    let name = format!("{PUBLISHED}{sha256}");
-    let inspected = retry(
-        "inspect the vendored-tree cache",
-        RetryPolicy::default(),
-        || engine.docker.inspect_container(&name, None),
-    )
+/// The published helper's name: container names allow no `:`, so an image digest's
+/// algorithm is left out.
+fn published_name(kind: Kind, key: &str) -> String {
+    let key = key.strip_prefix("sha256:").unwrap_or(key);
+    format!("{}{key}", kind.published_prefix())
+}
+
+/// The volume of a published entry, if this engine has one.
+async fn published(engine: &Engine, kind: Kind, key: &str) -> Result<Option<String>> {
+    let name = published_name(kind, key);
+    let inspected = retry("inspect the engine's cache", RetryPolicy::default(), || {
+        engine.docker.inspect_container(&name, None)
+    })
     .await;
     match inspected {
-        Ok(c) => Ok(deps_mount(
-            c.mounts
-                .iter()
-                .flatten()
-                .map(|m| (m.destination.as_deref(), m.name.as_deref())),
-        )),
+        Ok(c) => Ok(c.mounts.iter().flatten().find_map(|m| m.name.clone())),
         Err(crate::Error::Engine { status: 404, .. }) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-/// A volume holding the archive `archive()` makes (SHA-256 `sha256`) on this engine: the
-/// published copy if there is one, else a new one, filled and (if `share`) published for
-/// later builds. An unshared volume carries the run's labels and goes with the run.
+/// Where the vendored tree's helpers mount its volume; the archive's entries start with
+/// `deps/`.
+const DEPS_MOUNT: &str = "/deps";
+
+fn reused(name: String) -> CacheVolume {
+    CacheVolume {
+        name,
+        reused: true,
+        prune_failed: None,
+    }
+}
+
+/// A volume holding the vendored tree whose archive `archive()` makes (SHA-256 `sha256`):
+/// the published copy if there is one, else a new one, filled by uploading the archive and
+/// (if `share`) published for later builds. An unshared volume carries the run's labels and
+/// goes with the run.
 pub async fn deps_volume(
     engine: &Engine,
     run: &RunId,
@@ -90,28 +144,88 @@ pub async fn deps_volume(
     sha256: &str,
     archive: impl FnOnce() -> Result<bytes::Bytes>,
     share: bool,
-) -> Result<DepsVolume> {
-    if share && let Some(name) = published(engine, sha256).await? {
-        return Ok(DepsVolume {
-            name,
-            reused: true,
-            prune_failed: None,
-        });
+) -> Result<CacheVolume> {
+    if share && let Some(name) = published(engine, Kind::Deps, sha256).await? {
+        return Ok(reused(name));
     }
     // Made before anything is created on the engine, so that failing leaves nothing.
     let archive = archive()?;
-    let volume = format!("hermetic-{}-deps", run.0);
-    let labels = if share { labels(sha256) } else { run.labels() };
+    let entry = Entry {
+        kind: Kind::Deps,
+        key: sha256,
+        image,
+        mount: DEPS_MOUNT,
+    };
+    fill(engine, run, limits, entry, share, async |helper: &str| {
+        container::upload(engine, helper, "/", archive).await
+    })
+    .await
+}
+
+/// A volume holding a copy of the toolchain that image `digest` has at `sysroot`, for
+/// builds to mount over that path: the published copy if there is one, else a new one,
+/// published.
+pub async fn toolchain_volume(
+    engine: &Engine,
+    run: &RunId,
+    digest: &str,
+    limits: &Limits,
+    sysroot: &str,
+) -> Result<CacheVolume> {
+    if let Some(name) = published(engine, Kind::Toolchain, digest).await? {
+        return Ok(reused(name));
+    }
+    let entry = Entry {
+        kind: Kind::Toolchain,
+        key: digest,
+        image: digest,
+        mount: sysroot,
+    };
+    // The engine copies the image's files into the empty volume when the helper that
+    // mounts it is created: nothing more to send.
+    fill(engine, run, limits, entry, true, async |_: &str| Ok(())).await
+}
+
+/// One entry to fill: its volume is mounted at `mount` in a helper made from `image`.
+struct Entry<'a> {
+    kind: Kind,
+    key: &'a str,
+    image: &'a str,
+    mount: &'a str,
+}
+
+/// Creates the entry's volume and its helper, runs `content` on the helper, then publishes
+/// the helper (or, unshared, removes it).
+async fn fill(
+    engine: &Engine,
+    run: &RunId,
+    limits: &Limits,
+    entry: Entry<'_>,
+    share: bool,
+    content: impl AsyncFnOnce(&str) -> Result<()>,
+) -> Result<CacheVolume> {
+    let Entry {
+        kind,
+        key,
+        image,
+        mount,
+    } = entry;
+    let volume = format!("hermetic-{}-{}", run.0, kind.name());
+    let labels = if share {
+        labels(kind, key)
+    } else {
+        run.labels()
+    };
     container::create_volume(engine, &volume, labels.clone()).await?;
     let mut host_config = container::hardened_host_config(
-        vec![container::volume_mount(&volume, MOUNT, false)],
+        vec![container::volume_mount(&volume, mount, false)],
         limits,
     );
-    // Never started: the engine unpacks into the mounted volume, under `/`.
+    // Never started: the engine fills the mounted volume (copy or upload), under `/`.
     host_config.readonly_rootfs = Some(false);
     let helper = container::create(
         engine,
-        &format!("{FILLING}{}", run.0),
+        &format!("{FILLING}{}-{}", run.0, kind.name()),
         ContainerCreateBody {
             image: Some(image.into()),
             cmd: Some(vec!["true".into()]),
@@ -129,15 +243,15 @@ pub async fn deps_volume(
             return Err(e);
         }
     };
-    if let Err(e) = container::upload(engine, &helper, "/", archive).await {
-        // Half a tree is worth nothing: it goes now, not when this process is gone.
+    if let Err(e) = content(&helper).await {
+        // Half an entry is worth nothing: it goes now, not when this process is gone.
         let _ = container::remove(engine, &helper).await;
         let _ = remove_volume(engine, &volume).await;
         return Err(e);
     }
     if !share {
         container::remove(engine, &helper).await?;
-        return Ok(DepsVolume {
+        return Ok(CacheVolume {
             name: volume,
             reused: false,
             prune_failed: None,
@@ -148,43 +262,42 @@ pub async fn deps_volume(
         .rename_container(
             &helper,
             RenameContainerOptionsBuilder::default()
-                .name(&format!("{PUBLISHED}{sha256}"))
+                .name(&published_name(kind, key))
                 .build(),
         )
         .await;
     match publish {
         Ok(()) => {
-            // Room for this one: the oldest published trees go.
-            let prune_failed = prune(engine, Some(sha256))
+            // Room for this one: the oldest published entries go.
+            let prune_failed = prune(engine, Some(key))
                 .await
                 .err()
-                .map(|e| format!("pruning the vendored-tree cache on {}: {e}", engine.host));
-            Ok(DepsVolume {
+                .map(|e| format!("pruning the engine's cache on {}: {e}", engine.host));
+            Ok(CacheVolume {
                 name: volume,
                 reused: false,
                 prune_failed,
             })
         }
-        // Another run published the same tree meanwhile: use it, drop this copy.
+        // Another run published the same entry meanwhile: use it, drop this copy.
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 409, ..
         }) => {
             container::remove(engine, &helper).await?;
             remove_volume(engine, &volume).await?;
-            match published(engine, sha256).await? {
-                Some(name) => Ok(DepsVolume {
-                    name,
-                    reused: true,
-                    prune_failed: None,
-                }),
+            match published(engine, kind, key).await? {
+                Some(name) => Ok(reused(name)),
                 None => Err(crate::Error::Engine {
-                    op: "publish the vendored-tree cache".into(),
+                    op: format!("publish the engine's {} cache", kind.name()),
                     status: 409,
                     message: "the published copy vanished while this run filled its own".into(),
                 }),
             }
         }
-        Err(e) => Err(permanent("publish the vendored-tree cache", e)),
+        Err(e) => Err(permanent(
+            &format!("publish the engine's {} cache", kind.name()),
+            e,
+        )),
     }
 }
 
@@ -200,23 +313,9 @@ fn name_of(c: &ContainerSummary) -> String {
         .unwrap_or_default()
 }
 
-/// The volume mounted at [`MOUNT`], from (destination, volume name) pairs: the engine
-/// describes mounts with one type in listings and another in inspection.
-fn deps_mount<'a>(
-    mut mounts: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
-) -> Option<String> {
-    mounts
-        .find(|(destination, _)| *destination == Some(MOUNT))
-        .and_then(|(_, name)| name.map(String::from))
-}
-
+/// The volume a helper mounts (it mounts one).
 fn volume_of(c: &ContainerSummary) -> Option<String> {
-    deps_mount(
-        c.mounts
-            .iter()
-            .flatten()
-            .map(|m| (m.destination.as_deref(), m.name.as_deref())),
-    )
+    c.mounts.iter().flatten().find_map(|m| m.name.clone())
 }
 
 /// Removes one cache entry: its helper, then its volume. An entry whose volume a build
@@ -238,27 +337,40 @@ async fn drop_entry(engine: &Engine, c: &ContainerSummary) -> Result<Option<Stri
     }
 }
 
-/// What was abandoned or is beyond [`KEEP`]: filling helpers whose run is gone (or older
-/// than a day), and published trees other than the newest (never `keep`). Returns the
+/// Whether to drop each entry (given newest first): filling helpers whose run is gone (or
+/// older than a day), and published entries beyond their kind's [`Kind::keep`] newest
+/// (never the one keyed `keep`).
+fn doomed(entries: &[ContainerSummary], keep: Option<&str>, now: i64) -> Vec<bool> {
+    let mut kept: HashMap<&str, usize> = HashMap::new();
+    entries
+        .iter()
+        .map(|c| {
+            let name = name_of(c);
+            let labels = c.labels.clone().unwrap_or_default();
+            if name.starts_with(FILLING) {
+                return owner_gone(&labels)
+                    || now - c.created.unwrap_or(now) > ABANDONED_AFTER_SECS;
+            }
+            let Some(kind) = Kind::of(&labels).filter(|k| name.starts_with(&k.published_prefix()))
+            else {
+                return false;
+            };
+            let n = kept.entry(kind.name()).or_default();
+            *n += 1;
+            *n > kind.keep()
+                && (keep.is_none() || labels.get(LABEL_KEY).map(String::as_str) != keep)
+        })
+        .collect()
+}
+
+/// What was abandoned or is beyond its kind's [`Kind::keep`] ([`doomed`]). Returns the
 /// volumes removed.
 pub async fn prune(engine: &Engine, keep: Option<&str>) -> Result<Vec<String>> {
     let now = i64::try_from(crate::run::now_unix()).unwrap_or(i64::MAX);
     let mut entries = cache_containers(engine).await?;
-    // Newest first.
     entries.sort_by_key(|c| std::cmp::Reverse(c.created.unwrap_or(0)));
     let mut removed = Vec::new();
-    let mut kept = 0;
-    for c in &entries {
-        let name = name_of(c);
-        let labels = c.labels.clone().unwrap_or_default();
-        let drop = if name.starts_with(PUBLISHED) {
-            kept += 1;
-            kept > KEEP && labels.get(LABEL_DEPS).map(String::as_str) != keep
-        } else if name.starts_with(FILLING) {
-            owner_gone(&labels) || now - c.created.unwrap_or(now) > ABANDONED_AFTER_SECS
-        } else {
-            false
-        };
+    for (c, drop) in entries.iter().zip(doomed(&entries, keep, now)) {
         if drop && let Some(v) = drop_entry(engine, c).await? {
             removed.push(v);
         }
@@ -282,4 +394,60 @@ pub async fn clear(engine: &Engine) -> Result<Vec<String>> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, kind: &str, key: &str, created: i64) -> ContainerSummary {
+        ContainerSummary {
+            names: Some(vec![format!("/{name}")]),
+            labels: Some(HashMap::from([
+                (LABEL_CACHE.to_string(), kind.to_string()),
+                (LABEL_KEY.to_string(), key.to_string()),
+                (LABEL_PID.to_string(), std::process::id().to_string()),
+                (LABEL_HOST.to_string(), host_name()),
+            ])),
+            created: Some(created),
+            ..Default::default()
+        }
+    }
+
+    /// Each kind keeps its own newest entries; the entry just published is never dropped;
+    /// a fill whose owner lives stays.
+    #[test]
+    fn each_kind_keeps_its_newest() {
+        let mut entries: Vec<ContainerSummary> = (0..6)
+            .map(|i| {
+                entry(
+                    &format!("hermetic-deps-{i}"),
+                    "deps",
+                    &i.to_string(),
+                    100 - i,
+                )
+            })
+            .collect();
+        entries.extend((0..3).map(|i| {
+            entry(
+                &format!("hermetic-toolchain-t{i}"),
+                "toolchain",
+                &format!("sha256:t{i}"),
+                50 - i,
+            )
+        }));
+        entries.push(entry("hermetic-filling-run-deps", "deps", "x", 10));
+        let doomed = doomed(&entries, Some("5"), 100);
+        let names: Vec<String> = entries
+            .iter()
+            .zip(&doomed)
+            .filter(|(_, d)| **d)
+            .map(|(c, _)| name_of(c))
+            .collect();
+        assert_eq!(names, ["hermetic-deps-4", "hermetic-toolchain-t2"]);
+        assert_eq!(
+            published_name(Kind::Toolchain, "sha256:ab"),
+            "hermetic-toolchain-ab"
+        );
+    }
 }

@@ -52,15 +52,16 @@ pub fn hermetic(dir: &Path) -> Command {
             PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("default-key/cosign.key"),
         )
         .env("COSIGN_PASSWORD", PASSWORD)
-        // Builds leave no copy of their vendored tree in the engine; the tests of that
-        // cache turn it back on with `with_deps_cache`.
-        .env("HERMETIC_NO_DEPS_CACHE", "1");
+        // Builds leave no copy of their vendored tree or toolchain in the engine; the tests
+        // of that cache turn it back on with `with_engine_cache`.
+        .env("HERMETIC_NO_ENGINE_CACHE", "1");
     cmd
 }
 
-/// The engine keeps vendored trees between builds, as it does outside the tests.
-pub fn with_deps_cache(cmd: &mut Command) -> &mut Command {
-    cmd.env_remove("HERMETIC_NO_DEPS_CACHE")
+/// The engine keeps vendored trees and toolchains between builds, as it does outside the
+/// tests.
+pub fn with_engine_cache(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("HERMETIC_NO_ENGINE_CACHE")
 }
 
 /// A key pair made once per test binary with `hermetic keygen`: (private, public).

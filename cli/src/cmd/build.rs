@@ -60,10 +60,16 @@ pub struct Args {
     /// Write provenance and SBOMs but no signatures (sign later with `hermetic attest`).
     #[arg(long, conflicts_with = "key")]
     pub no_sign: bool,
-    /// Upload the vendored tree for this build alone, instead of reusing (and keeping) the
-    /// engine's copy of the same tree (see `hermetic gc --cache`).
-    #[arg(long, env = "HERMETIC_NO_DEPS_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
-    pub no_deps_cache: bool,
+    /// Keep nothing in the engine for later builds: upload the vendored tree for this build
+    /// alone and read the toolchain from the image, instead of reusing (and keeping) the
+    /// engine's copies (see `hermetic gc --cache`).
+    #[arg(
+        long,
+        alias = "no-deps-cache",
+        env = "HERMETIC_NO_ENGINE_CACHE",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub no_engine_cache: bool,
 }
 
 impl Args {
@@ -179,6 +185,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             "record": built.record,
             "timings": built.timings,
             "deps_reused": built.result.deps_reused,
+            "toolchain_reused": built.result.toolchain_reused,
         }));
     } else {
         for a in &built.artifacts {
@@ -383,7 +390,7 @@ pub async fn build_project(
         log_path: hermetic_dir.join("logs").join(format!("{}.log", run.0)),
         diagnostics_dir: hermetic_dir.join("diagnostics").join(&run.0),
         cargo_args,
-        deps_cache: !args.no_deps_cache,
+        engine_cache: !args.no_engine_cache,
     };
     let stage = |m: &str| spinner.stage(m);
     let log_line = |l: &str| {

@@ -768,6 +768,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
                     Some(Ok(hermetic_sandbox::image::Presence::Transferred))
                 ),
                 deps_reused: b.result.deps_reused,
+                toolchain_reused: b.result.toolchain_reused,
                 variations: r.variations.clone(),
                 // As built: with the jobs its engine's budget gave it.
                 environment: serde_json::to_value(&b.result.env).unwrap_or_default(),
