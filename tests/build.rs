@@ -13,7 +13,7 @@ fn build(project: &Path, extra: &[&str], code: i32) -> Run {
     expect(&mut cmd, code)
 }
 
-/// `build` with the engine's vendored-tree cache on, as outside the tests.
+/// `build` with the engine's cache (vendored trees, toolchains) on, as outside the tests.
 fn build_cached(project: &Path, extra: &[&str], code: i32) -> Run {
     let mut cmd = hermetic(project);
     with_engine_cache(&mut cmd)

@@ -649,8 +649,8 @@ pub async fn interrupted() {
 
 #[derive(clap::Args)]
 pub struct GcArgs {
-    /// Also remove the engine's copies of vendored trees kept between builds (a build
-    /// still running keeps its own).
+    /// Also remove the engine's copies of vendored trees and toolchains kept between builds
+    /// (a build still running keeps its own).
     #[arg(long)]
     pub cache: bool,
     /// The engine to clean, written as a verify runner (tcp://HOST:PORT, ssh://USER@HOST,
@@ -660,7 +660,7 @@ pub struct GcArgs {
 }
 
 /// `hermetic gc`: removes containers and volumes whose hermetic process is gone, and with
-/// `--cache` the engine's vendored-tree cache.
+/// `--cache` the engine's cache (vendored trees, toolchains).
 pub async fn gc(args: &GcArgs, out: &Output) -> Result<Code, Failure> {
     let engine = match args.engine.as_deref() {
         None | Some("local") => Engine::connect().await?,
@@ -699,7 +699,10 @@ pub async fn gc(args: &GcArgs, out: &Output) -> Result<Code, Failure> {
             removed.volumes.len()
         );
         if args.cache || !cache.is_empty() {
-            eprintln!("removed {} vendored-tree cache volume(s)", cache.len());
+            eprintln!(
+                "removed {} cache volume(s) (vendored trees, toolchains)",
+                cache.len()
+            );
         }
     }
     Ok(Code::Success)
