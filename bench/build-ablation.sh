@@ -12,14 +12,16 @@
 #   env        plain + hermetic's environment and RUSTFLAGS (remapping, build-id)
 #   rustflags  plain + RUSTFLAGS alone
 #   cgu        plain + CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 alone
-#   hardened   all three groups: what hermetic runs
+#   hardened   all three groups: what hermetic runs with --no-engine-cache
+#   toolchain  hardened, with the image's sysroot read from a volume copy of it (what
+#              hermetic runs by default: the engine's toolchain cache)
 #   unconfined hardened, but without the engine's default seccomp filter
 #
 # Besides wall time, each build reports the CPU time of cargo and everything it ran (the
 # shell's `times`): the machine's speed drifts, and kernel (sys) time shows what a setting
 # costs inside the build even when wall times overlap.
 #
-# Usage: [RUNS=3] [MODES="host plain hardened"] bench/build-ablation.sh
+# Usage: [RUNS=3] [MODES="host hardened toolchain"] bench/build-ablation.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh"
@@ -28,7 +30,13 @@ image=hermetic/builder:latest
 sysroot=$(docker run --rm --network none "$image" rustc --print sysroot)
 
 runs=${RUNS:-3}
-read -r -a modes <<< "${MODES:-host plain limits security env hardened unconfined}"
+read -r -a modes <<< "${MODES:-host plain limits security env hardened toolchain unconfined}"
+# The toolchain mode's copy of the sysroot: the engine fills an empty volume from the image
+# when a container first mounts it there.
+toolchain_vol=hermetic-ablation-toolchain-$$
+docker volume create "$toolchain_vol" >/dev/null
+docker run --rm --network none -v "$toolchain_vol:$sysroot" "$image" true
+trap 'docker volume rm "$toolchain_vol" >/dev/null' EXIT
 now() { date +%s%N; }
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }
@@ -62,6 +70,7 @@ container() {
     rustflags) args+=(-e "RUSTFLAGS=$rustflags") ;;
     cgu) args+=(-e CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16) ;;
     hardened) args+=("${limits[@]}" "${security[@]}" "${envs[@]}") ;;
+    toolchain) args+=("${limits[@]}" "${security[@]}" "${envs[@]}" -v "$toolchain_vol:$sysroot:ro") ;;
     unconfined) args+=("${limits[@]}" "${security[@]}" "${envs[@]}" --security-opt seccomp=unconfined) ;;
     *) echo "error: unknown mode $mode" >&2; exit 2 ;;
   esac
