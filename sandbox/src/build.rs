@@ -998,12 +998,16 @@ fn download_error(bin: &str, tmp: &Path, e: StreamError) -> Error {
             name: bin.to_string(),
             detail,
         },
-        StreamError::Engine(e) if crate::engine::is_transient(&e) => Error::Transient {
-            op: format!("download {bin}"),
-            attempts: 1,
-            message: crate::engine::error_chain(&e),
-        },
-        StreamError::Engine(e) => crate::engine::permanent(&format!("download {bin}"), e),
+        StreamError::Engine { error, attempts } if crate::engine::is_transient(&error) => {
+            Error::Transient {
+                op: format!("download {bin}"),
+                attempts,
+                message: crate::engine::error_chain(&error),
+            }
+        }
+        StreamError::Engine { error, .. } => {
+            crate::engine::permanent(&format!("download {bin}"), error)
+        }
         StreamError::Sink(e) => Error::Io {
             path: tmp.to_path_buf(),
             source: e,

@@ -2,7 +2,7 @@
 //! timeouts, and moving files in and out through the API (no bind mounts, so remote engines
 //! work too).
 
-use crate::engine::{Engine, RetryPolicy, permanent, retry};
+use crate::engine::{Engine, RetryPolicy, permanent, retry, retry_while};
 use crate::error::{Error, Result};
 use crate::run::RunId;
 use bollard::models::{
@@ -211,7 +211,11 @@ pub async fn upload(engine: &Engine, id: &str, dest: &str, bytes: bytes::Bytes) 
 
 /// Why streaming a file out stopped.
 pub enum StreamError {
-    Engine(bollard::errors::Error),
+    /// The engine failed, after `attempts` tries.
+    Engine {
+        error: bollard::errors::Error,
+        attempts: u32,
+    },
     /// The path is missing or not a regular file.
     NotAFile(String),
     /// The receiver failed (e.g. writing to disk).
@@ -234,20 +238,17 @@ pub async fn download_file(
     path: &str,
     sink: &mut dyn FileSink,
 ) -> std::result::Result<(), StreamError> {
-    let policy = RetryPolicy::default();
-    let mut attempt = 1;
-    loop {
-        let mut started = false;
-        match stream_file(engine, id, path, sink, &mut started).await {
-            Err(StreamError::Engine(e))
-                if crate::engine::is_transient(&e) && !started && attempt < policy.attempts =>
-            {
-                tokio::time::sleep(policy.delay(attempt)).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+    let started = std::cell::Cell::new(false);
+    retry_while(
+        RetryPolicy::default(),
+        async || stream_file(engine, id, path, sink, &started).await,
+        |e| !started.get() && matches!(e, StreamError::Engine { error, .. } if crate::engine::is_transient(error)),
+    )
+    .await
+    .map_err(|(e, attempts)| match e {
+        StreamError::Engine { error, .. } => StreamError::Engine { error, attempts },
+        other => other,
+    })
 }
 
 async fn stream_file(
@@ -255,7 +256,7 @@ async fn stream_file(
     id: &str,
     path: &str,
     sink: &mut dyn FileSink,
-    started: &mut bool,
+    started: &std::cell::Cell<bool>,
 ) -> std::result::Result<(), StreamError> {
     let mut stream = engine.docker.download_from_container(
         id,
@@ -275,7 +276,7 @@ async fn stream_file(
                 status_code: 404,
                 message,
             } => StreamError::NotAFile(message),
-            e => StreamError::Engine(e),
+            error => StreamError::Engine { error, attempts: 1 },
         })?;
         let mut bytes: &[u8] = &chunk;
         while !bytes.is_empty() {
@@ -312,7 +313,7 @@ async fn stream_file(
             let kind = header.entry_type();
             pending.clear();
             if kind.is_file() {
-                *started = true;
+                started.set(true);
                 sink.begin(size).map_err(StreamError::Sink)?;
                 if size == 0 {
                     return Ok(());
@@ -331,12 +332,15 @@ async fn stream_file(
     }
     match remaining {
         // The connection ended early: an engine failure, not a missing file.
-        Some(left) => Err(StreamError::Engine(bollard::errors::Error::IOError {
-            err: std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("the download ended {left} bytes short"),
-            ),
-        })),
+        Some(left) => Err(StreamError::Engine {
+            error: bollard::errors::Error::IOError {
+                err: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the download ended {left} bytes short"),
+                ),
+            },
+            attempts: 1,
+        }),
         None => Err(StreamError::NotAFile("no file in the archive".into())),
     }
 }

@@ -4,7 +4,6 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::ssh;
 use bollard::Docker;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -219,27 +218,38 @@ impl RetryPolicy {
 
 /// Runs an engine call, retrying transient failures only. Permanent ones (4xx, a missing
 /// image, a failed build) come back at once. `op` names the call for messages.
-pub async fn retry<T, F, Fut>(op: &str, policy: RetryPolicy, mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = std::result::Result<T, bollard::errors::Error>>,
-{
+pub async fn retry<T>(
+    op: &str,
+    policy: RetryPolicy,
+    f: impl AsyncFnMut() -> std::result::Result<T, bollard::errors::Error>,
+) -> Result<T> {
+    match retry_while(policy, f, is_transient).await {
+        Ok(v) => Ok(v),
+        Err((e, attempts)) if is_transient(&e) => Err(Error::Transient {
+            op: op.into(),
+            attempts,
+            message: error_chain(&e),
+        }),
+        Err((e, _)) => Err(permanent(op, e)),
+    }
+}
+
+/// Runs `f` again, after a backoff, while it fails with an error that `may_retry` accepts
+/// and `policy` has attempts left. The last error comes back with the attempts made.
+pub async fn retry_while<T, E>(
+    policy: RetryPolicy,
+    mut f: impl AsyncFnMut() -> std::result::Result<T, E>,
+    may_retry: impl Fn(&E) -> bool,
+) -> std::result::Result<T, (E, u32)> {
     let mut attempt = 1;
     loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(e) if is_transient(&e) && attempt < policy.attempts => {
+            Err(e) if may_retry(&e) && attempt < policy.attempts => {
                 tokio::time::sleep(policy.delay(attempt)).await;
                 attempt += 1;
             }
-            Err(e) if is_transient(&e) => {
-                return Err(Error::Transient {
-                    op: op.into(),
-                    attempts: attempt,
-                    message: error_chain(&e),
-                });
-            }
-            Err(e) => return Err(permanent(op, e)),
+            Err(e) => return Err((e, attempt)),
         }
     }
 }
@@ -275,6 +285,46 @@ mod tests {
             assert!(p.delay(n) <= p.max);
         }
         assert!(p.delay(1) <= p.base);
+    }
+
+    /// Retries stop at success, at an error that may not be retried, or when the attempts
+    /// are spent; the attempts made come back with the error.
+    #[tokio::test]
+    async fn retry_while_counts_and_stops() {
+        let policy = RetryPolicy {
+            attempts: 4,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+        };
+        let mut calls = 0;
+        let ok = retry_while(
+            policy,
+            async || {
+                calls += 1;
+                if calls < 3 { Err("again") } else { Ok(calls) }
+            },
+            |e| *e == "again",
+        )
+        .await;
+        assert_eq!(ok, Ok(3));
+        let mut calls = 0;
+        let stop = retry_while(
+            policy,
+            async || -> std::result::Result<(), &str> {
+                calls += 1;
+                Err(if calls < 2 { "again" } else { "final" })
+            },
+            |e| *e == "again",
+        )
+        .await;
+        assert_eq!(stop, Err(("final", 2)));
+        let spent = retry_while(
+            policy,
+            async || -> std::result::Result<(), &str> { Err("again") },
+            |e| *e == "again",
+        )
+        .await;
+        assert_eq!(spent, Err(("again", 4)));
     }
 
     #[test]

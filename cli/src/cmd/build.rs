@@ -574,22 +574,24 @@ impl hermetic_sandbox::build::OutputSink for ArchiveSink {
         name: &str,
         size: u64,
     ) -> std::io::Result<()> {
-        if self.stream.is_none() {
-            let prefix = format!("{}-{}", self.package, target_of(image));
-            let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
-            self.stream = Some(archive::ArchiveStream::new(&prefix, &names, self.mtime)?);
-        }
-        match &mut self.stream {
-            Some(s) => s.begin(name, size, true),
-            None => Ok(()),
-        }
+        let stream = match self.stream.take() {
+            Some(s) => s,
+            None => {
+                let prefix = format!("{}-{}", self.package, target_of(image));
+                let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+                archive::ArchiveStream::new(&prefix, &names, self.mtime)?
+            }
+        };
+        let stream = self.stream.insert(stream);
+        stream.begin(name, size, true)
     }
 
     fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match &mut self.stream {
-            Some(s) => s.write(bytes),
-            None => Ok(()),
-        }
+        // The sandbox calls `begin` before any data.
+        self.stream
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("output data before its header"))?
+            .write(bytes)
     }
 }
 
