@@ -5,9 +5,9 @@
 //!   unpacking it through the API is most of a warm build's overhead. A volume per SHA-256 of
 //!   the tree's deterministic archive, filled by uploading that archive.
 //! - **Toolchains.** On engines whose storage driver is FUSE-based (`fuse-overlayfs`:
-//!   rootless and nested engines), every read rustc makes of its own libraries goes through
-//!   a user-space daemon, and a release build of ripgrep spent about 15% more CPU time than
-//!   with the same toolchain on a plain filesystem. A volume per image digest holds a copy of
+//!   rootless and nested engines), every file rustc, cc and ld open in the image goes
+//!   through a user-space daemon, which costs CPU and about 10% more per `rustc` start than
+//!   the same toolchain on a plain filesystem. A volume per image digest holds a copy of
 //!   the image's sysroot, made by the engine itself when a helper first mounts the empty
 //!   volume at that path (the engine copies the image's files into it, owners and modes
 //!   kept); builds mount it read-only over the same path, so paths, and outputs, are
