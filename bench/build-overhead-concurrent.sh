@@ -12,13 +12,13 @@
 #
 # Target: hermetic's overhead is at most 5% of the host build plus container start.
 #
-# Usage: [ROUNDS=4] bench/build-overhead-concurrent.sh   (needs 2 CPUs, root, a local engine)
+# Usage: [ROUNDS=5] bench/build-overhead-concurrent.sh   (needs 2 CPUs, root, a local engine)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/bench/lib.sh"
 prepare_ripgrep
 
-rounds=${ROUNDS:-4}
+rounds=${ROUNDS:-5}
 [ "$(nproc)" -ge 2 ] || { echo "error: needs at least 2 CPUs" >&2; exit 2; }
 dockerd=$(pgrep -xo dockerd) || { echo "error: no local dockerd to pin" >&2; exit 2; }
 all=$(taskset -pc "$dockerd" | awk -F': ' '{ print $2 }')
@@ -28,7 +28,8 @@ pin_engine() { for p in $(engine_pids); do taskset -a -pc "$1" "$p" >/dev/null 2
 trap 'pin_engine "$all"' EXIT
 
 now() { date +%s%N; }
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# Median of the arguments (the mean of the middle two for an even count).
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { m = int((NR + 1) / 2); print (NR % 2 ? v[m] : (v[m] + v[m + 1]) / 2) }'; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }
 
 # Container start alone, pinned like the builds; median of three.

@@ -832,13 +832,7 @@ async fn build_inner(
         Ok::<_, Error>((id, body, upload_ms, deps.reused, toolchain_reused))
     };
     let (id, body, upload_ms, deps_reused, toolchain_reused) =
-        tokio::time::timeout(spec.timeouts.prepare, prepare)
-            .await
-            .map_err(|_| Error::Timeout {
-                stage: "prepare",
-                after: spec.timeouts.prepare,
-                diagnostics: None,
-            })??;
+        within("prepare", spec.timeouts.prepare, prepare).await?;
 
     if let Some(dir) = spec.log_path.parent() {
         std::fs::create_dir_all(dir).at(dir)?;
@@ -932,13 +926,7 @@ async fn build_inner(
         }
         Ok::<_, Error>(outputs)
     };
-    let outputs = tokio::time::timeout(spec.timeouts.collect, collect_outputs)
-        .await
-        .map_err(|_| Error::Timeout {
-            stage: "collect",
-            after: spec.timeouts.collect,
-            diagnostics: None,
-        })??;
+    let outputs = within("collect", spec.timeouts.collect, collect_outputs).await?;
 
     Ok(BuildResult {
         run_id: run.0.clone(),
@@ -960,6 +948,22 @@ async fn build_inner(
         deps_reused,
         toolchain_reused,
     })
+}
+
+/// Runs a stage within its timeout; past it, the stage has timed out (with no diagnostics:
+/// only a timed-out build has any).
+async fn within<T>(
+    stage: &'static str,
+    after: Duration,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(after, work)
+        .await
+        .map_err(|_| Error::Timeout {
+            stage,
+            after,
+            diagnostics: None,
+        })?
 }
 
 /// Takes one output as it downloads: to its file, and to the caller's sink.
