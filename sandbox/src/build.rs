@@ -749,14 +749,14 @@ async fn build_inner(
         // Independent engine calls, made at once: a warm build's preparation is mostly
         // round trips. Whatever is made before one fails carries the run's labels (or is
         // the shared cache) and goes with the run's cleanup.
+        // Mounted over the image's sysroot, so only where the image names one.
+        let sysroot = info.sysroot.as_deref().filter(|_| spec.engine_cache);
         let toolchain = async {
-            match (&info.sysroot, spec.engine_cache) {
-                (Some(sysroot), true) => {
-                    cache::toolchain_volume(engine, run, &info.digest, &spec.limits, sysroot)
-                        .await
-                        .map(|v| Some((v, sysroot.clone())))
-                }
-                _ => Ok(None),
+            match sysroot {
+                Some(s) => cache::toolchain_volume(engine, run, &info.digest, &spec.limits, s)
+                    .await
+                    .map(Some),
+                None => Ok(None),
             }
         };
         let (deps, toolchain, made_in, made_work) = tokio::join!(
@@ -777,7 +777,7 @@ async fn build_inner(
         let toolchain = toolchain?;
         made_in?;
         made_work?;
-        let pruning = [Some(&deps), toolchain.as_ref().map(|(v, _)| v)];
+        let pruning = [Some(&deps), toolchain.as_ref()];
         for note in pruning
             .into_iter()
             .flatten()
@@ -818,7 +818,7 @@ async fn build_inner(
             volume_mount(&work_vol, &format!("{p}/work"), false),
         ];
         // Over the image's own sysroot: same paths, same files, read from a plain volume.
-        if let Some((v, sysroot)) = &toolchain {
+        if let (Some(v), Some(sysroot)) = (&toolchain, sysroot) {
             mounts.push(volume_mount(&v.name, sysroot, true));
         }
         body.host_config = Some(hardened_host_config(mounts, &spec.limits));
@@ -828,7 +828,7 @@ async fn build_inner(
         );
         removed?;
         let id = id?;
-        let toolchain_reused = toolchain.is_some_and(|(v, _)| v.reused);
+        let toolchain_reused = toolchain.is_some_and(|v| v.reused);
         Ok::<_, Error>((id, body, upload_ms, deps.reused, toolchain_reused))
     };
     let (id, body, upload_ms, deps_reused, toolchain_reused) =
