@@ -21,9 +21,13 @@ fn verify_with_pid(project: &Path, extra: &[&str], code: i32) -> (Value, u32) {
         .args(extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
+    let watch = BuildWatch::start(&cmd);
     let child = cmd.spawn().expect("spawn hermetic");
     let pid = child.id();
     let out = child.wait_with_output().expect("hermetic");
+    if let Some(watch) = watch {
+        watch.record(&cmd, pid);
+    }
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "{stderr}");
     (serde_json::from_slice(&out.stdout).expect("json"), pid)
@@ -340,24 +344,42 @@ fn bad_verify_arguments_are_input_errors() {
     );
 }
 
+/// The showcase: hermetic's own release, built twice (the reference, and one runner with
+/// every variation at once, which covers each variation), agrees byte for byte, and the
+/// verified binary runs. It is the suite's one build of a large project.
 #[test]
-fn hermetic_verifies_itself() {
+fn hermetic_verifies_itself_and_the_result_runs() {
     let _serial = engine_lock();
+    let out = tempfile::tempdir().expect("tempdir");
+    let dist = out.path().join("dist");
     let v = verify(
         &repo_root(),
         &[
             "--runners",
-            "3",
+            "2",
             "--vary",
             "all",
             "--no-sign",
             "--no-cache",
             "--out",
-            "target/hermetic/self-verify",
+            dist.to_str().expect("utf-8"),
         ],
         0,
     );
     assert_eq!(v["verdict"], "reproducible", "{v}");
+    let runners = v["runners"].as_array().expect("runners");
+    assert_eq!(runners.len(), 2);
+    assert_eq!(runners[0]["variations"], serde_json::json!([]));
+    // Every variation `--vary all` names, on the one varied runner.
+    assert!(
+        runners[1]["variations"].as_array().expect("vars").len() >= 10,
+        "{v}"
+    );
+    let r = expect(Command::new(dist.join("hermetic")).arg("--version"), 0);
+    assert_eq!(
+        r.stdout.trim(),
+        format!("hermetic {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]

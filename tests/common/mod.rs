@@ -120,15 +120,142 @@ impl Run {
 }
 
 pub fn run(cmd: &mut Command) -> Run {
+    let watch = BuildWatch::start(cmd);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
     let Output {
         status,
         stdout,
         stderr,
-    } = cmd.output().expect("spawn");
+    } = child.wait_with_output().expect("wait");
+    if let Some(watch) = watch {
+        watch.record(cmd, pid);
+    }
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// Where each test's container builds are logged: one line per hermetic command that may
+/// build (nextest run, test, command, project, build containers it created on the engine it
+/// talked to).
+/// `.ci/test-times` joins it with nextest's timings, so the cost of every test is visible.
+pub fn builds_log() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-builds.tsv")
+}
+
+/// Watches the engine's container creations while a hermetic command that may build runs.
+/// A live stream, not a look back with `docker events --since`: the engine keeps only its
+/// last few hundred events, and a long test sees more than that from its neighbours.
+pub struct BuildWatch {
+    events: std::process::Child,
+    sub: String,
+}
+
+impl BuildWatch {
+    /// Starts watching if `cmd` is a hermetic command that may build.
+    pub fn start(cmd: &Command) -> Option<BuildWatch> {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let hermetic = env!("CARGO_BIN_EXE_hermetic");
+        if program != hermetic && !args.iter().any(|a| a == hermetic) {
+            return None;
+        }
+        let sub = args
+            .iter()
+            .find(|a| ["build", "verify", "rebuild", "audit"].contains(&a.as_str()))?
+            .clone();
+        let mut events = Command::new("docker");
+        if let Some((_, Some(host))) = cmd.get_envs().find(|(k, _)| *k == "DOCKER_HOST") {
+            events.env("DOCKER_HOST", host);
+        }
+        // `--since` replays the last second too, so that no creation is missed while the
+        // stream connects.
+        let since = unix_now().saturating_sub(1).to_string();
+        let events = events
+            .args([
+                "events",
+                "--since",
+                &since,
+                "--filter",
+                "type=container",
+                "--filter",
+                "event=create",
+                "--filter",
+                "label=hermetic",
+                "--format",
+                "{{index .Actor.Attributes \"hermetic.pid\"}} {{.Actor.Attributes.name}}",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker events");
+        Some(BuildWatch { events, sub })
+    }
+
+    /// Logs the build containers that the hermetic process `pid`, run by `cmd`, created.
+    pub fn record(mut self, cmd: &Command, pid: u32) {
+        use std::io::{Read, Write};
+        // Creations were delivered long before the command's own cleanup finished.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let _ = self.events.kill();
+        let mut seen = String::new();
+        if let Some(mut out) = self.events.stdout.take() {
+            let _ = out.read_to_string(&mut seen);
+        }
+        let _ = self.events.wait();
+        let pid = pid.to_string();
+        let builds = seen
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(p, name)| *p == pid && name.ends_with("-build"))
+            .count();
+        let dir = cmd
+            .get_current_dir()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let project = if dir == repo_root() {
+            "hermetic".to_string()
+        } else {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .ok()
+                .and_then(|t| {
+                    t.lines().find_map(|l| {
+                        l.trim()
+                            .strip_prefix("name = ")
+                            .map(|n| n.trim_matches('"').to_string())
+                    })
+                })
+                .unwrap_or_else(|| "-".into())
+        };
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        // nextest's run id: the summary counts only the run it reports on.
+        let run = std::env::var("NEXTEST_RUN_ID").unwrap_or_default();
+        let line = format!("{run}\t{test}\t{}\t{project}\t{builds}\n", self.sub);
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(builds_log())
+        {
+            let _ = f.write_all(line.as_bytes());
+        }
     }
 }
 
