@@ -21,16 +21,54 @@ pub fn is_skipped(rel_path: &str) -> bool {
 /// File path (relative to the crate root, `/`-separated) → lowercase hex SHA-256.
 pub type Listing = BTreeMap<String, String>;
 
+/// At most this many bytes unpacked from one crate, as cargo allows (512 MiB): a small
+/// archive that inflates without end is refused instead of filling the disk.
+pub const MAX_UNPACKED: u64 = 512 * 1024 * 1024;
+
 /// Reads the archive `NAME-VERSION.crate`; when `dest` is given, writes its files there
 /// (regular files only, modes normalised to 0644/0755). Returns the listing either way.
-pub fn read_crate(archive: &Path, prefix: &str, dest: Option<&Path>) -> Result<Listing> {
+///
+/// When `sha256` is given, the archive is hashed first, from the same open file that is then
+/// read: bytes that are not the ones Cargo.lock pins are never unpacked.
+/// Files stream through a fixed buffer (no allocation sized from a header), and the whole
+/// crate may not unpack to more than [`MAX_UNPACKED`].
+pub fn read_crate(
+    archive: &Path,
+    prefix: &str,
+    dest: Option<&Path>,
+    sha256: Option<&str>,
+) -> Result<Listing> {
+    read_crate_limited(archive, prefix, dest, sha256, MAX_UNPACKED)
+}
+
+pub(crate) fn read_crate_limited(
+    archive: &Path,
+    prefix: &str,
+    dest: Option<&Path>,
+    sha256: Option<&str>,
+    limit: u64,
+) -> Result<Listing> {
+    use std::io::{Seek, Write};
     let bad = |detail: String| Error::BadArchive {
         archive: archive.to_path_buf(),
         detail,
     };
-    let file = std::fs::File::open(archive).at(archive)?;
+    let mut file = std::fs::File::open(archive).at(archive)?;
+    if let Some(expected) = sha256 {
+        let actual = crate::hash::sha256_reader(&mut file).at(archive)?;
+        if actual != expected {
+            return Err(Error::CachedArchiveChecksum {
+                archive: archive.to_path_buf(),
+                expected: expected.to_string(),
+                actual,
+            });
+        }
+        file.rewind().at(archive)?;
+    }
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut listing = Listing::new();
+    let mut unpacked: u64 = 0;
+    let mut buf = vec![0u8; 64 * 1024];
     let entries = tar.entries().map_err(|e| bad(e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
@@ -64,18 +102,48 @@ pub fn read_crate(archive: &Path, prefix: &str, dest: Option<&Path>) -> Result<L
             .mode()
             .map(|m| m & 0o111 != 0)
             .unwrap_or(false);
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|e| bad(format!("{}: {e}", path.display())))?;
-        listing.insert(rel_str, hex::encode(Sha256::digest(&bytes)));
-        if let Some(dest) = dest {
-            let out = dest.join(rel);
-            if let Some(parent) = out.parent() {
-                std::fs::create_dir_all(parent).at(parent)?;
+        let mut out = match dest {
+            Some(dest) => {
+                let out = dest.join(rel);
+                if let Some(parent) = out.parent() {
+                    std::fs::create_dir_all(parent).at(parent)?;
+                }
+                // create_new: a second entry of the same name (or a file where a directory
+                // was made) is refused, never written through.
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&out)
+                    .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+                Some((out, f))
             }
-            std::fs::write(&out, &bytes).at(&out)?;
-            set_mode(&out, executable)?;
+            None => None,
+        };
+        let mut hasher = Sha256::new();
+        loop {
+            let n = entry
+                .read(&mut buf)
+                .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+            if n == 0 {
+                break;
+            }
+            unpacked += n as u64;
+            if unpacked > limit {
+                if let Some((out, _)) = &out {
+                    let _ = std::fs::remove_file(out);
+                }
+                return Err(bad(format!(
+                    "unpacks to more than {limit} bytes (the limit for one crate); refused"
+                )));
+            }
+            hasher.update(&buf[..n]);
+            if let Some((out_path, f)) = &mut out {
+                f.write_all(&buf[..n]).at(&*out_path)?;
+            }
+        }
+        listing.insert(rel_str, hex::encode(hasher.finalize()));
+        if let Some((out_path, _)) = out {
+            set_mode(&out_path, executable)?;
         }
     }
     Ok(listing)

@@ -115,7 +115,7 @@ impl Cache {
             let _ = std::fs::remove_file(&archive);
             return Ok(None);
         }
-        let listing = archive::read_crate(&archive, prefix, None)?;
+        let listing = archive::read_crate(&archive, prefix, None, None)?;
         self.save_listing(sha256, &listing)?;
         Ok(Some(listing))
     }

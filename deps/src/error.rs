@@ -12,6 +12,14 @@ pub enum Error {
     LockOutdated { path: PathBuf, detail: String },
     #[error("{path}: cannot read Cargo.lock: {detail}")]
     BadLockfile { path: PathBuf, detail: String },
+    #[error("{path}: [[package]] number {package}: `{field}` = {value:?} is refused: {why}")]
+    LockfileField {
+        path: PathBuf,
+        package: usize,
+        field: &'static str,
+        value: String,
+        why: String,
+    },
     #[error("{path}: cargo could not read the workspace: {detail}")]
     Cargo { path: PathBuf, detail: String },
     #[error("could not run cargo: {0}")]
@@ -33,6 +41,15 @@ pub enum Error {
     ArchiveChecksum {
         name: String,
         version: String,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "{archive}: the cached archive has sha256 {actual}, Cargo.lock pins {expected}; \
+         it was removed from the cache"
+    )]
+    CachedArchiveChecksum {
+        archive: PathBuf,
         expected: String,
         actual: String,
     },
@@ -86,12 +103,15 @@ impl Error {
             | Error::NoLockfile { .. }
             | Error::LockOutdated { .. }
             | Error::BadLockfile { .. }
+            | Error::LockfileField { .. }
             | Error::Cargo { .. }
             | Error::PathDependencyOutside { .. }
             | Error::Unsupported { .. }
             | Error::Policy { .. }
             | Error::BadVendorDir { .. } => ErrorKind::Input,
-            Error::ArchiveChecksum { .. } | Error::BadArchive { .. } => ErrorKind::Check,
+            Error::ArchiveChecksum { .. }
+            | Error::CachedArchiveChecksum { .. }
+            | Error::BadArchive { .. } => ErrorKind::Check,
             Error::CargoMissing(_)
             | Error::RegistryUnreachable { .. }
             | Error::ArchiveNotFound { .. }
@@ -117,6 +137,10 @@ impl Error {
             Error::BadLockfile { .. } => {
                 "regenerate it with `cargo generate-lockfile` (format version 3 or later)".into()
             }
+            Error::LockfileField { .. } => "cargo never writes such a value: regenerate \
+                 Cargo.lock with `cargo generate-lockfile`, review what changed, and do not \
+                 build a project whose lockfile was edited by hand until you know why"
+                .into(),
             Error::Cargo { .. } => {
                 "fix the manifest so that `cargo metadata --locked` succeeds".into()
             }
@@ -135,6 +159,10 @@ impl Error {
                  investigate before trusting this dependency"
                 .into(),
             Error::BadArchive { .. } => "remove the file; it is fetched again".into(),
+            Error::CachedArchiveChecksum { .. } => "run again: the archive is fetched anew \
+                 and checked; if this repeats, someone can write your hermetic cache \
+                 (HERMETIC_CACHE): find out who before trusting it"
+                .into(),
             Error::ArchiveNotFound { .. } => {
                 "check that no source replacement in your cargo config hides the registry".into()
             }

@@ -18,11 +18,13 @@ pub mod cache;
 pub mod check;
 mod error;
 pub mod hash;
+pub mod host;
 mod index;
 pub mod lockfile;
 pub mod manifest;
 mod metadata;
 pub mod policy;
+pub mod validate;
 mod vendor;
 
 pub use error::{Error, ErrorKind, Result};

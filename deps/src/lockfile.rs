@@ -2,6 +2,7 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::hash::sha256_hex;
+use crate::validate;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -138,6 +139,45 @@ struct RawPackage {
     checksum: Option<String>,
 }
 
+/// Refuses a `[[package]]` whose fields cargo would never have written.
+fn validate_package(path: &Path, index: usize, p: &RawPackage) -> Result<()> {
+    let refuse = |field: &'static str, value: &str, why: String| Error::LockfileField {
+        path: path.to_path_buf(),
+        package: index + 1,
+        field,
+        value: value.to_string(),
+        why,
+    };
+    validate::package_name(&p.name).map_err(|why| refuse("name", &p.name, why))?;
+    validate::version(&p.version).map_err(|why| refuse("version", &p.version, why))?;
+    if let Some(sum) = &p.checksum {
+        validate::sha256_hex(sum).map_err(|why| refuse("checksum", sum, why))?;
+    }
+    if let Some(raw) = &p.source {
+        match Source::parse(raw) {
+            Some(Source::Registry { url, .. }) => {
+                let index_url = url
+                    .strip_prefix("registry+")
+                    .or_else(|| url.strip_prefix("sparse+"))
+                    .unwrap_or(&url);
+                validate::source_url(index_url).map_err(|why| refuse("source", raw, why))?;
+            }
+            Some(Source::Git { url, commit, .. }) => {
+                validate::source_url(&url).map_err(|why| refuse("source", raw, why))?;
+                validate::git_commit(&commit).map_err(|why| refuse("source", raw, why))?;
+            }
+            Some(Source::Path { .. }) | None => {
+                return Err(refuse(
+                    "source",
+                    raw,
+                    "a source is `registry+URL`, `sparse+URL` or `git+URL#COMMIT`".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Lockfile {
     pub fn read(path: &Path) -> Result<Lockfile> {
         let bytes = match std::fs::read(path) {
@@ -162,6 +202,11 @@ impl Lockfile {
                 "lockfile format version {} is too old",
                 raw.version.unwrap_or(1)
             )));
+        }
+        // Names, versions and checksums become paths and arguments later on: every one is
+        // checked here, before anything is written.
+        for (i, p) in raw.package.iter().enumerate() {
+            validate_package(path, i, p)?;
         }
         let mut packages: Vec<LockedPackage> = raw
             .package

@@ -193,7 +193,45 @@ impl DepManifest {
                 detail: format!("deps.json format {} is not {FORMAT}", m.format),
             });
         }
+        m.validate().map_err(|detail| Error::BadVendorDir {
+            path: path.to_path_buf(),
+            detail,
+        })?;
         Ok(m)
+    }
+
+    /// Refuses names that would become paths outside their place: vendored directories,
+    /// names, versions and checksums, and the binaries a build will copy out.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        use crate::validate;
+        let field = |what: &str, value: &str, why: String| format!("{what} {value:?}: {why}");
+        for v in &self.vendored {
+            validate::package_name(&v.name).map_err(|w| field("vendored name", &v.name, w))?;
+            validate::version(&v.version).map_err(|w| field("vendored version", &v.version, w))?;
+            if v.dir != format!("{}-{}", v.name, v.version) {
+                return Err(field(
+                    "vendored dir",
+                    &v.dir,
+                    "must be NAME-VERSION of its own entry".into(),
+                ));
+            }
+            if let Some(sum) = &v.checksum {
+                validate::sha256_hex(sum).map_err(|w| field("checksum", sum, w))?;
+            }
+        }
+        for p in &self.packages {
+            validate::package_name(&p.name).map_err(|w| field("package name", &p.name, w))?;
+            validate::version(&p.version).map_err(|w| field("package version", &p.version, w))?;
+            if let Some(dir) = &p.vendor_dir
+                && *dir != format!("{}-{}", p.name, p.version)
+            {
+                return Err(field("vendor_dir", dir, "must be NAME-VERSION".into()));
+            }
+            for bin in p.bin_targets.iter().chain(p.bin_required_features.keys()) {
+                validate::path_component(bin).map_err(|w| field("binary", bin, w))?;
+            }
+        }
+        Ok(())
     }
 }
 

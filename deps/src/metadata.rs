@@ -13,7 +13,12 @@ pub(crate) fn cargo_metadata(
     offline_config: Option<&Path>,
 ) -> Result<Metadata> {
     let mut cmd = MetadataCommand::new();
-    cmd.manifest_path(manifest_path);
+    // From a directory the project does not control, without secrets (see `host`).
+    cmd.manifest_path(manifest_path)
+        .current_dir(crate::host::NEUTRAL_DIR);
+    for v in crate::host::SECRET_VARS {
+        cmd.env_remove(v);
+    }
     let mut opts = vec!["--locked".to_string()];
     if let Some(config) = offline_config {
         opts.push("--offline".into());
@@ -223,7 +228,7 @@ pub(crate) fn build_manifest(meta: &Metadata, lock: &Lockfile) -> Result<DepMani
         .filter_map(|id| ids.get(id).cloned())
         .collect();
     workspace_members.sort();
-    Ok(DepManifest {
+    let manifest = DepManifest {
         format: FORMAT,
         lockfile_sha256: lock.sha256.clone(),
         vendor_key: lock.vendor_key(),
@@ -239,5 +244,11 @@ pub(crate) fn build_manifest(meta: &Metadata, lock: &Lockfile) -> Result<DepMani
                 checksum: p.checksum.clone(),
             })
             .collect(),
-    })
+    };
+    // A binary's name becomes an output file: the project's manifests are not trusted.
+    manifest.validate().map_err(|detail| Error::Cargo {
+        path: lock.path.with_file_name("Cargo.toml"),
+        detail,
+    })?;
+    Ok(manifest)
 }

@@ -12,7 +12,6 @@ use crate::policy::{Diagnostic, Policy};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Name of the replacement source in the written `config.toml`.
 const VENDORED_SOURCE: &str = "hermetic-vendored";
@@ -329,7 +328,7 @@ fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
 }
 
 fn workspace_root(manifest_path: &Path) -> Result<PathBuf> {
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let output = crate::host::cargo()
         .args(["locate-project", "--workspace", "--message-format", "plain"])
         .arg("--manifest-path")
         .arg(manifest_path)
@@ -431,7 +430,16 @@ fn build_tree(
         registry.par_iter().try_for_each(|p| -> Result<()> {
             let sha = p.checksum.as_deref().unwrap_or_default();
             let dir = vendor.join(p.dir_name());
-            let listing = archive::read_crate(&cache.crate_path(sha), &p.dir_name(), Some(&dir))?;
+            let archive = cache.crate_path(sha);
+            let listing = match archive::read_crate(&archive, &p.dir_name(), Some(&dir), Some(sha))
+            {
+                Err(e @ Error::CachedArchiveChecksum { .. }) => {
+                    // Never trusted again: the next run fetches the real one.
+                    let _ = std::fs::remove_file(&archive);
+                    return Err(e);
+                }
+                r => r?,
+            };
             cache.save_listing(sha, &listing)?;
             write_checksum_file(&dir, listing, Some(sha.to_string()))
         })?;
@@ -482,7 +490,7 @@ fn write_checksum_file(
 }
 
 fn cargo_fetch(manifest_path: &Path) -> Result<()> {
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let output = crate::host::cargo()
         .args(["fetch", "--locked", "--manifest-path"])
         .arg(manifest_path)
         .output()

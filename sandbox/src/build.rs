@@ -175,31 +175,30 @@ pub fn source_files(workspace: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf
         .iter()
         .filter_map(|e| e.strip_prefix(workspace).ok().map(Path::to_path_buf))
         .collect();
-    let git = std::process::Command::new("git")
-        .arg("-C")
-        .arg(workspace)
-        .args([
+    let listed = hermetic_deps::host::git_output(
+        workspace,
+        [
             "ls-files",
             "-z",
             "--cached",
             "--others",
             "--exclude-standard",
-        ])
-        .output();
-    let inside_git = std::process::Command::new("git")
-        .arg("-C")
-        .arg(workspace)
-        .args(["rev-parse", "--is-inside-work-tree"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let mut files: Vec<PathBuf> = match git {
-        Ok(out) if out.status.success() && inside_git => out
-            .stdout
-            .split(|b| *b == 0)
-            .filter(|s| !s.is_empty())
-            .map(|s| PathBuf::from(String::from_utf8_lossy(s).into_owned()))
-            .filter(|p| workspace.join(p).is_file())
-            .collect(),
+        ],
+    );
+    let inside_git =
+        hermetic_deps::host::git_output(workspace, ["rev-parse", "--is-inside-work-tree"])
+            .is_some();
+    let mut files: Vec<PathBuf> = match listed {
+        Some(out) if inside_git => {
+            let mut files = Vec::new();
+            for rel in out.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+                let rel = PathBuf::from(String::from_utf8_lossy(rel).into_owned());
+                if source_kind(workspace, &rel)?.is_some() {
+                    files.push(rel);
+                }
+            }
+            files
+        }
         _ => walkdir_files(workspace)?,
     };
     files.retain(|f| {
@@ -230,26 +229,119 @@ fn walkdir_files(root: &Path) -> Result<Vec<PathBuf>> {
                     continue;
                 }
                 stack.push(path);
-            } else if ft.is_file() {
-                out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+            } else {
+                let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+                if source_kind(root, &rel)?.is_some() {
+                    out.push(rel);
+                }
             }
         }
     }
     Ok(out)
 }
 
+/// What a listed path of the workspace is sent as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    File,
+    /// A symbolic link whose target stays inside the workspace: sent as the same link.
+    Link(PathBuf),
+}
+
+/// Classifies `rel` (relative to `root`) without following links: a regular file, a link
+/// that stays inside `root`, or nothing (a directory, e.g. a submodule, or a path that is
+/// gone). A link that leaves the workspace, a path that passes through a link, and sockets,
+/// fifos and devices are errors: their bytes would come from outside the workspace.
+pub fn source_kind(root: &Path, rel: &Path) -> Result<Option<SourceKind>> {
+    let unsafe_source = |detail: String| Error::UnsafeSource {
+        path: root.join(rel),
+        detail,
+    };
+    if rel
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(unsafe_source(
+            "the path is not plainly inside the workspace".into(),
+        ));
+    }
+    // Every parent must be a real directory: git's index (which the project wrote) can
+    // list `a/secret` where `a` is now a link to a host directory.
+    let mut parent = root.to_path_buf();
+    let components: Vec<_> = rel.components().collect();
+    for c in &components[..components.len().saturating_sub(1)] {
+        parent.push(c);
+        match std::fs::symlink_metadata(&parent) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(unsafe_source(format!(
+                    "the path passes through the symbolic link {}",
+                    parent.display()
+                )));
+            }
+            _ => return Ok(None),
+        }
+    }
+    let path = root.join(rel);
+    let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        return Ok(None);
+    };
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok(Some(SourceKind::File));
+    }
+    if ft.is_dir() {
+        return Ok(None);
+    }
+    if ft.is_symlink() {
+        let target = std::fs::read_link(&path).at(&path)?;
+        if target.is_absolute() {
+            return Err(unsafe_source(format!(
+                "symbolic link to {}, outside the workspace",
+                target.display()
+            )));
+        }
+        // Lexically, from the link's directory; then, if it exists, where it really ends
+        // (a chain of links inside can still end outside).
+        let mut depth: usize = components.len() - 1;
+        for c in target.components() {
+            match c {
+                std::path::Component::Normal(_) => depth += 1,
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir if depth > 0 => depth -= 1,
+                _ => {
+                    return Err(unsafe_source(format!(
+                        "symbolic link to {}, outside the workspace",
+                        target.display()
+                    )));
+                }
+            }
+        }
+        if let Ok(real) = std::fs::canonicalize(&path) {
+            let real_root = std::fs::canonicalize(root).at(root)?;
+            if !real.starts_with(&real_root) {
+                return Err(unsafe_source(format!(
+                    "symbolic link to {} ends at {}, outside the workspace",
+                    target.display(),
+                    real.display()
+                )));
+            }
+        }
+        return Ok(Some(SourceKind::Link(target)));
+    }
+    Err(unsafe_source(
+        "a socket, fifo or device: only files, directories and links are sent".into(),
+    ))
+}
+
 /// SOURCE_DATE_EPOCH: the last commit's time in a git tree, else the newest mtime of the
 /// files sent in. Returns the value and where it came from.
 pub fn source_date_epoch(workspace: &Path, files: &[PathBuf]) -> (i64, String) {
-    let git = std::process::Command::new("git")
-        .arg("-C")
-        .arg(workspace)
-        .args(["log", "-1", "--format=%ct %H"])
-        .output();
-    if let Ok(out) = git
-        && out.status.success()
-    {
-        let text = String::from_utf8_lossy(&out.stdout);
+    if let Some(out) = hermetic_deps::host::git_output(
+        workspace,
+        ["log", "-1", "--no-show-signature", "--format=%ct %H"],
+    ) {
+        let text = String::from_utf8_lossy(&out);
         let mut parts = text.split_whitespace();
         if let (Some(ts), Some(commit)) = (parts.next(), parts.next())
             && let Ok(ts) = ts.parse()
@@ -281,21 +373,14 @@ pub struct SourceIdentity {
 
 pub fn source_identity(workspace: &Path) -> SourceIdentity {
     let git = |args: &[&str]| -> Option<String> {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(workspace)
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        hermetic_deps::host::git_output(workspace, args)
+            .map(|out| String::from_utf8_lossy(&out).trim().to_string())
     };
     let Some(commit) = git(&["rev-parse", "--verify", "HEAD"]) else {
         return SourceIdentity::default();
     };
     let uri = git(&["remote", "get-url", "origin"])
-        .filter(|u| !u.is_empty())
+        .filter(|u| !u.is_empty() && !u.chars().any(char::is_control))
         .map(|u| {
             if u.starts_with("git+") {
                 u
@@ -303,13 +388,107 @@ pub fn source_identity(workspace: &Path) -> SourceIdentity {
                 format!("git+{u}")
             }
         });
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=normal"]).is_none_or(|s| !s.is_empty());
     SourceIdentity {
         uri,
         commit: Some(commit),
-        dirty,
+        dirty: work_tree_dirty(workspace),
     }
+}
+
+/// True unless the work tree holds exactly what HEAD does. Not `git status`: it runs the
+/// clean filters that the repository's attributes and config name (any program). Instead
+/// the index is compared with HEAD (object ids only) and every tracked file's raw bytes
+/// with its index entry (`hash-object --no-filters`); untracked files count as changes. A
+/// file that a filter would have converted therefore counts as changed: conservative.
+fn work_tree_dirty(workspace: &Path) -> bool {
+    use hermetic_deps::host::{git, git_output};
+    let index_matches_head = git(workspace)
+        .args(["diff-index", "--cached", "--quiet", "HEAD", "--"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !index_matches_head {
+        return true;
+    }
+    let untracked = git_output(
+        workspace,
+        ["ls-files", "-z", "--others", "--exclude-standard"],
+    );
+    if untracked.is_none_or(|u| !u.is_empty()) {
+        return true;
+    }
+    let Some(staged) = git_output(workspace, ["ls-files", "-z", "--stage"]) else {
+        return true;
+    };
+    // `MODE OID STAGE\tPATH`; gitlinks (submodules, mode 160000) are not files here.
+    let mut paths = Vec::new();
+    let mut oids = Vec::new();
+    for entry in staged.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+        let text = String::from_utf8_lossy(entry);
+        let Some((meta, path)) = text.split_once('\t') else {
+            return true;
+        };
+        let mut fields = meta.split_whitespace();
+        let (Some(mode), Some(oid)) = (fields.next(), fields.next()) else {
+            return true;
+        };
+        if mode == "160000" {
+            continue;
+        }
+        if mode == "120000" {
+            // A link: its blob is the target path.
+            let Ok(target) = std::fs::read_link(workspace.join(path)) else {
+                return true;
+            };
+            let blob = target.to_string_lossy().into_owned();
+            if git_blob_id(blob.as_bytes()) != oid {
+                return true;
+            }
+            continue;
+        }
+        match std::fs::symlink_metadata(workspace.join(path)) {
+            Ok(m) if m.file_type().is_file() => {}
+            _ => return true,
+        }
+        paths.push(path.to_string());
+        oids.push(oid.to_string());
+    }
+    if paths.is_empty() {
+        return false;
+    }
+    let hashed = (|| {
+        use std::io::Write;
+        let mut child = git(workspace)
+            .args(["hash-object", "--no-filters", "--stdin-paths"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut stdin = child.stdin.take()?;
+        let list: String = paths.iter().map(|p| format!("{p}\n")).collect();
+        // Paths with a newline cannot be passed this way: treat as changed.
+        if paths.iter().any(|p| p.contains('\n')) {
+            return None;
+        }
+        let writer = std::thread::spawn(move || stdin.write_all(list.as_bytes()));
+        let out = child.wait_with_output().ok()?;
+        writer.join().ok()?.ok()?;
+        out.status.success().then_some(out.stdout)
+    })();
+    let Some(hashed) = hashed else {
+        return true;
+    };
+    let hashed: Vec<&str> = std::str::from_utf8(&hashed).unwrap_or("").lines().collect();
+    hashed.len() != oids.len() || hashed.iter().zip(&oids).any(|(h, o)| h != o)
+}
+
+/// git's SHA-1 object id of a blob with these bytes.
+fn git_blob_id(bytes: &[u8]) -> String {
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(format!("blob {}\0", bytes.len()).as_bytes());
+    h.update(bytes);
+    hex::encode(h.finalize())
 }
 
 /// Deterministic tar builder: fixed owner, mtime and modes, explicit directory entries.
@@ -362,6 +541,28 @@ impl TarWriter {
         self.builder.append_data(&mut h, path, data).at(path)
     }
 
+    /// A symbolic link (mode 0777, like every link), its target as it was.
+    fn link(&mut self, path: &Path, target: &Path) -> Result<()> {
+        if let Some(parent) = path.parent() {
+            self.dir(parent, 0)?;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(self.mtime);
+        h.set_size(0);
+        self.builder.append_link(&mut h, path, target).at(path)
+    }
+
+    fn entry(&mut self, path: &Path, content: &Content) -> Result<()> {
+        match content {
+            Content::File { data, executable } => self.file(path, data, *executable),
+            Content::Link(target) => self.link(path, target),
+        }
+    }
+
     fn finish(self) -> Result<Vec<u8>> {
         self.builder.into_inner().at("tar archive")
     }
@@ -378,12 +579,48 @@ fn is_executable(_meta: &std::fs::Metadata) -> bool {
     false
 }
 
+/// A source file as it is sent in.
+#[derive(Debug, Clone)]
+enum Content {
+    File { data: Vec<u8>, executable: bool },
+    Link(PathBuf),
+}
+
+/// Reads a regular file without following a link that replaced it since it was listed.
+fn read_regular(path: &Path) -> Result<Content> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NOFOLLOW (Linux): opening a link fails instead of reading its target.
+    const O_NOFOLLOW: i32 = 0o400000;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| Error::UnsafeSource {
+            path: path.to_path_buf(),
+            detail: format!("cannot be opened as a regular file: {e}"),
+        })?;
+    let meta = f.metadata().at(path)?;
+    if !meta.file_type().is_file() {
+        return Err(Error::UnsafeSource {
+            path: path.to_path_buf(),
+            detail: "not a regular file".into(),
+        });
+    }
+    let mut data = Vec::new();
+    f.read_to_end(&mut data).at(path)?;
+    Ok(Content::File {
+        data,
+        executable: is_executable(&meta),
+    })
+}
+
 fn add_tree(tar: &mut TarWriter, root: &Path, files: &[PathBuf], prefix: &Path) -> Result<()> {
     for rel in files {
-        let path = root.join(rel);
-        let data = std::fs::read(&path).at(&path)?;
-        let meta = std::fs::metadata(&path).at(&path)?;
-        tar.file(&prefix.join(rel), &data, is_executable(&meta))?;
+        // Regular files only: the vendored tree holds nothing else, and a link planted in
+        // it is refused rather than followed.
+        let content = read_regular(&root.join(rel))?;
+        tar.entry(&prefix.join(rel), &content)?;
     }
     Ok(())
 }
@@ -426,7 +663,7 @@ pub struct Snapshot {
     /// Workspace-relative paths, sorted.
     pub files: Vec<PathBuf>,
     /// Each file's bytes and whether it is executable, in `files` order.
-    contents: Vec<(Vec<u8>, bool)>,
+    contents: Vec<Content>,
     /// `src/`: the workspace files in canonical order (shared, never copied, by runners).
     src: bytes::Bytes,
     /// `deps/`: the vendored tree and its source replacement config, once made.
@@ -483,18 +720,28 @@ impl Snapshot {
         let mut contents = Vec::with_capacity(files.len());
         let mut src = TarWriter::new(source_date_epoch);
         for rel in &files {
-            let path = workspace.join(rel);
-            let data = std::fs::read(&path).at(&path)?;
-            let meta = std::fs::metadata(&path).at(&path)?;
-            let executable = is_executable(&meta);
-            src.file(&Path::new("src").join(rel), &data, executable)?;
-            contents.push((data, executable));
+            // Classified again as it is read: the tree may have changed since it was listed.
+            let content = match source_kind(workspace, rel)? {
+                Some(SourceKind::File) => read_regular(&workspace.join(rel))?,
+                Some(SourceKind::Link(target)) => Content::Link(target),
+                None => {
+                    return Err(Error::InputsChanged {
+                        path: workspace.join(rel),
+                    });
+                }
+            };
+            src.entry(&Path::new("src").join(rel), &content)?;
+            contents.push(content);
         }
         let src = src.finish()?;
         let codegen_units_pinned = files
             .iter()
             .position(|f| f == Path::new("Cargo.toml"))
-            .is_some_and(|i| sets_codegen_units(&String::from_utf8_lossy(&contents[i].0)));
+            .and_then(|i| match &contents[i] {
+                Content::File { data, .. } => Some(data),
+                Content::Link(_) => None,
+            })
+            .is_some_and(|data| sets_codegen_units(&String::from_utf8_lossy(data)));
         let lock = hermetic_deps::lockfile::Lockfile::read(&workspace.join("Cargo.lock"))?;
         let deps_config = hermetic_deps::write_source_config("deps", &lock);
 
@@ -562,8 +809,8 @@ impl Snapshot {
     fn archives(&self, reverse_file_order: bool) -> Result<Vec<bytes::Bytes>> {
         let src = if reverse_file_order {
             let mut tar = TarWriter::new(self.source_date_epoch);
-            for (rel, (data, executable)) in self.files.iter().zip(&self.contents).rev() {
-                tar.file(&Path::new("src").join(rel), data, *executable)?;
+            for (rel, content) in self.files.iter().zip(&self.contents).rev() {
+                tar.entry(&Path::new("src").join(rel), content)?;
             }
             tar.finish()?.into()
         } else {

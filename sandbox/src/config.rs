@@ -59,7 +59,7 @@ struct RawFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawRunner {
-    name: Option<String>,
+    name: Option<Spanned<String>>,
     endpoint: Spanned<String>,
     tls_verify: Option<bool>,
     cert_path: Option<PathBuf>,
@@ -140,8 +140,29 @@ impl Config {
                         .into(),
                 ));
             }
+            // A runner's name becomes a directory of its outputs: one plain path component.
+            if let Some(name) = &r.name {
+                hermetic_deps::validate::path_component(name.get_ref()).map_err(|why| {
+                    error(
+                        name.span().start,
+                        format!("runners[{i}].name {:?} is refused: {why}", name.get_ref()),
+                    )
+                })?;
+                if runners
+                    .iter()
+                    .any(|o: &RunnerConfig| o.name.as_deref() == Some(name.get_ref().as_str()))
+                {
+                    return Err(error(
+                        name.span().start,
+                        format!(
+                            "runners[{i}].name {:?} is already another runner's: names must differ",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+            }
             runners.push(RunnerConfig {
-                name: r.name,
+                name: r.name.map(Spanned::into_inner),
                 endpoint,
                 spec,
                 vary: r.vary.map(Spanned::into_inner),

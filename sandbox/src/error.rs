@@ -59,6 +59,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path}: {detail}")]
+    UnsafeSource { path: PathBuf, detail: String },
     #[error("{path} changed while hermetic was reading it")]
     InputsChanged { path: PathBuf },
     #[error(transparent)]
@@ -79,7 +81,9 @@ pub enum ErrorKind {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::ImageMissing { .. } | Error::InputsChanged { .. } => ErrorKind::Input,
+            Error::ImageMissing { .. }
+            | Error::InputsChanged { .. }
+            | Error::UnsafeSource { .. } => ErrorKind::Input,
             Error::BuildFailed { .. } | Error::MissingOutput { .. } => ErrorKind::BuildFailed,
             Error::Timeout { stage, .. } if *stage == "build" => ErrorKind::BuildFailed,
             Error::Deps(e) => match e.kind() {
@@ -122,6 +126,10 @@ impl Error {
                  offline, or `hermetic image build` if a base image is present"
                     .into()
             }
+            Error::UnsafeSource { .. } => "a build only sees the workspace: replace the link \
+                 by the file itself (or by a link to a file inside the workspace), and remove \
+                 sockets, fifos and devices from the tree"
+                .into(),
             Error::BuildFailed { .. } => "read build.log in the diagnostics folder; \
                  reproduce.sh there reruns the same build"
                 .into(),

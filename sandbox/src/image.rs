@@ -111,6 +111,25 @@ async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
 pub async fn show(engine: &Engine, reference: &str) -> Result<ImageInfo> {
     let inspected = inspect(engine, reference).await?;
     let digest = inspected.id.clone().unwrap_or_default();
+    // The engine's answer names a cache file and every build's inputs: it must be an image
+    // id, and the one asked for when a digest was asked for.
+    let asked_digest = reference.starts_with("sha256:").then_some(reference);
+    if !digest
+        .strip_prefix("sha256:")
+        .is_some_and(hermetic_deps::hash::is_sha256_hex)
+        || asked_digest.is_some_and(|d| d != digest)
+    {
+        return Err(Error::ImageDigestMismatch {
+            host: engine.host.clone(),
+            expected: asked_digest.unwrap_or("sha256:<64 hex digits>").to_string(),
+            found: digest
+                .chars()
+                .take(100)
+                .collect::<String>()
+                .escape_debug()
+                .to_string(),
+        });
+    }
     let t = toolchain(engine, &digest).await?;
     Ok(ImageInfo {
         reference: reference.into(),

@@ -271,21 +271,56 @@ pub fn expect(cmd: &mut Command, code: i32) -> Run {
 }
 
 /// Makes sure the builder image exists (bootstrapping it offline once, ~1 minute) and
-/// returns its reference. Serialised: parallel tests wait for the first bootstrap.
+/// returns its reference. Tests run in processes of their own (nextest) and at once: the
+/// first to find the image missing bootstraps it while holding a lock directory, the others
+/// wait for it and then see the image.
 pub fn builder_image() -> &'static str {
+    const IMAGE: &str = "hermetic/builder:latest";
     static READY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     READY.get_or_init(|| {
-        let present = Command::new("docker")
-            .args(["image", "inspect", "hermetic/builder:latest"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !present {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermetic"));
-            cmd.args(["image", "bootstrap"]);
-            expect(&mut cmd, 0);
+        let present = || {
+            Command::new("docker")
+                .args(["image", "inspect", IMAGE])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let lock = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("builder-image.lock");
+        // Long enough for the slowest bootstrap seen; a lock older than this is abandoned.
+        let patience = std::time::Duration::from_secs(900);
+        loop {
+            if present() {
+                return;
+            }
+            match std::fs::create_dir(&lock) {
+                Ok(()) => {
+                    struct Unlock(PathBuf);
+                    impl Drop for Unlock {
+                        fn drop(&mut self) {
+                            let _ = std::fs::remove_dir(&self.0);
+                        }
+                    }
+                    let _unlock = Unlock(lock.clone());
+                    if !present() {
+                        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermetic"));
+                        cmd.args(["image", "bootstrap"]);
+                        expect(&mut cmd, 0);
+                    }
+                    return;
+                }
+                Err(_) => {
+                    let age = std::fs::metadata(&lock)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    if age.is_some_and(|a| a > patience) {
+                        let _ = std::fs::remove_dir(&lock);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+            }
         }
     });
-    "hermetic/builder:latest"
+    IMAGE
 }
 
 /// Containers and volumes that still carry a run's label.

@@ -98,14 +98,8 @@ async fn check_rebuild(
     if let Some(commit) =
         find("source").and_then(|s| s["digest"]["gitCommit"].as_str().map(String::from))
     {
-        let head = std::process::Command::new("git")
-            .arg("-C")
-            .arg(source)
-            .args(["rev-parse", "HEAD"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let head = hermetic_deps::host::git_output(source, ["rev-parse", "HEAD"])
+            .map(|o| String::from_utf8_lossy(&o).trim().to_string());
         push(
             a,
             "rebuild: source at the recorded commit",
@@ -124,11 +118,25 @@ async fn check_rebuild(
         push(a, "rebuild", false, "the provenance names no builder image");
         return Ok(());
     };
-    let manifest = source.join(
-        p.predicate["buildDefinition"]["externalParameters"]["manifestPath"]
-            .as_str()
-            .unwrap_or("Cargo.toml"),
-    );
+    // The recorded manifest path is the document's, not the auditor's: it must name a
+    // Cargo.toml inside the checkout, by a relative path that stays there.
+    let recorded = p.predicate["buildDefinition"]["externalParameters"]["manifestPath"]
+        .as_str()
+        .unwrap_or("Cargo.toml");
+    if let Err(why) = hermetic_deps::validate::relative_path(recorded).and_then(|()| {
+        (Path::new(recorded).file_name() == Some(std::ffi::OsStr::new("Cargo.toml")))
+            .then_some(())
+            .ok_or_else(|| "the path does not name a Cargo.toml".to_string())
+    }) {
+        push(
+            a,
+            "rebuild: the recorded manifest path",
+            false,
+            format!("manifestPath {recorded:?} is refused: {why}"),
+        );
+        return Ok(());
+    }
+    let manifest = source.join(recorded);
     let out = tempfile::tempdir().map_err(|e| Failure::io("temporary directory", e))?;
     let args = build::Args {
         manifest_path: manifest,

@@ -1,0 +1,389 @@
+//! A hostile project cannot reach the host. Each test is one attack, made the way a project
+//! would make it; each checks the exact error and exit code, and that nothing happened
+//! outside: the canary paths stay absent, the canary program never ran, the secret's bytes
+//! are nowhere.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A scratch directory outside the project, where an attack would leave its traces.
+struct Outside {
+    dir: tempfile::TempDir,
+}
+
+impl Outside {
+    fn new() -> Outside {
+        Outside {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A host file the project must never read, with bytes found nowhere else.
+    fn secret(&self) -> (PathBuf, String) {
+        let bytes = format!("host-secret-{}-{}", std::process::id(), unix_now());
+        let path = self.path("secret.txt");
+        std::fs::write(&path, &bytes).expect("secret");
+        (path, bytes)
+    }
+
+    /// A program that records that it ran (and the environment it got), then does what
+    /// it was asked: the project names it as a tool of the host's.
+    fn canary(&self) -> (PathBuf, PathBuf) {
+        let ran = self.path("canary-ran");
+        let script = self.path("canary.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nenv > '{}'\n[ \"$#\" -gt 0 ] && exec \"$@\"\nexit 0\n",
+                ran.display()
+            ),
+        )
+        .expect("canary");
+        let mut perm = std::fs::metadata(&script).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(&script, perm).expect("chmod");
+        (script, ran)
+    }
+}
+
+fn hermetic_json(project: &Path, args: &[&str], code: i32) -> Value {
+    let mut cmd = hermetic(project);
+    cmd.arg("--json").args(args);
+    expect(&mut cmd, code).json()
+}
+
+fn message(v: &Value) -> String {
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args);
+    expect(&mut cmd, 0);
+}
+
+/// No file anywhere under `dir` (outputs, diagnostics, logs) holds `needle`.
+fn nowhere_under(dir: &Path, needle: &str) {
+    for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        if entry.file_type().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(needle),
+                "the secret is in {}",
+                entry.path().display()
+            );
+        }
+    }
+}
+
+#[test]
+fn lockfile_fields_cannot_become_paths() {
+    let _serial = engine_lock();
+    let outside = Outside::new();
+    let escape = outside.path("written-by-the-lockfile");
+    let cases = [
+        (
+            "version",
+            "\"1.0.19\"".to_string(),
+            format!("\"1.0.19/../../../../../../..{}\"", escape.display()),
+        ),
+        (
+            "checksum",
+            "\"3bd1574e617a9a6c1f8f8181bd7e841e1f20e4277607ef28945765188d6284d4\"".to_string(),
+            format!("\"{}\"", escape.display()),
+        ),
+        ("name", "\"itoa\"".to_string(), "\"../../itoa\"".to_string()),
+        (
+            "source",
+            "\"registry+https://github.com/rust-lang/crates.io-index\"".to_string(),
+            format!("\"git+--upload-pack=touch {}#0123\"", escape.display()),
+        ),
+    ];
+    for (field, good, evil) in cases {
+        let project = fixture("hello");
+        let lock = project.path().join("Cargo.lock");
+        let text = std::fs::read_to_string(&lock).expect("lock");
+        let tampered = text.replacen(
+            &format!("{field} = {good}"),
+            &format!("{field} = {evil}"),
+            1,
+        );
+        assert_ne!(text, tampered, "{field} not replaced");
+        std::fs::write(&lock, tampered).expect("write");
+        for args in [vec!["vendor"], vec!["build", "--image", builder_image()]] {
+            let v = hermetic_json(project.path(), &args, 2);
+            let msg = message(&v);
+            assert!(
+                msg.contains("Cargo.lock") && msg.contains(&format!("`{field}`")),
+                "{field}: {msg}"
+            );
+            assert!(
+                v["error"]["fix"]
+                    .as_str()
+                    .is_some_and(|f| f.contains("cargo generate-lockfile")),
+                "{v}"
+            );
+        }
+        assert!(!escape.exists(), "{field}: the lockfile wrote outside");
+        assert!(!project.path().join("dist").exists());
+    }
+}
+
+#[test]
+fn a_swapped_cached_archive_is_refused_and_evicted() {
+    // A cache of this test's own, where "another party" replaces the archive.
+    let cache = tempfile::tempdir().expect("cache");
+    let project = fixture("hello");
+    let vendor = |code: i32| {
+        let mut cmd = hermetic(project.path());
+        cmd.env("HERMETIC_CACHE", cache.path())
+            .args(["--json", "vendor", "--out", "deps"]);
+        expect(&mut cmd, code).json()
+    };
+    vendor(0);
+    let sha = "3bd1574e617a9a6c1f8f8181bd7e841e1f20e4277607ef28945765188d6284d4";
+    let archive = cache.path().join("crates").join(format!("{sha}.crate"));
+    assert!(archive.is_file());
+    // A valid archive with the same top folder and other content.
+    let evil_dir = tempfile::tempdir().expect("evil");
+    let top = evil_dir.path().join("itoa-1.0.19");
+    std::fs::create_dir_all(top.join("src")).expect("mkdir");
+    std::fs::write(
+        top.join("Cargo.toml"),
+        "[package]\nname = \"itoa\"\nversion = \"1.0.19\"\n",
+    )
+    .expect("w");
+    std::fs::write(top.join("src/lib.rs"), "pub const EVIL: u8 = 1;\n").expect("w");
+    let mut tar = Command::new("tar");
+    tar.current_dir(evil_dir.path())
+        .args(["czf"])
+        .arg(&archive)
+        .arg("itoa-1.0.19");
+    expect(&mut tar, 0);
+    // Whatever was derived from it goes too, so that only the archive can be believed.
+    std::fs::remove_dir_all(cache.path().join("trees")).expect("rm trees");
+    let _ = std::fs::remove_file(
+        cache
+            .path()
+            .join("crates")
+            .join(format!("{sha}.files.json")),
+    );
+    std::fs::remove_dir_all(project.path().join("deps")).expect("rm deps");
+    let v = vendor(1);
+    assert!(
+        message(&v).contains("the cached archive has sha256") && message(&v).contains(sha),
+        "{v}"
+    );
+    assert!(!archive.exists(), "the swapped archive was not evicted");
+    assert!(
+        !project.path().join("deps").exists(),
+        "nothing half-written"
+    );
+    // The next run fetches the real one.
+    let v = vendor(0);
+    assert_eq!(v["status"], "ok", "{v}");
+    let lib = std::fs::read_to_string(project.path().join("deps/vendor/itoa-1.0.19/src/lib.rs"))
+        .expect("lib.rs");
+    assert!(!lib.contains("EVIL"));
+}
+
+/// The project's `.cargo/config.toml`, `rust-toolchain.toml` and git config name a program
+/// of the project's for every tool hermetic runs on the host; none of them runs.
+#[test]
+fn host_tools_run_nothing_the_project_configures() {
+    let _serial = engine_lock();
+    let outside = Outside::new();
+    let (canary, ran) = outside.canary();
+    let project = fixture("hello");
+    let p = project.path();
+    std::fs::create_dir_all(p.join(".cargo")).expect("mkdir");
+    let config = format!(
+        "[build]\nrustc-wrapper = '{c}'\nrustc-workspace-wrapper = '{c}'\n\
+         [env]\nHERMETIC_CANARY = '{c}'\n\
+         [registry]\nglobal-credential-providers = ['{c}']\n",
+        c = canary.display()
+    );
+    std::fs::write(p.join(".cargo/config.toml"), &config).expect("config");
+    std::fs::write(p.join(".cargo/config"), &config).expect("config");
+    std::fs::write(
+        p.join("rust-toolchain.toml"),
+        format!("[toolchain]\npath = '{}'\n", outside.dir.path().display()),
+    )
+    .expect("toolchain");
+    // git: fsmonitor, hooks and a clean filter on every file, all the canary.
+    git(p, &["init", "-q", "-b", "main"]);
+    std::fs::write(p.join(".gitattributes"), "* filter=evil\n").expect("attrs");
+    git(p, &["add", "."]);
+    git(p, &["commit", "-q", "-m", "init"]);
+    for (k, v) in [
+        ("core.fsmonitor", canary.display().to_string()),
+        ("filter.evil.clean", canary.display().to_string()),
+        ("filter.evil.required", "true".to_string()),
+        ("core.hooksPath", outside.dir.path().display().to_string()),
+        ("log.showSignature", "true".to_string()),
+        ("gpg.program", canary.display().to_string()),
+    ] {
+        git(p, &["config", k, &v]);
+    }
+    std::fs::copy(&canary, outside.path("post-checkout")).expect("hook");
+    // A stat change so that git would want to re-read (and filter) every file.
+    std::fs::write(
+        p.join("src/main.rs"),
+        std::fs::read(p.join("src/main.rs")).expect("r"),
+    )
+    .expect("touch");
+
+    hermetic_json(p, &["vendor"], 0);
+    assert!(
+        !ran.exists(),
+        "a program of the project's ran during vendoring"
+    );
+    // Inside the container the project's cargo config is its own business (and names a
+    // program the container does not have): it goes, so that the build can succeed and
+    // the git attacks be seen on their own.
+    std::fs::remove_dir_all(p.join(".cargo")).expect("rm .cargo");
+    std::fs::remove_file(p.join("rust-toolchain.toml")).expect("rm toolchain file");
+    let v = hermetic_json(p, &["build", "--image", builder_image()], 0);
+    assert!(
+        !ran.exists(),
+        "a program of the project's ran during the build"
+    );
+    // The filter was not needed to tell that the tree differs from its commit.
+    assert_eq!(
+        v["record"]["source"]["dirty"], true,
+        "{}",
+        v["record"]["source"]
+    );
+    let out = expect(&mut Command::new(p.join("dist/hello")), 0);
+    assert_eq!(out.stdout, "hello 42\n");
+}
+
+#[test]
+fn links_out_of_the_workspace_are_refused_in_git_trees_and_outside() {
+    let _serial = engine_lock();
+    let outside = Outside::new();
+    let (secret, bytes) = outside.secret();
+    for in_git in [false, true] {
+        for target in [
+            secret.display().to_string(),
+            // Relative, climbing out of the temporary project into the outside directory.
+            format!(
+                "../../{}/secret.txt",
+                outside
+                    .dir
+                    .path()
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+            ),
+        ] {
+            let project = fixture("hello");
+            let p = project.path();
+            // Both temporary directories share a parent, so `../../X` from src/ is outside.
+            assert_eq!(p.parent(), outside.dir.path().parent());
+            std::os::unix::fs::symlink(&target, p.join("src/k")).expect("symlink");
+            std::fs::write(
+                p.join("src/main.rs"),
+                "fn main() { print!(\"{}\", include_str!(\"k\")); }\n",
+            )
+            .expect("main");
+            if in_git {
+                git(p, &["init", "-q", "-b", "main"]);
+                git(p, &["add", "."]);
+                git(p, &["commit", "-q", "-m", "init"]);
+            }
+            let v = hermetic_json(p, &["build", "--image", builder_image()], 2);
+            let msg = message(&v);
+            assert!(
+                msg.contains("src/k") && msg.contains("outside the workspace"),
+                "git={in_git} {target}: {msg}"
+            );
+            assert!(!p.join("dist").exists());
+            nowhere_under(p, &bytes);
+        }
+    }
+    // A link that stays inside is sent as a link, and the build reads through it.
+    let project = fixture("hello");
+    let p = project.path();
+    std::fs::create_dir_all(p.join("data")).expect("mkdir");
+    std::fs::write(p.join("data/words.txt"), "inside").expect("w");
+    std::os::unix::fs::symlink("../data/words.txt", p.join("src/k")).expect("symlink");
+    std::fs::write(
+        p.join("src/main.rs"),
+        "fn main() { print!(\"{}\", include_str!(\"k\")); }\n",
+    )
+    .expect("main");
+    hermetic_json(p, &["build", "--image", builder_image()], 0);
+    let out = expect(&mut Command::new(p.join("dist/hello")), 0);
+    assert_eq!(out.stdout, "inside");
+    // A path that passes through a link to a host directory, as a hostile git index lists it.
+    let project = fixture("hello");
+    let p = project.path();
+    git(p, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(p.join("a")).expect("mkdir");
+    std::fs::write(p.join("a/secret.txt"), "placeholder").expect("w");
+    git(p, &["add", "."]);
+    git(p, &["commit", "-q", "-m", "init"]);
+    std::fs::remove_dir_all(p.join("a")).expect("rm");
+    std::os::unix::fs::symlink(outside.dir.path(), p.join("a")).expect("symlink");
+    let v = hermetic_json(p, &["build", "--image", builder_image()], 2);
+    assert!(
+        message(&v).contains("passes through the symbolic link"),
+        "{v}"
+    );
+    nowhere_under(p, &bytes);
+    // A fifo would block the snapshot, a socket or device is no file: refused.
+    let project = fixture("hello");
+    let p = project.path();
+    let mut mkfifo = Command::new("mkfifo");
+    mkfifo.arg(p.join("src/pipe"));
+    expect(&mut mkfifo, 0);
+    let v = hermetic_json(p, &["build", "--image", builder_image()], 2);
+    assert!(message(&v).contains("socket, fifo or device"), "{v}");
+}
+
+#[test]
+fn a_runner_name_cannot_become_a_directory_elsewhere() {
+    let outside = Outside::new();
+    let target = outside.path("runner-dir");
+    for name in [
+        target.display().to_string(),
+        "../../x".to_string(),
+        "..".into(),
+    ] {
+        let project = fixture("hello");
+        std::fs::write(
+            project.path().join("hermetic.toml"),
+            format!(
+                "[[runners]]\nendpoint = \"local\"\n\n[[runners]]\nname = {}\nendpoint = \"local\"\n",
+                toml_string(&name)
+            ),
+        )
+        .expect("toml");
+        let v = hermetic_json(project.path(), &["verify", "--no-sign"], 2);
+        let msg = message(&v);
+        assert!(
+            msg.contains("hermetic.toml") && msg.contains("runners[1].name"),
+            "{name}: {msg}"
+        );
+        assert!(!target.exists());
+        assert!(!project.path().join("dist").exists());
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
