@@ -160,3 +160,99 @@ pub(crate) fn set_mode(path: &Path, executable: bool) -> Result<()> {
 pub(crate) fn set_mode(_path: &Path, _executable: bool) -> Result<()> {
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A gzipped tar with `entries` (path, bytes, kind) written as-is (no path checks).
+    fn crate_file(dir: &Path, entries: &[(&str, &[u8], tar::EntryType)]) -> std::path::PathBuf {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, data, kind) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            h.set_size(if *kind == tar::EntryType::Symlink {
+                0
+            } else {
+                data.len() as u64
+            });
+            // Raw name bytes: `set_path` would refuse the hostile ones.
+            let name = &mut h.as_old_mut().name;
+            name[..path.len()].copy_from_slice(path.as_bytes());
+            if *kind == tar::EntryType::Symlink {
+                h.set_link_name("/etc/passwd").expect("link");
+            }
+            h.set_cksum();
+            builder.append(&h, *data).expect("append");
+        }
+        let tar = builder.into_inner().expect("tar");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).expect("gz");
+        let path = dir.join("c-1.0.0.crate");
+        std::fs::write(&path, gz.finish().expect("gz")).expect("write");
+        path
+    }
+
+    fn refused(entries: &[(&str, &[u8], tar::EntryType)], limit: u64) -> String {
+        let dir = tempfile::tempdir().expect("tmp");
+        let archive = crate_file(dir.path(), entries);
+        let dest = dir.path().join("out");
+        match read_crate_limited(&archive, "c-1.0.0", Some(&dest), None, limit) {
+            Err(e) => e.to_string(),
+            Ok(l) => panic!("accepted: {l:?}"),
+        }
+    }
+
+    const FILE: tar::EntryType = tar::EntryType::Regular;
+
+    #[test]
+    fn a_good_crate_unpacks_and_lists() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let archive = crate_file(
+            dir.path(),
+            &[("c-1.0.0/src/lib.rs", b"pub fn f() {}\n", FILE)],
+        );
+        let sha = crate::hash::sha256_file(&archive).expect("sha");
+        let dest = dir.path().join("out");
+        let listing = read_crate(&archive, "c-1.0.0", Some(&dest), Some(&sha)).expect("ok");
+        assert_eq!(listing.len(), 1);
+        assert_eq!(
+            std::fs::read(dest.join("src/lib.rs")).expect("read"),
+            b"pub fn f() {}\n"
+        );
+        // The same bytes under another checksum are not unpacked at all.
+        let other = dir.path().join("out2");
+        let e = read_crate(&archive, "c-1.0.0", Some(&other), Some(&"0".repeat(64)));
+        assert!(
+            matches!(e, Err(Error::CachedArchiveChecksum { .. })),
+            "{e:?}"
+        );
+        assert!(!other.exists());
+    }
+
+    #[test]
+    fn hostile_archives_are_refused() {
+        let big = vec![0u8; 4096];
+        let msg = refused(
+            &[("c-1.0.0/a", &big, FILE), ("c-1.0.0/b", &big, FILE)],
+            6000,
+        );
+        assert!(msg.contains("unpacks to more than 6000 bytes"), "{msg}");
+        let msg = refused(&[("c-1.0.0/../../evil", b"x", FILE)], MAX_UNPACKED);
+        assert!(msg.contains("escapes the crate root"), "{msg}");
+        let msg = refused(&[("other-1.0.0/x", b"x", FILE)], MAX_UNPACKED);
+        assert!(msg.contains("outside c-1.0.0/"), "{msg}");
+        let msg = refused(
+            &[("c-1.0.0/link", b"", tar::EntryType::Symlink)],
+            MAX_UNPACKED,
+        );
+        assert!(msg.contains("only regular files"), "{msg}");
+        let msg = refused(
+            &[("c-1.0.0/a", b"1", FILE), ("c-1.0.0/a", b"2", FILE)],
+            MAX_UNPACKED,
+        );
+        assert!(msg.contains("exists"), "{msg}");
+    }
+}
