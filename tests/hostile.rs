@@ -340,8 +340,10 @@ fn links_out_of_the_workspace_are_refused_in_git_trees_and_outside() {
     std::fs::remove_dir_all(p.join("a")).expect("rm");
     std::os::unix::fs::symlink(outside.dir.path(), p.join("a")).expect("symlink");
     let v = hermetic_json(p, &["build", "--image", builder_image()], 2);
+    // git lists both the index's `a/secret.txt` and the new link `a` itself.
+    let msg = message(&v);
     assert!(
-        message(&v).contains("passes through the symbolic link"),
+        msg.contains("passes through the symbolic link") || msg.contains("outside the workspace"),
         "{v}"
     );
     nowhere_under(p, &bytes);
@@ -386,4 +388,171 @@ fn a_runner_name_cannot_become_a_directory_elsewhere() {
 
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A vendored output committed into the project (a real one, with a config that names a
+/// program) is never believed: its config is not what cargo reads, and it is rewritten.
+#[test]
+fn a_committed_vendor_output_is_not_believed() {
+    let _serial = engine_lock();
+    let outside = Outside::new();
+    let (canary, ran) = outside.canary();
+    let project = fixture("hello");
+    let p = project.path();
+    hermetic_json(p, &["vendor"], 0);
+    let out = p.join("target/hermetic/deps");
+    std::fs::write(
+        out.join("config.toml"),
+        format!(
+            "[build]\nrustc-wrapper = '{}'\n[source.crates-io]\nreplace-with = 'v'\n\
+             [source.v]\ndirectory = 'deps/vendor'\n",
+            canary.display()
+        ),
+    )
+    .expect("config");
+    let lib = out.join("vendor/itoa-1.0.19/src/lib.rs");
+    std::fs::write(&lib, "pub const PLANTED: u8 = 1;\n").expect("plant");
+    hermetic_json(p, &["vendor"], 0);
+    assert!(!ran.exists(), "the committed config's program ran");
+    assert!(
+        !std::fs::read_to_string(&lib)
+            .expect("lib")
+            .contains("PLANTED"),
+        "the committed tree was believed"
+    );
+    assert!(
+        !std::fs::read_to_string(out.join("config.toml"))
+            .expect("config")
+            .contains("rustc-wrapper")
+    );
+    hermetic_json(p, &["build", "--image", builder_image()], 0);
+    assert!(
+        !ran.exists(),
+        "the committed config's program ran in the build"
+    );
+}
+
+/// `target/hermetic` or `dist` committed as links to a host directory: nothing is written
+/// there.
+#[test]
+fn links_on_the_way_to_outputs_are_refused() {
+    let _serial = engine_lock();
+    let outside = Outside::new();
+    for link in ["target/hermetic", "dist", "target"] {
+        let project = fixture("hello");
+        let p = project.path();
+        if let Some(parent) = Path::new(link).parent() {
+            std::fs::create_dir_all(p.join(parent)).expect("mkdir");
+        }
+        let target = outside.path(&link.replace('/', "-"));
+        std::fs::create_dir_all(&target).expect("mkdir");
+        std::os::unix::fs::symlink(&target, p.join(link)).expect("symlink");
+        for args in [
+            vec!["build", "--image", builder_image()],
+            vec!["verify", "--runners", "2", "--vary", "tz", "--no-sign"],
+        ] {
+            let v = hermetic_json(p, &args, 2);
+            assert!(message(&v).contains("link"), "{link} {}: {v}", args[0]);
+            let written: Vec<_> = std::fs::read_dir(&target)
+                .expect("read")
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert!(
+                written.is_empty(),
+                "{link}: hermetic wrote {written:?} outside"
+            );
+        }
+    }
+}
+
+/// The repository's own git state cannot vouch for sources it does not hold: replace refs
+/// do not make a changed tree look like its commit, an included config is refused, and a
+/// remote URL's credentials stay out of the record.
+#[test]
+fn git_state_cannot_lie_about_the_sources() {
+    let _serial = engine_lock();
+    let project = fixture("hello");
+    let p = project.path();
+    git(p, &["init", "-q", "-b", "main"]);
+    git(p, &["add", "."]);
+    git(p, &["commit", "-q", "-m", "genuine"]);
+    let genuine = String::from_utf8(
+        Command::new("git")
+            .current_dir(p)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .expect("utf-8")
+    .trim()
+    .to_string();
+    let main_rs = p.join("src/main.rs");
+    let text = std::fs::read_to_string(&main_rs).expect("main");
+    std::fs::write(&main_rs, text.replace("42u32", "666u32")).expect("w");
+    git(p, &["commit", "-q", "-am", "hostile"]);
+    git(p, &["reset", "-q", "--soft", &genuine]);
+    let hostile = String::from_utf8(
+        Command::new("git")
+            .current_dir(p)
+            .args(["rev-parse", "main@{1}"])
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .expect("utf-8")
+    .trim()
+    .to_string();
+    git(p, &["replace", &genuine, &hostile]);
+    git(
+        p,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://someone:s3cr3t-token@example.invalid/r.git",
+        ],
+    );
+    let v = hermetic_json(p, &["build", "--image", builder_image()], 0);
+    let source = &v["record"]["source"];
+    assert_eq!(source["commit"], genuine.as_str(), "{source}");
+    assert_eq!(
+        source["dirty"], true,
+        "a replace ref hid the change: {source}"
+    );
+    assert_eq!(
+        source["uri"], "git+https://example.invalid/r.git",
+        "{source}"
+    );
+    nowhere_under(&p.join("dist"), "s3cr3t-token");
+
+    // A config that includes another file (here: a fifo, which would hang git) is refused.
+    let fifo = p.join("target/include-me");
+    std::fs::create_dir_all(fifo.parent().expect("parent")).expect("mkdir");
+    let mut mkfifo = Command::new("mkfifo");
+    mkfifo.arg(&fifo);
+    expect(&mut mkfifo, 0);
+    git(p, &["config", "include.path", &fifo.display().to_string()]);
+    let v = hermetic_json(p, &["build", "--image", builder_image()], 2);
+    assert!(message(&v).contains("includes other files"), "{v}");
+}
+
+/// Project files are read only as small regular files: a `Cargo.lock` that is a link to a
+/// host file (or to /dev/zero) is an input error, and the file's bytes are not echoed.
+#[test]
+fn project_files_that_are_links_are_not_read() {
+    let outside = Outside::new();
+    let (secret, bytes) = outside.secret();
+    for target in [secret.as_path(), Path::new("/dev/zero")] {
+        let project = fixture("hello");
+        let lock = project.path().join("Cargo.lock");
+        std::fs::remove_file(&lock).expect("rm");
+        std::os::unix::fs::symlink(target, &lock).expect("symlink");
+        let mut cmd = hermetic(project.path());
+        cmd.args(["--json", "vendor"]);
+        let r = expect(&mut cmd, 2);
+        assert!(r.stdout.contains("Cargo.lock"), "{}", r.stdout);
+        assert!(!r.stdout.contains(&bytes) && !r.stderr.contains(&bytes));
+    }
 }

@@ -1,6 +1,6 @@
 //! Reading `Cargo.lock` and classifying where each package comes from.
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::hash::sha256_hex;
 use crate::validate;
 use serde::{Deserialize, Serialize};
@@ -116,6 +116,10 @@ impl LockedPackage {
     }
 }
 
+/// The largest project file (Cargo.lock, vendor-policy.toml, hermetic.toml) hermetic reads:
+/// far above any real one, far below what would exhaust the host.
+pub const MAX_PROJECT_FILE: u64 = 16 << 20;
+
 /// A parsed Cargo.lock.
 #[derive(Debug, Clone)]
 pub struct Lockfile {
@@ -180,14 +184,20 @@ fn validate_package(path: &Path, index: usize, p: &RawPackage) -> Result<()> {
 
 impl Lockfile {
     pub fn read(path: &Path) -> Result<Lockfile> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match crate::host::read_small(path, MAX_PROJECT_FILE) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::NoLockfile {
                     path: path.to_path_buf(),
                 });
             }
-            Err(e) => return Err(e).at(path),
+            // A link, fifo, device or giant: the project's doing, so the user's to fix.
+            Err(e) => {
+                return Err(Error::BadLockfile {
+                    path: path.to_path_buf(),
+                    detail: format!("not readable as a regular file of at most 16 MiB: {e}"),
+                });
+            }
         };
         let bad = |detail: String| Error::BadLockfile {
             path: path.to_path_buf(),

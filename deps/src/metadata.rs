@@ -15,7 +15,8 @@ pub(crate) fn cargo_metadata(
     let mut cmd = MetadataCommand::new();
     // From a directory the project does not control, without secrets (see `host`).
     cmd.manifest_path(manifest_path)
-        .current_dir(crate::host::NEUTRAL_DIR);
+        .current_dir(crate::host::NEUTRAL_DIR)
+        .env("CARGO_TARGET_DIR", crate::host::cargo_target_dir());
     for v in crate::host::SECRET_VARS {
         cmd.env_remove(v);
     }

@@ -127,9 +127,20 @@ fn vendor_in(
             detail: "the output must be a named directory".into(),
         })?;
     guard_output(&out)?;
+    // An output inside the workspace sits in files the project controls: whatever is there
+    // (a committed `deps.json`, stat index or config) is never believed, and no directory
+    // on the way to it may be a link out of the workspace.
+    let out_in_project = out.starts_with(root);
+    if out_in_project && let Some(parent) = out.parent() {
+        crate::host::real_dir(root, parent).map_err(|e| Error::BadVendorDir {
+            path: out.clone(),
+            detail: e.to_string(),
+        })?;
+    }
 
     // The output already holds this exact verified tree: nothing to copy.
-    let out_current = DepManifest::read(&out.join("deps.json")).is_ok_and(|m| m.vendor_key == key)
+    let out_current = !out_in_project
+        && DepManifest::read(&out.join("deps.json")).is_ok_and(|m| m.vendor_key == key)
         && out.join("config.toml").is_file()
         && TreeIndex::unchanged(&out.join(INDEX), &out.join("vendor"), &key);
     let staging = Cache::staging_path(&out);
@@ -160,11 +171,16 @@ fn vendor_in(
         }
 
         stage("reading the dependency graph");
-        let config = if out_current {
-            out.join("config.toml")
-        } else {
-            tree.join("config.toml")
-        };
+        // The config cargo reads is made here, in a directory of hermetic's own, never one
+        // found on disk: a config file can name programs for cargo to run.
+        let served_from = if out_current { &out } else { &tree };
+        let private = tempfile::tempdir().at(std::env::temp_dir())?;
+        let config = private.path().join("config.toml");
+        std::fs::write(
+            &config,
+            write_source_config(&served_from.display().to_string(), &lock),
+        )
+        .at(&config)?;
         let meta = match cargo_metadata(manifest_path, Some(&config)) {
             Ok(meta) => meta,
             // Offline against the vendored tree, a stale lockfile shows up as a missing
@@ -297,6 +313,12 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 
 /// Refuses to replace a directory that `hermetic vendor` did not write.
 fn guard_output(out: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::BadVendorDir {
+            path: out.to_path_buf(),
+            detail: "is a symbolic link; hermetic does not write through it (remove it)".into(),
+        });
+    }
     if !out.exists() {
         return Ok(());
     }

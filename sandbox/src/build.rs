@@ -175,6 +175,11 @@ pub fn source_files(workspace: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf
         .iter()
         .filter_map(|e| e.strip_prefix(workspace).ok().map(Path::to_path_buf))
         .collect();
+    // A repository hermetic refuses to read is an error, not silently a plain directory.
+    hermetic_deps::host::repository(workspace).map_err(|detail| Error::UnsafeSource {
+        path: workspace.join(".git"),
+        detail,
+    })?;
     let listed = hermetic_deps::host::git_output(
         workspace,
         [
@@ -381,6 +386,7 @@ pub fn source_identity(workspace: &Path) -> SourceIdentity {
     };
     let uri = git(&["remote", "get-url", "origin"])
         .filter(|u| !u.is_empty() && !u.chars().any(char::is_control))
+        .map(|u| hermetic_deps::host::without_userinfo(&u))
         .map(|u| {
             if u.starts_with("git+") {
                 u

@@ -76,7 +76,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 impl Config {
     /// Reads `path`; `Ok(None)` if it does not exist.
     pub fn load(path: &Path) -> Result<Option<Config>, ConfigError> {
-        match std::fs::read_to_string(path) {
+        let read = hermetic_deps::host::read_small(path, hermetic_deps::lockfile::MAX_PROJECT_FILE)
+            .and_then(|b| {
+                String::from_utf8(b)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            });
+        match read {
             Ok(text) => Config::parse(path, &text).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(ConfigError {

@@ -225,7 +225,12 @@ pub async fn bootstrap(
     let sysroot = match &opts.sysroot {
         Some(s) => s.clone(),
         None => PathBuf::from(sh(
-            std::process::Command::new("rustc").args(["--print", "sysroot"]),
+            // From `/`: run inside a project, rustup would take its rust-toolchain.toml.
+            hermetic_deps::host::scrub(
+                std::process::Command::new("rustc")
+                    .current_dir(hermetic_deps::host::NEUTRAL_DIR)
+                    .args(["--print", "sysroot"]),
+            ),
             "find the host toolchain",
         )?),
     };

@@ -362,6 +362,11 @@ pub async fn build_project(
     let inputs_ms = ms(clock);
     let epoch = inputs.snapshot.source_date_epoch;
     let hermetic_dir = workspace.join("target").join("hermetic");
+    writable_dirs(
+        &workspace,
+        &[hermetic_dir.join("logs"), hermetic_dir.join("diagnostics")],
+        &out,
+    )?;
     let staging = staging_for(&out, run);
     let cpuset = env.cpuset.clone();
     let mut cargo_args = Vec::new();
@@ -597,6 +602,30 @@ impl hermetic_sandbox::build::OutputSink for ArchiveSink {
 
 /// Where an output directory is assembled before it is renamed into place: a hidden
 /// sibling named after the run, so that nothing half-written looks like an output.
+/// Makes `dirs` and the parent of `out` as real directories of `workspace`, and refuses an
+/// `out` that is a link: the project may have committed any of them (`target/hermetic`,
+/// `dist`) as a link to anywhere on the host.
+pub(crate) fn writable_dirs(workspace: &Path, dirs: &[PathBuf], out: &Path) -> Result<(), Failure> {
+    let parent = out.parent().map(Path::to_path_buf).unwrap_or_default();
+    for dir in dirs.iter().chain(std::iter::once(&parent)) {
+        hermetic_deps::host::real_dir(workspace, dir).map_err(|e| {
+            Failure::input(
+                dir,
+                &e.to_string(),
+                "remove the link: hermetic writes only into real directories of the workspace",
+            )
+        })?;
+    }
+    if std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Failure::input(
+            out,
+            "is a symbolic link: hermetic does not write through it",
+            "remove the link, or choose another --out",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn staging_for(out: &Path, run: &RunId) -> PathBuf {
     out.with_file_name(format!(
         ".{}.partial-{}",

@@ -33,6 +33,20 @@ pub fn project_dir(manifest: &Path) -> PathBuf {
 }
 
 /// Vendors for another command (build, verify): prints policy findings, fails on violations.
+/// Where a build keeps its copy of the vendored tree: in hermetic's cache, one per
+/// workspace, not in the project's own `target/` (whose files the project controls and
+/// hermetic must not believe).
+fn build_vendor_dir(cache: &Cache, project: &Path) -> PathBuf {
+    use sha2::Digest;
+    let canonical = std::fs::canonicalize(project).unwrap_or_else(|_| project.to_path_buf());
+    let key = hex::encode(sha2::Sha256::digest(canonical.to_string_lossy().as_bytes()));
+    cache
+        .root()
+        .join("workspaces")
+        .join(&key[..32])
+        .join("deps")
+}
+
 pub fn vendor_step(
     manifest_path: &Path,
     policy: Option<&Path>,
@@ -46,10 +60,11 @@ pub fn vendor_step(
         Some(p) => Some(Policy::load(p)?),
         None => None,
     };
+    let cache = Cache::from_env();
     let opts = VendorOptions {
         manifest_path: manifest_path.to_path_buf(),
-        out: dir.join("target").join("hermetic").join("deps"),
-        cache: Cache::from_env(),
+        out: build_vendor_dir(&cache, &dir),
+        cache,
         policy,
     };
     let outcome = vendor(&opts, &|msg| spinner.stage(msg))?;

@@ -523,6 +523,11 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         args.build.out.clone()
     };
     build::guard_out(&out_dir)?;
+    build::writable_dirs(
+        &workspace,
+        &[workspace.join("target").join("hermetic").join("verify")],
+        &out_dir,
+    )?;
     let key = if args.build.no_sign {
         None
     } else {

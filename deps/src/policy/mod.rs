@@ -10,7 +10,7 @@ pub mod duplicates;
 pub mod licenses;
 pub mod sources;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::manifest::DepManifest;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -94,7 +94,16 @@ pub struct Policy {
 
 impl Policy {
     pub fn load(path: &Path) -> Result<Policy> {
-        let text = std::fs::read_to_string(path).at(path)?;
+        let text = crate::host::read_small(path, crate::lockfile::MAX_PROJECT_FILE)
+            .and_then(|b| {
+                String::from_utf8(b)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            })
+            .map_err(|e| Error::Policy {
+                path: path.to_path_buf(),
+                line: None,
+                message: format!("not readable as a UTF-8 file of at most 16 MiB: {e}"),
+            })?;
         Policy::parse(path, &text)
     }
 
