@@ -94,7 +94,10 @@ pub fn git(workspace: &Path) -> Command {
         .env_remove("GIT_EXTERNAL_DIFF");
     match repository(workspace) {
         Ok(Some(repo)) => {
+            // GIT_COMMON_DIR too: a `commondir` file would otherwise send git to another
+            // repository's config, refs and objects.
             cmd.env("GIT_DIR", repo.join(".git"))
+                .env("GIT_COMMON_DIR", repo.join(".git"))
                 .env("GIT_WORK_TREE", &repo);
         }
         // Nothing to read: point git at a directory that is no repository.
@@ -122,7 +125,7 @@ pub fn repository(workspace: &Path) -> Result<Option<std::path::PathBuf>, String
         let dot_git = d.join(".git");
         match std::fs::symlink_metadata(&dot_git) {
             Ok(m) if m.file_type().is_dir() => {
-                check_repo_config(&dot_git)?;
+                check_repo(&dot_git, &m)?;
                 return Ok(Some(d.to_path_buf()));
             }
             // A linked worktree or a submodule's `.git` file, or a link: not followed.
@@ -131,6 +134,49 @@ pub fn repository(workspace: &Path) -> Result<Option<std::path::PathBuf>, String
         }
     }
     Ok(None)
+}
+
+/// Refuses a repository that is not the user's own (git's "dubious ownership": with
+/// `GIT_DIR` named, git no longer checks it), that borrows from other repositories
+/// (`commondir`, alternates), whose files git reads at every call are not regular files (a
+/// fifo hangs git), or whose config includes other files.
+fn check_repo(dot_git: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    let euid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    if euid.is_some_and(|u| u != meta.uid()) {
+        return Err(format!(
+            "{} belongs to uid {}, not to the user running hermetic: a repository of \
+             someone else's decides nothing here (clone it, or run as its owner)",
+            dot_git.display(),
+            meta.uid()
+        ));
+    }
+    for borrowed in [
+        "commondir",
+        "objects/info/alternates",
+        "objects/info/http-alternates",
+    ] {
+        if std::fs::symlink_metadata(dot_git.join(borrowed)).is_ok() {
+            return Err(format!(
+                "{}: the repository borrows from another one ({borrowed}); hermetic reads \
+                 only self-contained repositories (`git repack -a -d` and remove the file, \
+                 or clone without --shared/--reference)",
+                dot_git.display()
+            ));
+        }
+    }
+    for file in ["HEAD", "index", "packed-refs", "config", "info/exclude"] {
+        if let Ok(m) = std::fs::symlink_metadata(dot_git.join(file))
+            && !m.file_type().is_file()
+        {
+            return Err(format!(
+                "{}: not a regular file; git would read through it",
+                dot_git.join(file).display()
+            ));
+        }
+    }
+    check_repo_config(dot_git)
 }
 
 /// Refuses a repository whose config pulls in other files (`[include]`, `[includeIf]`, a
@@ -203,59 +249,145 @@ pub fn without_userinfo(url: &str) -> String {
     }
 }
 
-/// Creates `dir` and every missing directory between `root` and it, refusing to go through
-/// anything that is not a real directory: a project can commit `target/hermetic` (or `dist`)
-/// as a link to anywhere on the host, and hermetic would write there. `dir` outside `root`
-/// is the user's own choice and is created as usual.
+/// Creates `dir` and its missing parents, refusing to pass through a link or a file that
+/// lies inside `root`: a project can commit `target/hermetic` (or `dist`) as a link to
+/// anywhere on the host, and hermetic would write there. Links outside `root` (the user's
+/// own, say a home directory that is a link) are followed.
+///
+/// The walk goes by real locations, one component at a time, so the answer does not depend
+/// on how `dir` is spelled (relative, through `..`, through the user's link to the
+/// workspace, or with the workspace's canonical path).
 pub fn real_dir(root: &Path, dir: &Path) -> std::io::Result<()> {
-    let Ok(rel) = dir.strip_prefix(root) else {
-        return std::fs::create_dir_all(dir);
+    let refuse = |at: &Path, what: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} is {what} inside the workspace, not a directory: hermetic does not \
+                 write through it (remove it)",
+                at.display()
+            ),
+        )
     };
-    let mut at = root.to_path_buf();
-    for c in rel.components() {
-        let std::path::Component::Normal(c) = c else {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "{}: not a plain path under {}",
-                    dir.display(),
-                    root.display()
-                ),
-            ));
-        };
-        at.push(c);
-        match std::fs::symlink_metadata(&at) {
-            Ok(m) if m.file_type().is_dir() => {}
-            Ok(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!(
-                        "{} is a link or a file, not a directory: hermetic does not write \
-                         through it (remove it)",
-                        at.display()
-                    ),
-                ));
+    let root = std::fs::canonicalize(root)?;
+    let absolute = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(dir)
+    };
+    let mut real = std::path::PathBuf::from("/");
+    for c in absolute.components() {
+        match c {
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => {}
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                real.pop();
             }
-            Err(_) => std::fs::create_dir(&at).or_else(|e| {
-                // Made meanwhile by a parallel run of ours: fine if it is a real directory.
-                match std::fs::symlink_metadata(&at) {
-                    Ok(m) if m.file_type().is_dir() => Ok(()),
-                    _ => Err(e),
+            std::path::Component::Normal(name) => {
+                let next = real.join(name);
+                let inside = real.starts_with(&root) || next == root;
+                match std::fs::symlink_metadata(&next) {
+                    Ok(m) if m.file_type().is_dir() => real = next,
+                    Ok(m) if m.file_type().is_symlink() => {
+                        if inside && next != root {
+                            return Err(refuse(&next, "a link"));
+                        }
+                        real = std::fs::canonicalize(&next)?;
+                    }
+                    Ok(_) => return Err(refuse(&next, "a file")),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        std::fs::create_dir(&next).or_else(|e| {
+                            // Made meanwhile by a parallel run of ours: fine if a directory.
+                            match std::fs::symlink_metadata(&next) {
+                                Ok(m) if m.file_type().is_dir() => Ok(()),
+                                _ => Err(e),
+                            }
+                        })?;
+                        real = next;
+                    }
+                    Err(e) => return Err(e),
                 }
-            })?,
+            }
         }
     }
     Ok(())
 }
 
-/// Runs `git -C workspace ARGS` (see [`git`]) and returns its standard output on success.
+/// Runs `git -C workspace ARGS` (see [`git`]) within [`GIT_TIMEOUT`] and returns its
+/// standard output on success.
 pub fn git_output<I, S>(workspace: &Path, args: I) -> Option<Vec<u8>>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let out = git(workspace).args(args).output().ok()?;
+    let mut cmd = git(workspace);
+    cmd.args(args);
+    let out = output_within(&mut cmd, None, GIT_TIMEOUT)?;
     out.status.success().then_some(out.stdout)
+}
+
+/// How long one git command may take: listing or hashing a large tree takes seconds; a
+/// repository that makes git wait (a fifo somewhere it reads) must not hang hermetic.
+pub const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs `cmd` with `stdin` fed to it, and kills it if it has not finished within `limit`.
+/// `None` if it could not start or was killed.
+pub fn output_within(
+    cmd: &mut Command,
+    stdin: Option<Vec<u8>>,
+    limit: std::time::Duration,
+) -> Option<std::process::Output> {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let feeder = match (stdin, child.stdin.take()) {
+        (Some(bytes), Some(mut pipe)) => Some(std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        })),
+        _ => None,
+    };
+    let mut out_pipe = child.stdout.take()?;
+    let mut err_pipe = child.stderr.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out_pipe.read_to_end(&mut b);
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err_pipe.read_to_end(&mut b);
+        b
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    };
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    Some(std::process::Output {
+        status,
+        stdout: reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]
@@ -287,5 +419,97 @@ mod tests {
             env_of(&git, "GIT_CONFIG_GLOBAL"),
             Some(Some("/dev/null".into()))
         );
+    }
+
+    #[test]
+    fn only_a_plain_repository_is_read() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("sub")).expect("mkdir");
+        assert_eq!(repository(&ws.join("sub")), Ok(None));
+        // A `gitdir:` file pointing elsewhere is not followed.
+        std::fs::write(ws.join(".git"), "gitdir: /root/other/.git\n").expect("w");
+        assert_eq!(repository(&ws.join("sub")), Ok(None));
+        std::fs::remove_file(ws.join(".git")).expect("rm");
+        std::fs::create_dir(ws.join(".git")).expect("mkdir");
+        assert_eq!(repository(&ws.join("sub")), Ok(Some(ws.clone())));
+        std::fs::write(
+            ws.join(".git/config"),
+            "[core]\n\tbare = false\n[ Include ]\n\tpath = /dev/stdin\n",
+        )
+        .expect("w");
+        assert!(repository(&ws).is_err_and(|e| e.contains("includes other files")));
+        std::fs::write(ws.join(".git/config"), "[core]\n").expect("w");
+        std::fs::write(ws.join(".git/commondir"), "/root/other/.git\n").expect("w");
+        assert!(repository(&ws).is_err_and(|e| e.contains("borrows")));
+        std::fs::remove_file(ws.join(".git/commondir")).expect("rm");
+        let made = Command::new("mkfifo").arg(ws.join(".git/HEAD")).status();
+        assert!(made.is_ok_and(|s| s.success()));
+        assert!(repository(&ws).is_err_and(|e| e.contains("not a regular file")));
+    }
+
+    #[test]
+    fn a_hanging_child_is_killed() {
+        let started = std::time::Instant::now();
+        let out = output_within(
+            Command::new("sleep").arg("30"),
+            None,
+            std::time::Duration::from_millis(200),
+        );
+        assert!(out.is_none());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let out = output_within(
+            &mut Command::new("cat"),
+            Some(b"fed".to_vec()),
+            std::time::Duration::from_secs(10),
+        )
+        .expect("cat");
+        assert_eq!(out.stdout, b"fed");
+    }
+
+    #[test]
+    fn credentials_leave_remote_urls() {
+        assert_eq!(
+            without_userinfo("https://user:tok@example.com/a/b.git"),
+            "https://example.com/a/b.git"
+        );
+        assert_eq!(without_userinfo("ssh://git@host:22/r"), "ssh://host:22/r");
+        assert_eq!(without_userinfo("git@host:r.git"), "git@host:r.git");
+        assert_eq!(without_userinfo("https://h/p@q"), "https://h/p@q");
+    }
+
+    #[test]
+    fn real_dir_refuses_links_inside_the_root_however_spelled() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path().join("ws");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(root.join("target")).expect("mkdir");
+        std::fs::create_dir_all(&elsewhere).expect("mkdir");
+        std::os::unix::fs::symlink(&elsewhere, root.join("target/hermetic")).expect("ln");
+        let e = real_dir(&root, &root.join("target/hermetic/logs"));
+        assert!(e.is_err_and(|e| e.to_string().contains("a link inside the workspace")));
+        real_dir(&root, &root.join("dist/a")).expect("plain dirs are made");
+        assert!(root.join("dist/a").is_dir());
+        assert!(real_dir(&root, &root.join("dist/../target/hermetic/x")).is_err());
+        // Through the user's own link to the workspace (outside it, so followed).
+        let user_link = dir.path().join("my-link");
+        std::os::unix::fs::symlink(&root, &user_link).expect("ln");
+        assert!(real_dir(&root, &user_link.join("target/hermetic/x")).is_err());
+        real_dir(&root, &user_link.join("dist/b")).expect("through the user's link");
+        assert!(root.join("dist/b").is_dir());
+        assert_eq!(std::fs::read_dir(&elsewhere).expect("read").count(), 0);
+    }
+
+    #[test]
+    fn project_files_are_read_only_as_small_regular_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("Cargo.lock");
+        std::fs::write(&f, "x").expect("w");
+        assert_eq!(read_small(&f, 10).expect("read"), b"x");
+        assert!(read_small(&f, 0).is_err());
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&f, &link).expect("ln");
+        assert!(read_small(&link, 10).is_err());
+        assert!(read_small(Path::new("/dev/zero"), 10).is_err());
     }
 }

@@ -40,6 +40,15 @@ pub struct VendorOutcome {
 
 /// Vendors the workspace of `opts.manifest_path`. `stage` is told what is going on.
 pub fn vendor(opts: &VendorOptions, stage: &dyn Fn(&str)) -> Result<VendorOutcome> {
+    // A manifest that is a link could make any project of the host the workspace.
+    if std::fs::symlink_metadata(&opts.manifest_path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::Unsupported {
+            path: opts.manifest_path.clone(),
+            detail: "the manifest is a symbolic link; hermetic builds the workspace it is in, \
+                     not the one it points to: name the real Cargo.toml"
+                .into(),
+        });
+    }
     let manifest_path = std::fs::canonicalize(&opts.manifest_path)
         .ok()
         .filter(|p| p.is_file())
@@ -130,13 +139,15 @@ fn vendor_in(
     // An output inside the workspace sits in files the project controls: whatever is there
     // (a committed `deps.json`, stat index or config) is never believed, and no directory
     // on the way to it may be a link out of the workspace.
-    let out_in_project = out.starts_with(root);
-    if out_in_project && let Some(parent) = out.parent() {
-        crate::host::real_dir(root, parent).map_err(|e| Error::BadVendorDir {
-            path: out.clone(),
-            detail: e.to_string(),
-        })?;
-    }
+    let parent = out.parent().unwrap_or(Path::new("/"));
+    crate::host::real_dir(root, parent).map_err(|e| Error::BadVendorDir {
+        path: out.clone(),
+        detail: e.to_string(),
+    })?;
+    // By real location, however `--out` and the manifest path were spelled.
+    let out_in_project = std::fs::canonicalize(parent)
+        .at(parent)?
+        .starts_with(std::fs::canonicalize(root).at(root)?);
 
     // The output already holds this exact verified tree: nothing to copy.
     let out_current = !out_in_project

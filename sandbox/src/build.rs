@@ -194,16 +194,11 @@ pub fn source_files(workspace: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf
         hermetic_deps::host::git_output(workspace, ["rev-parse", "--is-inside-work-tree"])
             .is_some();
     let mut files: Vec<PathBuf> = match listed {
-        Some(out) if inside_git => {
-            let mut files = Vec::new();
-            for rel in out.split(|b| *b == 0).filter(|s| !s.is_empty()) {
-                let rel = PathBuf::from(String::from_utf8_lossy(rel).into_owned());
-                if source_kind(workspace, &rel)?.is_some() {
-                    files.push(rel);
-                }
-            }
-            files
-        }
+        Some(out) if inside_git => out
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|rel| PathBuf::from(String::from_utf8_lossy(rel).into_owned()))
+            .collect(),
         _ => walkdir_files(workspace)?,
     };
     files.retain(|f| {
@@ -216,10 +211,20 @@ pub fn source_files(workspace: &Path, exclude: &[PathBuf]) -> Result<Vec<PathBuf
                 .next()
                 .is_some_and(|c| c.as_os_str().to_string_lossy().contains(".partial-"))
     });
-    files.sort();
-    Ok(files)
+    // Classified only now: what is never sent (the target directory, the output) is never
+    // looked at either.
+    let mut kept = Vec::with_capacity(files.len());
+    for f in files {
+        if source_kind(workspace, &f)?.is_some() {
+            kept.push(f);
+        }
+    }
+    kept.sort();
+    Ok(kept)
 }
 
+/// Every path under `root` that is not a directory (files, links, anything else), without
+/// following links, and without `target` and `.git` at the top, whatever they are.
 fn walkdir_files(root: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -228,17 +233,14 @@ fn walkdir_files(root: &Path) -> Result<Vec<PathBuf>> {
             let entry = entry.at(&dir)?;
             let path = entry.path();
             let name = entry.file_name();
+            if dir == root && (name == "target" || name == ".git") {
+                continue;
+            }
             let ft = entry.file_type().at(&path)?;
             if ft.is_dir() {
-                if dir == root && (name == "target" || name == ".git") {
-                    continue;
-                }
                 stack.push(path);
             } else {
-                let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-                if source_kind(root, &rel)?.is_some() {
-                    out.push(rel);
-                }
+                out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
             }
         }
     }
@@ -596,8 +598,9 @@ enum Content {
 fn read_regular(path: &Path) -> Result<Content> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    // O_NOFOLLOW (Linux): opening a link fails instead of reading its target.
-    const O_NOFOLLOW: i32 = 0o400000;
+    // O_NOFOLLOW | O_NONBLOCK (Linux): opening a link fails instead of reading its target,
+    // opening a fifo does not wait for a writer.
+    const O_NOFOLLOW: i32 = 0o400000 | 0o4000;
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(O_NOFOLLOW)
@@ -644,7 +647,7 @@ pub const DEPS_MTIME: i64 = 315_532_800;
 
 /// Bumped whenever the vendored tree's archive is laid out differently: digests remembered
 /// on disk for an older layout must not be believed.
-const DEPS_ARCHIVE_FORMAT: u32 = 2;
+const DEPS_ARCHIVE_FORMAT: u32 = 3;
 
 /// Where a vendored output remembers its archive's digest.
 const DEPS_DIGEST: &str = ".deps-archive.json";
@@ -702,6 +705,14 @@ impl std::fmt::Debug for Snapshot {
 fn deps_archive(vendor_dir: &Path, config: &str) -> Result<Vec<u8>> {
     let vendor_root = vendor_dir.join("vendor");
     let mut vendor_files: Vec<PathBuf> = walkdir_files(&vendor_root)?;
+    // Only what verification looked at goes in: files it skips (under `.git`, `.cargo-ok`,
+    // git's own files) were never compared with the archives, so they are not sent either.
+    // Each crate's `.cargo-checksum.json` is the one exception cargo needs.
+    vendor_files.retain(|f| {
+        let rel = f.to_string_lossy().replace('\\', "/");
+        let in_crate = rel.split_once('/').map(|(_, r)| r).unwrap_or("");
+        in_crate == ".cargo-checksum.json" || !hermetic_deps::archive::is_skipped(in_crate)
+    });
     vendor_files.sort();
     let mut deps = TarWriter::new(DEPS_MTIME);
     add_tree(

@@ -350,6 +350,15 @@ pub async fn build_project(
 
     let setup_ms = ms(clock);
     let clock = std::time::Instant::now();
+    // Before anything is read or written in the workspace.
+    writable_dirs(
+        &workspace,
+        &[
+            workspace.join("target/hermetic/logs"),
+            workspace.join("target/hermetic/diagnostics"),
+        ],
+        &out,
+    )?;
     let taken;
     let inputs = match inputs {
         Some(i) => i,
@@ -362,11 +371,6 @@ pub async fn build_project(
     let inputs_ms = ms(clock);
     let epoch = inputs.snapshot.source_date_epoch;
     let hermetic_dir = workspace.join("target").join("hermetic");
-    writable_dirs(
-        &workspace,
-        &[hermetic_dir.join("logs"), hermetic_dir.join("diagnostics")],
-        &out,
-    )?;
     let staging = staging_for(&out, run);
     let cpuset = env.cpuset.clone();
     let mut cargo_args = Vec::new();
