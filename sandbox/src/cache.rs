@@ -27,7 +27,7 @@
 use crate::container::{self, Limits, remove_volume};
 use crate::engine::{Engine, RetryPolicy, permanent, retry};
 use crate::error::Result;
-use crate::run::{LABEL_HOST, LABEL_PID, RunId, host_name, owner_gone};
+use crate::run::{RunId, owner_gone};
 use bollard::models::{ContainerCreateBody, ContainerSummary};
 use bollard::query_parameters::RenameContainerOptionsBuilder;
 use std::collections::HashMap;
@@ -91,12 +91,10 @@ pub struct CacheVolume {
 }
 
 fn labels(kind: Kind, key: &str) -> HashMap<String, String> {
-    HashMap::from([
-        (LABEL_CACHE.to_string(), kind.name().to_string()),
-        (LABEL_KEY.to_string(), key.to_string()),
-        (LABEL_PID.to_string(), std::process::id().to_string()),
-        (LABEL_HOST.to_string(), host_name()),
-    ])
+    let mut labels = crate::run::owner_labels();
+    labels.insert(LABEL_CACHE.to_string(), kind.name().to_string());
+    labels.insert(LABEL_KEY.to_string(), key.to_string());
+    labels
 }
 
 /// The published helper's name: container names allow no `:`, so an image digest's
@@ -399,6 +397,7 @@ pub async fn clear(engine: &Engine) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::{LABEL_HOST, LABEL_PID, host_name};
 
     fn entry(name: &str, kind: &str, key: &str, created: i64) -> ContainerSummary {
         ContainerSummary {

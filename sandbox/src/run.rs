@@ -14,6 +14,10 @@ pub const LABEL: &str = "hermetic";
 pub const LABEL_RUN: &str = "hermetic.run";
 pub const LABEL_PID: &str = "hermetic.pid";
 pub const LABEL_HOST: &str = "hermetic.host";
+/// `BOOT_ID/PID_NAMESPACE/PID/START_TIME` of the owning process: which process on which
+/// boot of which machine, so that a run is never taken for abandoned by another host or pid
+/// namespace that shares the host name, nor after its pid was reused.
+pub const LABEL_OWNER: &str = "hermetic.owner";
 
 /// One hermetic invocation's identity.
 #[derive(Debug, Clone)]
@@ -29,12 +33,10 @@ impl RunId {
     }
 
     pub fn labels(&self) -> HashMap<String, String> {
-        HashMap::from([
-            (LABEL.to_string(), "1".to_string()),
-            (LABEL_RUN.to_string(), self.0.clone()),
-            (LABEL_PID.to_string(), std::process::id().to_string()),
-            (LABEL_HOST.to_string(), host_name()),
-        ])
+        let mut labels = owner_labels();
+        labels.insert(LABEL.to_string(), "1".to_string());
+        labels.insert(LABEL_RUN.to_string(), self.0.clone());
+        labels
     }
 }
 
@@ -48,6 +50,84 @@ pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The labels that name this process as the owner of what it creates.
+pub fn owner_labels() -> HashMap<String, String> {
+    let pid = std::process::id();
+    let mut labels = HashMap::from([
+        (LABEL_PID.to_string(), pid.to_string()),
+        (LABEL_HOST.to_string(), host_name()),
+    ]);
+    if let Some(owner) = Owner::of(pid) {
+        labels.insert(LABEL_OWNER.to_string(), owner.to_string());
+    }
+    labels
+}
+
+/// A process, told apart from every other: boot, pid namespace, pid and start time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub boot_id: String,
+    pub pid_ns: String,
+    pub pid: u32,
+    /// Clock ticks after boot when the process started (`/proc/PID/stat` field 22).
+    pub start: u64,
+}
+
+impl Owner {
+    /// The process `pid` as this process sees it (its pid namespace is ours).
+    pub fn of(pid: u32) -> Option<Owner> {
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let pid_ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+        Some(Owner {
+            boot_id: boot_id.trim().to_string(),
+            pid_ns: pid_ns.to_string_lossy().into_owned(),
+            pid,
+            start: start_time(pid)?,
+        })
+    }
+
+    pub fn parse(label: &str) -> Option<Owner> {
+        let mut parts = label.split('/');
+        let owner = Owner {
+            boot_id: parts.next()?.to_string(),
+            pid_ns: parts.next()?.to_string(),
+            pid: parts.next()?.parse().ok()?,
+            start: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(owner)
+    }
+
+    /// Whether this process can tell that the owner is gone: only when it shares the boot
+    /// and the pid namespace; then the owner is gone if its pid is not running or now
+    /// belongs to a process that started at another time.
+    pub fn gone(&self) -> bool {
+        let Some(here) = Owner::of(std::process::id()) else {
+            return false;
+        };
+        if here.boot_id != self.boot_id || here.pid_ns != self.pid_ns {
+            return false;
+        }
+        !pid_alive(&self.pid.to_string()) || start_time(self.pid) != Some(self.start)
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}/{}",
+            self.boot_id, self.pid_ns, self.pid, self.start
+        )
+    }
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name start at field 3 (the state).
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// True if the process exists and is not a zombie (a killed, not yet reaped process still
@@ -84,6 +164,11 @@ pub struct Collected {
 
 /// True if `labels` name a process on this machine that is gone: what it made is abandoned.
 pub(crate) fn owner_gone(labels: &HashMap<String, String>) -> bool {
+    if let Some(owner) = labels.get(LABEL_OWNER) {
+        // A label that does not parse names no process of ours: left alone.
+        return Owner::parse(owner).is_some_and(|o| o.gone());
+    }
+    // Made by a version without the owner label: by host name and pid, as it was.
     let ours = labels.get(LABEL_HOST).is_some_and(|h| *h == host_name());
     ours && !labels.get(LABEL_PID).is_some_and(|p| pid_alive(p))
 }
@@ -123,4 +208,50 @@ pub async fn collect(engine: &Engine, scope: Scope) -> Result<Collected> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_is_abandoned_only_when_its_own_process_is_gone() {
+        let me = Owner::of(std::process::id()).expect("this process");
+        assert_eq!(Owner::parse(&me.to_string()), Some(me.clone()));
+        assert!(!me.gone(), "this process is running");
+        // The same pid, started at another time: the pid was reused, the owner is gone.
+        let reused = Owner {
+            start: me.start + 1,
+            ..me.clone()
+        };
+        assert!(reused.gone());
+        // A dead child of ours.
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let dead = Owner::of(child.id()).expect("child");
+        child.wait().expect("wait");
+        assert!(dead.gone());
+        // Another boot, or another pid namespace sharing the host name: not ours to judge.
+        for other in [
+            Owner {
+                boot_id: "another-boot".into(),
+                ..reused.clone()
+            },
+            Owner {
+                pid_ns: "pid:[1]".into(),
+                ..reused.clone()
+            },
+        ] {
+            assert!(!other.gone(), "{other}");
+            let labels = HashMap::from([(LABEL_OWNER.to_string(), other.to_string())]);
+            assert!(!owner_gone(&labels));
+        }
+        // Unparsable: left alone. Legacy labels: by host name and pid.
+        let labels = HashMap::from([(LABEL_OWNER.to_string(), "garbage".to_string())]);
+        assert!(!owner_gone(&labels));
+        let legacy = HashMap::from([
+            (LABEL_HOST.to_string(), host_name()),
+            (LABEL_PID.to_string(), dead.pid.to_string()),
+        ]);
+        assert!(owner_gone(&legacy) || pid_alive(&dead.pid.to_string()));
+    }
 }
