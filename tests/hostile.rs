@@ -569,3 +569,59 @@ fn a_manifest_link_does_not_choose_another_workspace() {
     assert!(message(&v).contains("symbolic link"), "{v}");
     assert!(!elsewhere.path().join("target").exists());
 }
+
+/// What comes back from the container is bounded: an output larger than the limit fails
+/// the build (exit 3) naming the limit and its flag, and an endless log line is cut.
+#[test]
+fn outputs_and_logs_are_bounded() {
+    let _serial = engine_lock();
+    let project = fixture("hello");
+    let p = project.path();
+    std::fs::write(
+        p.join("src/main.rs"),
+        "static BIG: [u8; 3 << 20] = [7; 3 << 20];\n\
+         fn main() { let i = std::env::args().count(); println!(\"{}\", std::hint::black_box(&BIG)[i]); }\n",
+    )
+    .expect("main");
+    // A build script that prints one 3 MiB line (cargo shows it as a warning).
+    std::fs::write(
+        p.join("build.rs"),
+        "fn main() { println!(\"cargo:warning={}\", \"x\".repeat(3 << 20)); }\n",
+    )
+    .expect("build.rs");
+    let v = hermetic_json(
+        p,
+        &[
+            "build",
+            "--image",
+            builder_image(),
+            "--max-output-mib",
+            "1",
+            "--max-log-mib",
+            "1",
+        ],
+        3,
+    );
+    let msg = message(&v);
+    assert!(
+        msg.contains("output hello goes past the output limits"),
+        "{v}"
+    );
+    assert!(
+        v["error"]["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("--max-output-mib")),
+        "{v}"
+    );
+    assert!(!p.join("dist").exists(), "no output that looks complete");
+    let logs: Vec<_> = std::fs::read_dir(p.join("target/hermetic/logs"))
+        .expect("logs")
+        .flatten()
+        .collect();
+    assert_eq!(logs.len(), 1);
+    let log = std::fs::read(logs[0].path()).expect("log");
+    assert!(log.len() < (1 << 20) + 1024, "log of {} bytes", log.len());
+    assert!(String::from_utf8_lossy(&log).contains("the log was cut at 1048576 bytes"));
+    // Within the limits, the same project builds.
+    hermetic_json(p, &["build", "--image", builder_image()], 0);
+}

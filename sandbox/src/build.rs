@@ -1107,18 +1107,14 @@ async fn build_inner(
     stages.upload_ms = upload_ms;
     let clock = std::time::Instant::now();
     container::start(engine, &id).await?;
-    let mut partial = String::new();
+    let mut capped = CappedLog::new(spec.limits.log_bytes);
     let follow = container::follow_logs(engine, &id, |bytes| {
-        let _ = log.write_all(bytes);
-        partial.push_str(&String::from_utf8_lossy(bytes));
-        while let Some(nl) = partial.find('\n') {
-            let line: String = partial.drain(..=nl).collect();
-            log_line(line.trim_end());
-        }
+        capped.take(bytes, &mut log, log_line);
     });
     let (code, ()) = tokio::join!(container::wait(engine, &id, spec.timeouts.build), follow);
     let code = code?;
     stages.build_ms = ms_since(clock);
+    capped.finish(&mut log, log_line);
     drop(log);
 
     let diagnose = |exit: Option<i64>| {
@@ -1155,6 +1151,7 @@ async fn build_inner(
     std::fs::create_dir_all(&spec.out_dir).at(&spec.out_dir)?;
     let collect_outputs = async {
         let mut outputs = Vec::new();
+        let mut total: u64 = 0;
         // In name order: the order the sink (the release archive) takes them in.
         let mut names = spec.binaries.clone();
         names.sort();
@@ -1170,8 +1167,24 @@ async fn build_inner(
                 sink: &mut *sink,
                 image: &info,
                 name: bin,
+                cap: spec
+                    .limits
+                    .output_bytes
+                    .min(spec.limits.outputs_total_bytes.saturating_sub(total)),
+                received: 0,
+                too_large: false,
             };
             let streamed = container::download_file(engine, &id, &path, &mut receiver).await;
+            if receiver.too_large {
+                drop(receiver);
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::OutputTooLarge {
+                    name: bin.clone(),
+                    cap: spec.limits.output_bytes,
+                    total_cap: spec.limits.outputs_total_bytes,
+                });
+            }
+            total += receiver.received;
             let written = receiver.file.into_inner().map_err(|e| e.into_error());
             let done = streamed
                 .map_err(|e| download_error(bin, &tmp, e))
@@ -1231,19 +1244,98 @@ async fn within<T>(
 }
 
 /// Takes one output as it downloads: to its file, and to the caller's sink.
+/// The build log as it streams from the container (hostile: it can be endless, or one
+/// endless line): written to the log file and shown line by line up to `limit` bytes, lines
+/// cut at [`container::LOG_LINE_BYTES`]; past the limit the rest is only counted, and the
+/// log ends saying how much was dropped.
+struct CappedLog {
+    limit: u64,
+    kept: u64,
+    dropped: u64,
+    line: Vec<u8>,
+    /// The current line was cut: its rest is dropped up to the next newline.
+    cutting: bool,
+}
+
+impl CappedLog {
+    fn new(limit: u64) -> CappedLog {
+        CappedLog {
+            limit,
+            kept: 0,
+            dropped: 0,
+            line: Vec::new(),
+            cutting: false,
+        }
+    }
+
+    fn take(&mut self, bytes: &[u8], log: &mut impl Write, show: &(dyn Fn(&str) + Sync)) {
+        let room = self.limit.saturating_sub(self.kept);
+        let (keep, drop) =
+            bytes.split_at(bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX)));
+        self.dropped += drop.len() as u64;
+        self.kept += keep.len() as u64;
+        let _ = log.write_all(keep);
+        for &b in keep {
+            if b == b'\n' {
+                show(String::from_utf8_lossy(&self.line).trim_end());
+                self.line.clear();
+                self.cutting = false;
+            } else if self.cutting {
+            } else if self.line.len() >= container::LOG_LINE_BYTES {
+                self.line.extend_from_slice(b" [line cut by hermetic]");
+                show(&String::from_utf8_lossy(&self.line));
+                self.line.clear();
+                self.cutting = true;
+            } else {
+                self.line.push(b);
+            }
+        }
+    }
+
+    fn finish(&mut self, log: &mut impl Write, show: &(dyn Fn(&str) + Sync)) {
+        if !self.line.is_empty() {
+            show(String::from_utf8_lossy(&self.line).trim_end());
+            self.line.clear();
+        }
+        if self.dropped > 0 {
+            let note = format!(
+                "\n[hermetic: the log was cut at {} bytes (--max-log-mib); {} more bytes were \
+                 dropped]\n",
+                self.limit, self.dropped
+            );
+            let _ = log.write_all(note.as_bytes());
+            show(note.trim());
+        }
+    }
+}
+
 struct Receiver<'a> {
     file: std::io::BufWriter<std::fs::File>,
     sink: &'a mut dyn OutputSink,
     image: &'a ImageInfo,
     name: &'a str,
+    /// What this output may be, and what it has been so far: the engine's size header is
+    /// not believed, the bytes are counted.
+    cap: u64,
+    received: u64,
+    too_large: bool,
 }
 
 impl container::FileSink for Receiver<'_> {
     fn begin(&mut self, size: u64) -> std::io::Result<()> {
+        if size > self.cap {
+            self.too_large = true;
+            return Err(std::io::Error::other("output larger than --max-output-mib"));
+        }
         self.sink.begin(self.image, self.name, size)
     }
 
     fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.received += bytes.len() as u64;
+        if self.received > self.cap {
+            self.too_large = true;
+            return Err(std::io::Error::other("output larger than --max-output-mib"));
+        }
         self.file.write_all(bytes)?;
         self.sink.data(bytes)
     }
@@ -1422,6 +1514,40 @@ mod tests {
         assert_ne!(fourth.vendor_tree_sha256, first.vendor_tree_sha256);
         let made = fourth.deps_archive().expect("archive");
         assert_eq!(sha256_hex(&made), fourth.vendor_tree_sha256);
+    }
+
+    #[test]
+    fn an_endless_log_is_cut_and_says_so() {
+        let shown = std::sync::Mutex::new(Vec::<String>::new());
+        let show = |l: &str| shown.lock().expect("lock").push(l.to_string());
+        let mut log = Vec::new();
+        let mut capped = CappedLog::new(200 * 1024);
+        capped.take(b"first line\n", &mut log, &show);
+        // One line with no end, in pieces, far past the limit.
+        for _ in 0..100 {
+            capped.take(&[b'x'; 10 * 1024], &mut log, &show);
+        }
+        capped.finish(&mut log, &show);
+        let shown = shown.into_inner().expect("lock");
+        assert_eq!(shown[0], "first line");
+        assert!(shown[1].ends_with("[line cut by hermetic]"));
+        assert!(shown[1].len() < container::LOG_LINE_BYTES + 64);
+        assert!(
+            shown
+                .iter()
+                .all(|l| l.len() < container::LOG_LINE_BYTES + 64)
+        );
+        let text = String::from_utf8_lossy(&log);
+        assert!(log.len() < 200 * 1024 + 300, "{}", log.len());
+        assert!(
+            text.contains("the log was cut at 204800 bytes"),
+            "{}",
+            &text[text.len() - 200..]
+        );
+        assert!(text.contains(&format!(
+            "{} more bytes were dropped",
+            100 * 10 * 1024 + 11 - 200 * 1024
+        )));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use crate::engine::{Engine, RetryPolicy, permanent, retry, retry_while};
 use crate::error::{Error, Result};
 use crate::run::RunId;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummary, HostConfig, Mount, MountType, Volume,
+    ContainerCreateBody, ContainerSummary, HostConfig, HostConfigLogConfig, Mount, MountType,
+    ResourcesUlimits, Volume,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptions,
@@ -25,7 +26,17 @@ pub struct Limits {
     pub pids: i64,
     /// CPUs visible to the build (`cpuset_cpus`, e.g. `0` or `0-1`); all when `None`.
     pub cpuset: Option<String>,
+    /// Largest output binary hermetic takes back (`--max-output-mib`).
+    pub output_bytes: u64,
+    /// All output binaries together (`--max-outputs-total-mib`); also the largest file the
+    /// build may write (`ulimit -f`).
+    pub outputs_total_bytes: u64,
+    /// Largest build log kept (`--max-log-mib`); the rest is counted, not kept.
+    pub log_bytes: u64,
 }
+
+/// The longest log line kept whole; a longer one is cut (the log says so).
+pub const LOG_LINE_BYTES: usize = 64 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -33,6 +44,9 @@ impl Default for Limits {
             memory_bytes: 8 << 30,
             pids: 4096,
             cpuset: None,
+            output_bytes: 4 << 30,
+            outputs_total_bytes: 16 << 30,
+            log_bytes: 256 << 20,
         }
     }
 }
@@ -51,6 +65,31 @@ pub fn hardened_host_config(mounts: Vec<Mount>, limits: &Limits) -> HostConfig {
         memory: Some(limits.memory_bytes),
         memory_swap: Some(limits.memory_bytes),
         cpuset_cpus: limits.cpuset.clone(),
+        // No file larger than all outputs together may be (a sparse terabyte "binary"
+        // would fill the engine's disk), and no core dumps.
+        ulimits: Some(vec![
+            ResourcesUlimits {
+                name: Some("fsize".into()),
+                soft: Some(i64::try_from(limits.outputs_total_bytes).unwrap_or(i64::MAX)),
+                hard: Some(i64::try_from(limits.outputs_total_bytes).unwrap_or(i64::MAX)),
+            },
+            ResourcesUlimits {
+                name: Some("core".into()),
+                soft: Some(0),
+                hard: Some(0),
+            },
+        ]),
+        // The engine's own copy of the log is bounded too.
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([
+                (
+                    "max-size".to_string(),
+                    format!("{}m", (limits.log_bytes >> 20).max(1)),
+                ),
+                ("max-file".to_string(), "1".to_string()),
+            ])),
+        }),
         // Build scripts run from target/ and write to /tmp: both must allow exec.
         tmpfs: Some(HashMap::from([(
             "/tmp".to_string(),

@@ -61,6 +61,15 @@ pub enum Error {
     },
     #[error("{path}: {detail}")]
     UnsafeSource { path: PathBuf, detail: String },
+    #[error(
+        "output {name} goes past the output limits ({cap} bytes for one output, \
+         {total_cap} for all of them)"
+    )]
+    OutputTooLarge {
+        name: String,
+        cap: u64,
+        total_cap: u64,
+    },
     #[error("{path} changed while hermetic was reading it")]
     InputsChanged { path: PathBuf },
     #[error(transparent)]
@@ -84,7 +93,9 @@ impl Error {
             Error::ImageMissing { .. }
             | Error::InputsChanged { .. }
             | Error::UnsafeSource { .. } => ErrorKind::Input,
-            Error::BuildFailed { .. } | Error::MissingOutput { .. } => ErrorKind::BuildFailed,
+            Error::BuildFailed { .. }
+            | Error::MissingOutput { .. }
+            | Error::OutputTooLarge { .. } => ErrorKind::BuildFailed,
             Error::Timeout { stage, .. } if *stage == "build" => ErrorKind::BuildFailed,
             Error::Deps(e) => match e.kind() {
                 hermetic_deps::ErrorKind::Input => ErrorKind::Input,
@@ -126,6 +137,9 @@ impl Error {
                  offline, or `hermetic image build` if a base image is present"
                     .into()
             }
+            Error::OutputTooLarge { .. } => "if the binary really is that large, raise the \
+                 limits with --max-output-mib and --max-outputs-total-mib; otherwise find out why the build made it"
+                .into(),
             Error::UnsafeSource { .. } => "a build only sees the workspace: replace the link \
                  by the file itself (or by a link to a file inside the workspace), and remove \
                  sockets, fifos and devices from the tree"

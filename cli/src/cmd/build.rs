@@ -53,6 +53,16 @@ pub struct Args {
     /// Memory limit of the build container, in MiB.
     #[arg(long, default_value_t = 8192)]
     pub memory_mib: i64,
+    /// Largest output binary (and largest file the build may write), in MiB: a bigger one
+    /// fails the build (exit 3).
+    #[arg(long, default_value_t = 4096)]
+    pub max_output_mib: u64,
+    /// Largest size of all output binaries together, in MiB.
+    #[arg(long, default_value_t = 16384)]
+    pub max_outputs_total_mib: u64,
+    /// Largest build log kept, in MiB: the rest is dropped and the log says so.
+    #[arg(long, default_value_t = 256)]
+    pub max_log_mib: u64,
     /// cosign private key to sign the outputs with [default: the local key, made on first
     /// use; see `hermetic keygen`].
     #[arg(long)]
@@ -388,6 +398,9 @@ pub async fn build_project(
         limits: Limits {
             memory_bytes: args.memory_mib << 20,
             cpuset: cpuset.clone(),
+            output_bytes: args.max_output_mib.saturating_mul(1 << 20),
+            outputs_total_bytes: args.max_outputs_total_mib.saturating_mul(1 << 20),
+            log_bytes: args.max_log_mib.saturating_mul(1 << 20),
             ..Limits::default()
         },
         timeouts: Timeouts {
