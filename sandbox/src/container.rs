@@ -305,10 +305,7 @@ async fn stream_file(
                 .build(),
         ),
     );
-    // The engine's tar: optional extension headers, then the file's header and its bytes.
-    let mut pending: Vec<u8> = Vec::new();
-    let mut skip = 0u64;
-    let mut remaining: Option<u64> = None;
+    let mut parser = SingleFileTar::default();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| match e {
             bollard::errors::Error::DockerResponseServerError {
@@ -317,70 +314,103 @@ async fn stream_file(
             } => StreamError::NotAFile(message),
             error => StreamError::Engine { error, attempts: 1 },
         })?;
-        let mut bytes: &[u8] = &chunk;
+        if parser.feed(&chunk, sink, started)? {
+            return Ok(());
+        }
+    }
+    parser.end()
+}
+
+/// Reads the engine's tar of one file as it arrives (hostile: any bytes): optional
+/// extension headers, then the file's header and its bytes, handed to the sink without
+/// holding them. Anything else is "not a file".
+#[derive(Debug, Default)]
+pub struct SingleFileTar {
+    pending: Vec<u8>,
+    skip: u64,
+    remaining: Option<u64>,
+}
+
+impl SingleFileTar {
+    /// Takes the next bytes; `Ok(true)` once the whole file has gone to `sink` (the rest is
+    /// padding and the end-of-archive blocks).
+    pub fn feed(
+        &mut self,
+        mut bytes: &[u8],
+        sink: &mut dyn FileSink,
+        started: &std::cell::Cell<bool>,
+    ) -> std::result::Result<bool, StreamError> {
         while !bytes.is_empty() {
-            if let Some(left) = remaining {
+            if let Some(left) = self.remaining {
                 let n = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
                 sink.data(&bytes[..n]).map_err(StreamError::Sink)?;
-                remaining = Some(left - n as u64);
+                self.remaining = Some(left - n as u64);
                 if left == n as u64 {
-                    // The rest is padding and the end-of-archive blocks.
-                    return Ok(());
+                    return Ok(true);
                 }
                 bytes = &bytes[n..];
                 continue;
             }
-            if skip > 0 {
-                let n = usize::try_from(skip).unwrap_or(usize::MAX).min(bytes.len());
-                skip -= n as u64;
+            if self.skip > 0 {
+                let n = usize::try_from(self.skip)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                self.skip -= n as u64;
                 bytes = &bytes[n..];
                 continue;
             }
-            let n = (512 - pending.len()).min(bytes.len());
-            pending.extend_from_slice(&bytes[..n]);
+            let n = (512 - self.pending.len()).min(bytes.len());
+            self.pending.extend_from_slice(&bytes[..n]);
             bytes = &bytes[n..];
-            if pending.len() < 512 {
+            if self.pending.len() < 512 {
                 continue;
             }
-            let header = tar::Header::from_byte_slice(&pending);
-            if pending.iter().all(|b| *b == 0) {
+            let header = tar::Header::from_byte_slice(&self.pending);
+            if self.pending.iter().all(|b| *b == 0) {
                 return Err(StreamError::NotAFile("an empty archive".into()));
             }
             let size = header
                 .entry_size()
                 .map_err(|e| StreamError::NotAFile(e.to_string()))?;
             let kind = header.entry_type();
-            pending.clear();
+            self.pending.clear();
             if kind.is_file() {
                 started.set(true);
                 sink.begin(size).map_err(StreamError::Sink)?;
                 if size == 0 {
-                    return Ok(());
+                    return Ok(true);
                 }
-                remaining = Some(size);
+                self.remaining = Some(size);
             } else if kind.is_pax_global_extensions()
                 || kind.is_pax_local_extensions()
                 || kind.is_gnu_longname()
                 || kind.is_gnu_longlink()
             {
-                skip = size.div_ceil(512) * 512;
+                // An extension header's size is the archive's word: rounded up to whole
+                // blocks without overflowing.
+                self.skip = size.div_ceil(512).saturating_mul(512);
             } else {
                 return Err(StreamError::NotAFile(format!("a {kind:?} entry")));
             }
         }
+        Ok(false)
     }
-    match remaining {
-        // The connection ended early: an engine failure, not a missing file.
-        Some(left) => Err(StreamError::Engine {
-            error: bollard::errors::Error::IOError {
-                err: std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("the download ended {left} bytes short"),
-                ),
-            },
-            attempts: 1,
-        }),
-        None => Err(StreamError::NotAFile("no file in the archive".into())),
+
+    /// The stream ended before the file was complete.
+    pub fn end(self) -> std::result::Result<(), StreamError> {
+        match self.remaining {
+            // The connection ended early: an engine failure, not a missing file.
+            Some(left) => Err(StreamError::Engine {
+                error: bollard::errors::Error::IOError {
+                    err: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the download ended {left} bytes short"),
+                    ),
+                },
+                attempts: 1,
+            }),
+            None => Err(StreamError::NotAFile("no file in the archive".into())),
+        }
     }
 }
 
