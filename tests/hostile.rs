@@ -526,6 +526,16 @@ fn git_state_cannot_lie_about_the_sources() {
     );
     nowhere_under(&p.join("dist"), "s3cr3t-token");
 
+    // A forged object: the genuine commit's id now holds the hostile commit's bytes.
+    let object = |id: &str| p.join(".git/objects").join(&id[..2]).join(&id[2..]);
+    std::fs::remove_file(object(&genuine)).expect("rm object");
+    std::fs::copy(object(&hostile), object(&genuine)).expect("forge object");
+    let v = hermetic_json(p, &["build", "--image", builder_image()], 2);
+    assert!(
+        message(&v).contains("does not hash to its id"),
+        "a forged commit was believed: {v}"
+    );
+
     // A config that includes another file (here: a fifo, which would hang git) is refused.
     let fifo = p.join("target/include-me");
     std::fs::create_dir_all(fifo.parent().expect("parent")).expect("mkdir");

@@ -378,15 +378,24 @@ pub struct SourceIdentity {
     pub dirty: bool,
 }
 
-pub fn source_identity(workspace: &Path) -> SourceIdentity {
-    let git = |args: &[&str]| -> Option<String> {
-        hermetic_deps::host::git_output(workspace, args)
-            .map(|out| String::from_utf8_lossy(&out).trim().to_string())
+pub fn source_identity(workspace: &Path) -> Result<SourceIdentity> {
+    let Ok(Some(repo)) = hermetic_deps::host::repository(workspace) else {
+        return Ok(SourceIdentity::default());
     };
-    let Some(commit) = git(&["rev-parse", "--verify", "HEAD"]) else {
-        return SourceIdentity::default();
+    let Some(head) = hermetic_deps::host::git_output(&repo, ["rev-parse", "--verify", "HEAD"])
+        .map(|out| String::from_utf8_lossy(&out).trim().to_string())
+    else {
+        return Ok(SourceIdentity::default());
     };
-    let uri = git(&["remote", "get-url", "origin"])
+    // The repository's objects are its word: HEAD's commit and every tree under it are
+    // re-hashed here, so that a forged object (another tree under the genuine commit id)
+    // is caught, and the work tree is compared with what they really hold.
+    let tree = verified_head_tree(&repo, &head).map_err(|detail| Error::UnsafeSource {
+        path: repo.join(".git"),
+        detail: format!("{detail} (`git fsck` tells what is wrong with the repository)"),
+    })?;
+    let uri = hermetic_deps::host::git_output(&repo, ["remote", "get-url", "origin"])
+        .map(|out| String::from_utf8_lossy(&out).trim().to_string())
         .filter(|u| !u.is_empty() && !u.chars().any(char::is_control))
         .map(|u| hermetic_deps::host::without_userinfo(&u))
         .map(|u| {
@@ -396,107 +405,212 @@ pub fn source_identity(workspace: &Path) -> SourceIdentity {
                 format!("git+{u}")
             }
         });
-    SourceIdentity {
+    Ok(SourceIdentity {
         uri,
-        commit: Some(commit),
-        dirty: work_tree_dirty(workspace),
+        commit: Some(head),
+        dirty: work_tree_differs(&repo, &tree),
+    })
+}
+
+/// A git object id's hash, by its length: SHA-1 (40 hex digits) or SHA-256 (64).
+fn git_object_id(kind: &str, body: &[u8], like: &str) -> String {
+    let header = format!("{kind} {}\0", body.len());
+    if like.len() == 64 {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(header.as_bytes());
+        h.update(body);
+        hex::encode(h.finalize())
+    } else {
+        use sha1::Digest;
+        let mut h = sha1::Sha1::new();
+        h.update(header.as_bytes());
+        h.update(body);
+        hex::encode(h.finalize())
     }
 }
 
-/// True unless the work tree holds exactly what HEAD does. Not `git status`: it runs the
-/// clean filters that the repository's attributes and config name (any program). Instead
-/// the index is compared with HEAD (object ids only) and every tracked file's raw bytes
-/// with its index entry (`hash-object --no-filters`); untracked files count as changes. A
-/// file that a filter would have converted therefore counts as changed: conservative.
-fn work_tree_dirty(workspace: &Path) -> bool {
-    use hermetic_deps::host::{git, git_output};
-    let index_matches_head = git(workspace)
-        .args(["diff-index", "--cached", "--quiet", "HEAD", "--"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !index_matches_head {
-        return true;
-    }
-    let untracked = git_output(
-        workspace,
-        ["ls-files", "-z", "--others", "--exclude-standard"],
-    );
-    if untracked.is_none_or(|u| !u.is_empty()) {
-        return true;
-    }
-    let Some(staged) = git_output(workspace, ["ls-files", "-z", "--stage"]) else {
-        return true;
-    };
-    // `MODE OID STAGE\tPATH`; gitlinks (submodules, mode 160000) are not files here.
-    let mut paths = Vec::new();
-    let mut oids = Vec::new();
-    for entry in staged.split(|b| *b == 0).filter(|e| !e.is_empty()) {
-        let text = String::from_utf8_lossy(entry);
-        let Some((meta, path)) = text.split_once('\t') else {
-            return true;
+/// Reads `ids` with `git cat-file --batch` and checks that each object hashes to its id.
+fn verified_objects(
+    repo: &Path,
+    ids: &[String],
+) -> std::result::Result<Vec<(String, Vec<u8>)>, String> {
+    let request: String = ids.iter().map(|id| format!("{id}\n")).collect();
+    let mut cmd = hermetic_deps::host::git(repo);
+    cmd.args(["cat-file", "--batch"]);
+    let out = hermetic_deps::host::output_within(
+        &mut cmd,
+        Some(request.into_bytes()),
+        hermetic_deps::host::GIT_TIMEOUT,
+    )
+    .filter(|o| o.status.success())
+    .ok_or("git could not read the repository's objects")?;
+    let mut rest: &[u8] = &out.stdout;
+    let mut objects = Vec::with_capacity(ids.len());
+    for id in ids {
+        let nl = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or("git's answer ended early")?;
+        let header = String::from_utf8_lossy(&rest[..nl]).into_owned();
+        rest = &rest[nl + 1..];
+        let mut fields = header.split(' ');
+        let (Some(got), Some(kind), Some(size)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(format!("object {id} is missing"));
         };
-        let mut fields = meta.split_whitespace();
-        let (Some(mode), Some(oid)) = (fields.next(), fields.next()) else {
-            return true;
-        };
-        if mode == "160000" {
-            continue;
+        let size: usize = size.parse().map_err(|_| format!("object {id}: bad size"))?;
+        if got != id || rest.len() < size + 1 {
+            return Err(format!(
+                "object {id}: git's answer does not match the request"
+            ));
         }
-        if mode == "120000" {
-            // A link: its blob is the target path.
-            let Ok(target) = std::fs::read_link(workspace.join(path)) else {
-                return true;
-            };
-            let blob = target.to_string_lossy().into_owned();
-            if git_blob_id(blob.as_bytes()) != oid {
-                return true;
+        let body = rest[..size].to_vec();
+        rest = &rest[size + 1..];
+        if git_object_id(kind, &body, id) != *id {
+            return Err(format!(
+                "object {id} does not hash to its id: it was replaced or forged"
+            ));
+        }
+        objects.push((kind.to_string(), body));
+    }
+    Ok(objects)
+}
+
+/// Every file of HEAD's tree (path from the repository root → mode and blob id), each
+/// tree on the way re-hashed.
+fn verified_head_tree(
+    repo: &Path,
+    head: &str,
+) -> std::result::Result<std::collections::BTreeMap<String, (String, String)>, String> {
+    let commit = verified_objects(repo, &[head.to_string()])?;
+    let (kind, body) = &commit[0];
+    if kind != "commit" {
+        return Err(format!("HEAD ({head}) is a {kind}, not a commit"));
+    }
+    let text = String::from_utf8_lossy(body);
+    let root = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("tree "))
+        .ok_or("HEAD's commit names no tree")?
+        .to_string();
+    let hex_len = head.len();
+    let mut files = std::collections::BTreeMap::new();
+    let mut level = vec![(String::new(), root)];
+    // Depth is bounded by the paths the work tree can hold; the bound stops a cycle.
+    for _ in 0..256 {
+        if level.is_empty() {
+            return Ok(files);
+        }
+        let ids: Vec<String> = level.iter().map(|(_, id)| id.clone()).collect();
+        let trees = verified_objects(repo, &ids)?;
+        let mut next = Vec::new();
+        for ((prefix, id), (kind, body)) in level.iter().zip(trees) {
+            if kind != "tree" {
+                return Err(format!("{id} is a {kind}, not a tree"));
             }
-            continue;
+            let mut rest: &[u8] = &body;
+            while !rest.is_empty() {
+                let sp = rest
+                    .iter()
+                    .position(|b| *b == b' ')
+                    .ok_or("a bad tree entry")?;
+                let nul = rest
+                    .iter()
+                    .position(|b| *b == 0)
+                    .ok_or("a bad tree entry")?;
+                let raw_len = hex_len / 2;
+                if nul < sp || rest.len() < nul + 1 + raw_len {
+                    return Err(format!("tree {id} is malformed"));
+                }
+                let mode = String::from_utf8_lossy(&rest[..sp]).into_owned();
+                let name = String::from_utf8_lossy(&rest[sp + 1..nul]).into_owned();
+                let oid = hex::encode(&rest[nul + 1..nul + 1 + raw_len]);
+                rest = &rest[nul + 1 + raw_len..];
+                let path = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                match mode.as_str() {
+                    "40000" => next.push((path, oid)),
+                    // A submodule's commit is not in this repository.
+                    "160000" => {}
+                    _ => {
+                        files.insert(path, (mode, oid));
+                    }
+                }
+            }
         }
-        match std::fs::symlink_metadata(workspace.join(path)) {
-            Ok(m) if m.file_type().is_file() => {}
-            _ => return true,
-        }
-        paths.push(path.to_string());
-        oids.push(oid.to_string());
+        level = next;
     }
-    if paths.is_empty() {
-        return false;
-    }
-    let hashed = (|| {
-        use std::io::Write;
-        let mut child = git(workspace)
-            .args(["hash-object", "--no-filters", "--stdin-paths"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        let mut stdin = child.stdin.take()?;
-        let list: String = paths.iter().map(|p| format!("{p}\n")).collect();
-        // Paths with a newline cannot be passed this way: treat as changed.
-        if paths.iter().any(|p| p.contains('\n')) {
-            return None;
-        }
-        let writer = std::thread::spawn(move || stdin.write_all(list.as_bytes()));
-        let out = child.wait_with_output().ok()?;
-        writer.join().ok()?.ok()?;
-        out.status.success().then_some(out.stdout)
-    })();
-    let Some(hashed) = hashed else {
-        return true;
-    };
-    let hashed: Vec<&str> = std::str::from_utf8(&hashed).unwrap_or("").lines().collect();
-    hashed.len() != oids.len() || hashed.iter().zip(&oids).any(|(h, o)| h != o)
+    Err("HEAD's tree is deeper than any work tree".into())
 }
 
-/// git's SHA-1 object id of a blob with these bytes.
-fn git_blob_id(bytes: &[u8]) -> String {
-    use sha1::Digest;
-    let mut h = sha1::Sha1::new();
-    h.update(format!("blob {}\0", bytes.len()).as_bytes());
-    h.update(bytes);
-    hex::encode(h.finalize())
+/// True unless the work tree holds exactly HEAD's files (as re-hashed by
+/// [`verified_head_tree`]): the same paths tracked, no untracked file that is not ignored,
+/// and every file's raw bytes (or a link's target) hashing to HEAD's blob. Not
+/// `git status`, which runs the clean filters the repository's attributes and config name:
+/// a file a filter would convert counts as changed (conservative).
+fn work_tree_differs(
+    repo: &Path,
+    head: &std::collections::BTreeMap<String, (String, String)>,
+) -> bool {
+    use hermetic_deps::host::git_output;
+    let list = |args: &[&str]| -> Option<std::collections::BTreeSet<String>> {
+        let out = git_output(repo, args)?;
+        Some(
+            out.split(|b| *b == 0)
+                .filter(|p| !p.is_empty())
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect(),
+        )
+    };
+    let Some(untracked) = list(&[
+        "ls-files",
+        "-z",
+        "--full-name",
+        "--others",
+        "--exclude-standard",
+    ]) else {
+        return true;
+    };
+    let Some(tracked) = list(&["ls-files", "-z", "--full-name", "--cached"]) else {
+        return true;
+    };
+    // Submodules are listed by git but are no files of HEAD's tree here.
+    let tracked: std::collections::BTreeSet<String> = tracked
+        .into_iter()
+        .filter(|p| !repo.join(p).is_dir() || repo.join(p).is_symlink())
+        .collect();
+    if !untracked.is_empty() || tracked.iter().ne(head.keys()) {
+        return true;
+    }
+    head.iter().any(|(path, (mode, oid))| {
+        let full = repo.join(path);
+        let bytes = if mode == "120000" {
+            match std::fs::read_link(&full) {
+                Ok(t) => t.as_os_str().as_encoded_bytes().to_vec(),
+                Err(_) => return true,
+            }
+        } else {
+            match std::fs::symlink_metadata(&full) {
+                Ok(m) if m.file_type().is_file() => {}
+                _ => return true,
+            }
+            match read_regular(&full) {
+                Ok(Content::File { data, executable }) => {
+                    if executable != (mode == "100755") {
+                        return true;
+                    }
+                    data
+                }
+                _ => return true,
+            }
+        };
+        git_object_id("blob", &bytes, oid) != *oid
+    })
 }
 
 /// Deterministic tar builder: fixed owner, mtime and modes, explicit directory entries.

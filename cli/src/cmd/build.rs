@@ -256,7 +256,7 @@ impl Inputs {
         let workspace = &vendored.workspace_root;
         let files = source_files(workspace, &[out.to_path_buf()])?;
         let (epoch, epoch_origin) = source_date_epoch(workspace, &files);
-        let identity = source_identity(workspace);
+        let identity = source_identity(workspace)?;
         let snapshot =
             hermetic_sandbox::build::Snapshot::take(workspace, &vendored.out, files, epoch)?;
         Ok(Inputs {
