@@ -635,3 +635,55 @@ fn outputs_and_logs_are_bounded() {
     // Within the limits, the same project builds.
     hermetic_json(p, &["build", "--image", builder_image()], 0);
 }
+
+/// Inputs that would exhaust the host when read: a sparse file of 2 GiB among the sources,
+/// and a repository of a few kilobytes whose HEAD repeats one subtree into millions of paths.
+#[test]
+fn inputs_that_would_exhaust_the_host_are_refused() {
+    let _serial = engine_lock();
+    let project = fixture("hello");
+    let p = project.path();
+    let big = std::fs::File::create(p.join("big.bin")).expect("create");
+    big.set_len(2 << 30).expect("sparse");
+    let v = hermetic_json(p, &["build", "--image", builder_image()], 2);
+    assert!(message(&v).contains("larger than 1024 MiB"), "{v}");
+    std::fs::remove_file(p.join("big.bin")).expect("rm");
+
+    git(p, &["init", "-q", "-b", "main"]);
+    let run = |args: &[&str], input: &str| -> String {
+        use std::io::Write;
+        let mut child = Command::new("git")
+            .current_dir(p)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("git");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("git");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    };
+    let blob = run(&["hash-object", "-w", "--stdin"], "x");
+    let mut tree = run(&["mktree"], &format!("100644 blob {blob}\tf\n"));
+    // 26 entries per level, 5 levels: 26^5 = 11.9 million paths from 6 small objects.
+    for _ in 0..5 {
+        let entries: String = ('a'..='z')
+            .map(|c| format!("040000 tree {tree}\t{c}\n"))
+            .collect();
+        tree = run(&["mktree"], &entries);
+    }
+    let commit = run(&["commit-tree", &tree, "-m", "bomb"], "");
+    git(p, &["update-ref", "HEAD", &commit]);
+    let v = hermetic_json(p, &["build", "--image", builder_image()], 2);
+    assert!(message(&v).contains("more than 4000000 entries"), "{v}");
+}

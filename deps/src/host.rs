@@ -58,6 +58,8 @@ pub fn cargo_target_dir() -> std::path::PathBuf {
 /// command hermetic runs, whatever the repository's config says.
 const GIT_OVERRIDES: &[&str] = &[
     "core.fsmonitor=false",
+    // Any host file as ignore patterns (the list sent would tell what it holds).
+    "core.excludesFile=/dev/null",
     "core.hooksPath=/dev/null",
     "core.untrackedCache=false",
     "core.pager=cat",
@@ -325,6 +327,10 @@ where
     out.status.success().then_some(out.stdout)
 }
 
+/// The most a child's standard output may hold (git listing a huge tree, say): past it the
+/// child is killed and its answer dropped.
+pub const OUTPUT_CAP: u64 = 256 << 20;
+
 /// How long one git command may take: listing or hashing a large tree takes seconds; a
 /// repository that makes git wait (a fifo somewhere it reads) must not hang hermetic.
 pub const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -358,12 +364,15 @@ pub fn output_within(
     let mut err_pipe = child.stderr.take()?;
     let reader = std::thread::spawn(move || {
         let mut b = Vec::new();
-        let _ = out_pipe.read_to_end(&mut b);
+        let _ = (&mut out_pipe).take(OUTPUT_CAP + 1).read_to_end(&mut b);
+        // The rest is drained, not kept, so that the child can finish.
+        let _ = std::io::copy(&mut out_pipe, &mut std::io::sink());
         b
     });
     let err_reader = std::thread::spawn(move || {
         let mut b = Vec::new();
-        let _ = err_pipe.read_to_end(&mut b);
+        let _ = (&mut err_pipe).take(1 << 20).read_to_end(&mut b);
+        let _ = std::io::copy(&mut err_pipe, &mut std::io::sink());
         b
     });
     let deadline = std::time::Instant::now() + limit;
@@ -383,9 +392,13 @@ pub fn output_within(
     if let Some(f) = feeder {
         let _ = f.join();
     }
+    let stdout = reader.join().unwrap_or_default();
+    if stdout.len() as u64 > OUTPUT_CAP {
+        return None;
+    }
     Some(std::process::Output {
         status,
-        stdout: reader.join().unwrap_or_default(),
+        stdout,
         stderr: err_reader.join().unwrap_or_default(),
     })
 }

@@ -27,8 +27,31 @@ pub(crate) fn cargo_metadata(
         opts.push(config.display().to_string());
     }
     cmd.other_options(opts);
-    cmd.exec().map_err(|e| classify(manifest_path, e))
+    // Run with a time limit (a member manifest that is a fifo would block cargo forever)
+    // and a bounded answer.
+    let mut command = cmd.cargo_command();
+    let out = crate::host::output_within(&mut command, None, CARGO_TIMEOUT).ok_or_else(|| {
+        Error::Cargo {
+            path: manifest_path.to_path_buf(),
+            detail: format!(
+                "cargo metadata did not finish within {} s, or answered more than {} MiB",
+                CARGO_TIMEOUT.as_secs(),
+                crate::host::OUTPUT_CAP >> 20
+            ),
+        }
+    })?;
+    if !out.status.success() {
+        return Err(classify_stderr(
+            manifest_path.to_path_buf(),
+            &String::from_utf8_lossy(&out.stderr),
+        ));
+    }
+    MetadataCommand::parse(String::from_utf8_lossy(&out.stdout))
+        .map_err(|e| classify(manifest_path, e))
 }
+
+/// How long host cargo may take to read the workspace (it may fetch the registry's index).
+const CARGO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn classify(manifest_path: &Path, e: cargo_metadata::Error) -> Error {
     let path = manifest_path.to_path_buf();
@@ -108,6 +131,17 @@ pub(crate) fn build_manifest(meta: &Metadata, lock: &Lockfile) -> Result<DepMani
                     .parent()
                     .map(|d| d.as_std_path().to_path_buf())
                     .unwrap_or_default();
+                // By real location: a member or path dependency may be a link out.
+                let real = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+                let real_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+                if !real.starts_with(&real_root) {
+                    return Err(Error::PathDependencyOutside {
+                        manifest: p.manifest_path.clone().into_std_path_buf(),
+                        name: p.name.to_string(),
+                        dep_path: real,
+                        root: real_root,
+                    });
+                }
                 let rel = dir
                     .strip_prefix(root)
                     .map_err(|_| Error::PathDependencyOutside {

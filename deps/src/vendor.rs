@@ -122,6 +122,7 @@ fn vendor_in(
     stage: &dyn Fn(&str),
 ) -> Result<Attempt> {
     let lock = Lockfile::read(&root.join("Cargo.lock"))?;
+    manifests_are_files(root)?;
     let expected = expected_from_lock(&lock);
     let key = lock.vendor_key();
     let tree = opts.cache.tree_dir(&key);
@@ -361,12 +362,11 @@ fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
 }
 
 fn workspace_root(manifest_path: &Path) -> Result<PathBuf> {
-    let output = crate::host::cargo()
-        .args(["locate-project", "--workspace", "--message-format", "plain"])
+    let mut cmd = crate::host::cargo();
+    cmd.args(["locate-project", "--workspace", "--message-format", "plain"])
         .arg("--manifest-path")
-        .arg(manifest_path)
-        .output()
-        .map_err(Error::CargoMissing)?;
+        .arg(manifest_path);
+    let output = run_cargo(&mut cmd, manifest_path, 120)?;
     if !output.status.success() {
         return Err(Error::Cargo {
             path: manifest_path.to_path_buf(),
@@ -523,11 +523,11 @@ fn write_checksum_file(
 }
 
 fn cargo_fetch(manifest_path: &Path) -> Result<()> {
-    let output = crate::host::cargo()
-        .args(["fetch", "--locked", "--manifest-path"])
-        .arg(manifest_path)
-        .output()
-        .map_err(Error::CargoMissing)?;
+    let mut cmd = crate::host::cargo();
+    cmd.args(["fetch", "--locked", "--manifest-path"])
+        .arg(manifest_path);
+    // Downloads take their time; a cargo blocked on a hostile manifest must not forever.
+    let output = run_cargo(&mut cmd, manifest_path, 1800)?;
     if output.status.success() {
         return Ok(());
     }
@@ -535,6 +535,51 @@ fn cargo_fetch(manifest_path: &Path) -> Result<()> {
         manifest_path.to_path_buf(),
         &String::from_utf8_lossy(&output.stderr),
     ))
+}
+
+/// Refuses a `Cargo.toml` anywhere in the workspace that is not a regular file of at most
+/// 16 MiB: host cargo reads every member's manifest, and one that is a link (to
+/// `/dev/zero`, to a host file whose lines its errors would echo) or a fifo would exhaust
+/// or block it.
+fn manifests_are_files(root: &Path) -> Result<()> {
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| {
+            !(e.depth() == 1 && (e.file_name() == "target" || e.file_name() == ".git"))
+        });
+    for entry in walker.flatten() {
+        if entry.file_name() != "Cargo.toml" {
+            continue;
+        }
+        let ok = entry.file_type().is_file()
+            && entry
+                .metadata()
+                .is_ok_and(|m| m.len() <= crate::lockfile::MAX_PROJECT_FILE);
+        if !ok {
+            return Err(Error::Unsupported {
+                path: entry.path().to_path_buf(),
+                detail: "a manifest must be a regular file of at most 16 MiB (not a link, \
+                         fifo or device): cargo would read through it"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs host cargo within `secs` seconds (see [`crate::host::output_within`]).
+fn run_cargo(
+    cmd: &mut std::process::Command,
+    manifest_path: &Path,
+    secs: u64,
+) -> Result<std::process::Output> {
+    crate::host::output_within(cmd, None, std::time::Duration::from_secs(secs)).ok_or_else(|| {
+        Error::Cargo {
+            path: manifest_path.to_path_buf(),
+            detail: format!("cargo did not start, or did not finish within {secs} s"),
+        }
+    })
 }
 
 /// Git packages have no archive: they are copied from cargo's checkout of the locked commit.

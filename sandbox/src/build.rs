@@ -477,6 +477,9 @@ fn verified_objects(
     Ok(objects)
 }
 
+/// More entries than any real work tree has (the largest repositories hold a few million).
+const MAX_TREE_ENTRIES: usize = 4_000_000;
+
 /// Every file of HEAD's tree (path from the repository root → mode and blob id), each
 /// tree on the way re-hashed.
 fn verified_head_tree(
@@ -498,20 +501,39 @@ fn verified_head_tree(
     let hex_len = head.len();
     let mut files = std::collections::BTreeMap::new();
     let mut level = vec![(String::new(), root)];
+    // Each tree is fetched and verified once, however often it appears (a tiny hostile
+    // repository can repeat one subtree into millions of paths: the entry cap stops it).
+    let mut verified: std::collections::HashMap<String, Vec<u8>> = std::collections::HashMap::new();
+    let mut entries = 0usize;
     // Depth is bounded by the paths the work tree can hold; the bound stops a cycle.
     for _ in 0..256 {
         if level.is_empty() {
             return Ok(files);
         }
-        let ids: Vec<String> = level.iter().map(|(_, id)| id.clone()).collect();
-        let trees = verified_objects(repo, &ids)?;
-        let mut next = Vec::new();
-        for ((prefix, id), (kind, body)) in level.iter().zip(trees) {
+        let mut wanted: Vec<String> = level
+            .iter()
+            .map(|(_, id)| id.clone())
+            .filter(|id| !verified.contains_key(id))
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        for (id, (kind, body)) in wanted.iter().zip(verified_objects(repo, &wanted)?) {
             if kind != "tree" {
                 return Err(format!("{id} is a {kind}, not a tree"));
             }
-            let mut rest: &[u8] = &body;
+            verified.insert(id.clone(), body);
+        }
+        let mut next = Vec::new();
+        for (prefix, id) in &level {
+            let body = verified.get(id).ok_or("a tree went missing")?;
+            let mut rest: &[u8] = body;
             while !rest.is_empty() {
+                entries += 1;
+                if entries > MAX_TREE_ENTRIES {
+                    return Err(format!(
+                        "HEAD's tree has more than {MAX_TREE_ENTRIES} entries"
+                    ));
+                }
                 let sp = rest
                     .iter()
                     .position(|b| *b == b' ')
@@ -588,6 +610,16 @@ fn work_tree_differs(
         return true;
     }
     head.iter().any(|(path, (mode, oid))| {
+        // The repository's paths are its word: one that is not plainly inside the work
+        // tree (`..`, through a link) is never opened, and counts as a change.
+        if hermetic_deps::validate::relative_path(path).is_err()
+            || !matches!(
+                source_kind(repo, Path::new(path)),
+                Ok(Some(SourceKind::File)) | Ok(Some(SourceKind::Link(_)))
+            )
+        {
+            return true;
+        }
         let full = repo.join(path);
         let bytes = if mode == "120000" {
             match std::fs::read_link(&full) {
@@ -715,7 +747,7 @@ fn read_regular(path: &Path) -> Result<Content> {
     // O_NOFOLLOW | O_NONBLOCK (Linux): opening a link fails instead of reading its target,
     // opening a fifo does not wait for a writer.
     const O_NOFOLLOW: i32 = 0o400000 | 0o4000;
-    let mut f = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(O_NOFOLLOW)
         .open(path)
@@ -730,13 +762,35 @@ fn read_regular(path: &Path) -> Result<Content> {
             detail: "not a regular file".into(),
         });
     }
+    // A sparse terabyte "source" must not be read into memory.
+    if meta.len() > MAX_SOURCE_FILE {
+        return Err(Error::UnsafeSource {
+            path: path.to_path_buf(),
+            detail: format!(
+                "larger than {} MiB, the most hermetic reads of one input file",
+                MAX_SOURCE_FILE >> 20
+            ),
+        });
+    }
     let mut data = Vec::new();
-    f.read_to_end(&mut data).at(path)?;
+    f.take(MAX_SOURCE_FILE + 1)
+        .read_to_end(&mut data)
+        .at(path)?;
+    if data.len() as u64 > MAX_SOURCE_FILE {
+        return Err(Error::InputsChanged {
+            path: path.to_path_buf(),
+        });
+    }
     Ok(Content::File {
         data,
         executable: is_executable(&meta),
     })
 }
+
+/// The largest input file read (sources and vendored files are held in memory).
+const MAX_SOURCE_FILE: u64 = 1 << 30;
+/// All source files together.
+const MAX_SOURCE_TOTAL: u64 = 4 << 30;
 
 fn add_tree(tar: &mut TarWriter, root: &Path, files: &[PathBuf], prefix: &Path) -> Result<()> {
     for rel in files {
@@ -849,6 +903,7 @@ impl Snapshot {
         source_date_epoch: i64,
     ) -> Result<Snapshot> {
         let mut contents = Vec::with_capacity(files.len());
+        let mut total: u64 = 0;
         let mut src = TarWriter::new(source_date_epoch);
         for rel in &files {
             // Classified again as it is read: the tree may have changed since it was listed.
@@ -861,6 +916,19 @@ impl Snapshot {
                     });
                 }
             };
+            if let Content::File { data, .. } = &content {
+                total += data.len() as u64;
+                if total > MAX_SOURCE_TOTAL {
+                    return Err(Error::UnsafeSource {
+                        path: workspace.join(rel),
+                        detail: format!(
+                            "the sources pass {} MiB here, the most hermetic reads: leave \
+                             large files out of the workspace (or ignore them in git)",
+                            MAX_SOURCE_TOTAL >> 20
+                        ),
+                    });
+                }
+            }
             src.entry(&Path::new("src").join(rel), &content)?;
             contents.push(content);
         }

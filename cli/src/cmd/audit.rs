@@ -136,6 +136,24 @@ async fn check_rebuild(
         );
         return Ok(());
     }
+    // Inside the checkout by its real location too: no directory on the way may be a link
+    // (to another project of the auditor's machine, say).
+    let mut at = source.to_path_buf();
+    for c in Path::new(recorded.strip_prefix("./").unwrap_or(recorded)).components() {
+        at.push(c);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            push(
+                a,
+                "rebuild: the recorded manifest path",
+                false,
+                format!(
+                    "manifestPath {recorded:?} passes through the link {}",
+                    at.display()
+                ),
+            );
+            return Ok(());
+        }
+    }
     let manifest = source.join(recorded);
     let out = tempfile::tempdir().map_err(|e| Failure::io("temporary directory", e))?;
     let args = build::Args {
