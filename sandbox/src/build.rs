@@ -477,8 +477,9 @@ fn verified_objects(
     Ok(objects)
 }
 
-/// More entries than any real work tree has (the largest repositories hold a few million).
-const MAX_TREE_ENTRIES: usize = 4_000_000;
+/// More entries than any Rust workspace's repository has (the largest monorepos hold a few
+/// million files; Chromium about 400 000).
+const MAX_TREE_ENTRIES: usize = 1_000_000;
 
 /// Every file of HEAD's tree (path from the repository root → mode and blob id), each
 /// tree on the way re-hashed.
