@@ -494,11 +494,35 @@ fn ssh_runner_named_in_hermetic_toml() {
         ),
     )
     .expect("hermetic.toml");
+    // ssh runs through a wrapper that records the environment it was given: hermetic's
+    // secrets must not be in it.
+    let wrap_dir = tempfile::tempdir().expect("tempdir");
+    let seen_env = wrap_dir.path().join("ssh-env");
+    let wrapper = wrap_dir.path().join("ssh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nenv > '{}'\nexec ssh \"$@\"\n",
+            seen_env.display()
+        ),
+    )
+    .expect("wrapper");
+    let mut perm = std::fs::metadata(&wrapper).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&wrapper, perm).expect("chmod");
+    let wrapped = server
+        .ssh_command()
+        .replacen("ssh", &wrapper.display().to_string(), 1);
     let mut cmd = hermetic(project.path());
     cmd.args(["verify", ".", "--no-sign", "--no-cache", "--json"])
-        .env("HERMETIC_SSH_COMMAND", server.ssh_command())
+        .env("HERMETIC_SSH_COMMAND", &wrapped)
         .env_remove("DOCKER_HOST");
     let v = expect(&mut cmd, 0).json();
+    let env = std::fs::read_to_string(&seen_env).expect("the wrapper ran");
+    assert!(
+        !env.contains("COSIGN_PASSWORD") && !env.contains(PASSWORD),
+        "a secret reached ssh"
+    );
     assert_eq!(v["verdict"], "reproducible", "{v}");
     assert_eq!(v["runners"][0]["runner"], "runner-1", "{v}");
     assert_eq!(v["runners"][1]["runner"], "over-ssh", "{v}");

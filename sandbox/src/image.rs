@@ -161,6 +161,8 @@ pub struct BootstrapOptions {
 }
 
 fn sh(cmd: &mut std::process::Command, what: &str) -> Result<String> {
+    // No secret of hermetic's reaches a child.
+    hermetic_deps::host::scrub(cmd);
     let out = cmd.output().map_err(|e| Error::Bootstrap {
         what: what.into(),
         detail: format!("cannot run {:?}: {e}", cmd.get_program()),
@@ -355,7 +357,11 @@ fn which(name: &str) -> Option<PathBuf> {
 /// `docker import`: streams `tar` of the rootfs into the engine.
 async fn import_rootfs(engine: &Engine, rootfs: &Path, reference: &str) -> Result<()> {
     let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
-    let mut child = tokio::process::Command::new("tar")
+    let mut tar = tokio::process::Command::new("tar");
+    for v in hermetic_deps::host::SECRET_VARS {
+        tar.env_remove(v);
+    }
+    let mut child = tar
         .args([
             "--numeric-owner",
             "--exclude=./dev/*",

@@ -67,6 +67,8 @@ pub async fn open(
         std::fs::File::create(&log).map_err(|e| unreachable(format!("{}: {e}", log.display())))?;
     let words = ssh_command();
     let mut cmd = Command::new(&words[0]);
+    // ssh and whatever it runs (a ProxyCommand) get none of hermetic's secrets.
+    hermetic_deps::host::scrub(&mut cmd);
     cmd.args(&words[1..])
         .args([
             "-T",

@@ -942,7 +942,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), Failure> {
 }
 
 fn attach_diffoscope(dir: &Path, built: &[Built], diffs: &[FileDiff], main: &Spinner) {
-    if !std::process::Command::new("diffoscope")
+    if !hermetic_deps::host::scrub(&mut std::process::Command::new("diffoscope"))
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
@@ -955,7 +955,7 @@ fn attach_diffoscope(dir: &Path, built: &[Built], diffs: &[FileDiff], main: &Spi
             continue;
         };
         let report = dir.join(format!("diffoscope-{i}-{}.txt", d.name));
-        let _ = std::process::Command::new("diffoscope")
+        let _ = hermetic_deps::host::scrub(&mut std::process::Command::new("diffoscope"))
             .arg("--text")
             .arg(&report)
             .arg(built[0].out.join(&d.name))
