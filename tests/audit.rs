@@ -200,3 +200,58 @@ fn audit_passes_a_real_release_and_names_each_tampering() {
         "{v}"
     );
 }
+
+/// A signed provenance still cannot choose what `audit --rebuild` builds: a manifest path
+/// that leaves the checkout, or passes through a link in it to another project of the
+/// auditor's machine, is a failed check, and nothing is built or written there.
+#[test]
+fn a_recorded_manifest_path_cannot_leave_the_checkout() {
+    let _serial = engine_lock();
+    let (key, public) = test_key();
+    let project = fixture("hello");
+    let mut build = hermetic(project.path());
+    build
+        .args(["--json", "build", "--image", builder_image(), "--key"])
+        .arg(key);
+    expect(&mut build, 0);
+    let dist = project.path().join("dist");
+    let elsewhere = fixture("hello");
+    for recorded in [
+        "../elsewhere/Cargo.toml",
+        "/etc/Cargo.toml",
+        "sub/Cargo.toml",
+    ] {
+        let source = fixture("hello");
+        std::os::unix::fs::symlink(elsewhere.path(), source.path().join("sub")).expect("ln");
+        // The release's own record says so, and is signed again by the trusted key.
+        let copy = tampered(&dist, |d| {
+            edit_json(&d.join("hermetic-build.json"), |v| {
+                v["source"]["manifest_path"] = serde_json::json!(recorded);
+            });
+        });
+        let copy_dist = copy.path().join("dist");
+        let mut attest = hermetic(copy.path());
+        attest.arg("attest").arg(&copy_dist).arg("--key").arg(key);
+        expect(&mut attest, 0);
+        let v = audit(
+            &copy_dist,
+            public,
+            &[
+                "--rebuild",
+                "--source",
+                source.path().to_str().expect("utf-8"),
+            ],
+            1,
+        );
+        assert!(
+            failed(&v)
+                .iter()
+                .any(|f| f == "rebuild: the recorded manifest path"),
+            "{recorded}: {v}"
+        );
+        assert!(
+            !elsewhere.path().join("target").exists(),
+            "{recorded}: the other project was built"
+        );
+    }
+}

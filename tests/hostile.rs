@@ -670,3 +670,56 @@ fn inputs_that_would_exhaust_the_host_are_refused() {
     let v = hermetic_json(p, &["build", "--image", builder_image()], 2);
     assert!(message(&v).contains("more than 1000000 entries"), "{v}");
 }
+
+/// Files that verification of a vendored tree skips (under a crate's `.git`, as a cache
+/// another party wrote could hold) are not sent into the build either.
+#[test]
+fn what_verification_skips_is_not_sent() {
+    let _serial = engine_lock();
+    let cache = tempfile::tempdir().expect("cache");
+    let project = fixture("hello");
+    let p = project.path();
+    let planted = "/hermetic/deps/vendor/itoa-1.0.19/.git/planted.rs";
+    std::fs::write(
+        p.join("build.rs"),
+        format!(
+            "fn main() {{ println!(\"cargo:rustc-env=PLANTED={{}}\", \
+             std::path::Path::new(\"{planted}\").exists()); }}\n"
+        ),
+    )
+    .expect("build.rs");
+    std::fs::write(
+        p.join("src/main.rs"),
+        "fn main() { print!(\"{}\", env!(\"PLANTED\")); }\n",
+    )
+    .expect("main");
+    let build = |code: i32| {
+        let mut cmd = hermetic(p);
+        cmd.env("HERMETIC_CACHE", cache.path()).args([
+            "--json",
+            "build",
+            "--image",
+            builder_image(),
+        ]);
+        expect(&mut cmd, code).json()
+    };
+    build(0);
+    let trees = cache.path().join("trees");
+    let tree = std::fs::read_dir(&trees)
+        .expect("trees")
+        .flatten()
+        .find(|e| e.path().join("vendor/itoa-1.0.19").is_dir())
+        .expect("the cached tree")
+        .path();
+    let dot_git = tree.join("vendor/itoa-1.0.19/.git");
+    std::fs::create_dir_all(&dot_git).expect("mkdir");
+    std::fs::write(dot_git.join("planted.rs"), "planted").expect("plant");
+    // The build's own copy goes, so that the next build copies the planted tree.
+    std::fs::remove_dir_all(cache.path().join("workspaces")).expect("rm copy");
+    build(0);
+    let out = expect(&mut Command::new(p.join("dist/hello")), 0);
+    assert_eq!(
+        out.stdout, "false",
+        "a file verification skipped reached the build"
+    );
+}
