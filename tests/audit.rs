@@ -17,6 +17,16 @@ fn audit(dist: &Path, public: &Path, extra: &[&str], code: i32) -> Value {
     expect(&mut cmd, code).json()
 }
 
+/// `audit --rebuild` of `dist` from the checkout `source`.
+fn rebuild(dist: &Path, public: &Path, source: &Path, code: i32) -> Value {
+    audit(
+        dist,
+        public,
+        &["--rebuild", "--source", source.to_str().expect("utf-8")],
+        code,
+    )
+}
+
 /// Names of the failed checks.
 fn failed(v: &Value) -> Vec<String> {
     v["checks"]
@@ -95,16 +105,7 @@ fn audit_passes_a_real_release_and_names_each_tampering() {
     ] {
         assert!(names.contains(&want), "{want} not checked: {names:?}");
     }
-    let rebuilt = audit(
-        &dist,
-        public,
-        &[
-            "--rebuild",
-            "--source",
-            source.path().to_str().expect("utf-8"),
-        ],
-        0,
-    );
+    let rebuilt = rebuild(&dist, public, source.path(), 0);
     assert!(failed(&rebuilt).is_empty(), "{rebuilt}");
 
     // Each tampering fails, and the check that caught it says so.
@@ -183,16 +184,7 @@ fn audit_passes_a_real_release_and_names_each_tampering() {
             .collect();
         std::fs::write(d.join("SHA256SUMS"), sums).expect("write");
     });
-    let v = audit(
-        &copy.path().join("dist"),
-        public,
-        &[
-            "--rebuild",
-            "--source",
-            source.path().to_str().expect("utf-8"),
-        ],
-        1,
-    );
+    let v = rebuild(&copy.path().join("dist"), public, source.path(), 1);
     assert!(
         failed(&v)
             .iter()
@@ -233,16 +225,7 @@ fn a_recorded_manifest_path_cannot_leave_the_checkout() {
         let mut attest = hermetic(copy.path());
         attest.arg("attest").arg(&copy_dist).arg("--key").arg(key);
         expect(&mut attest, 0);
-        let v = audit(
-            &copy_dist,
-            public,
-            &[
-                "--rebuild",
-                "--source",
-                source.path().to_str().expect("utf-8"),
-            ],
-            1,
-        );
+        let v = rebuild(&copy_dist, public, source.path(), 1);
         assert!(
             failed(&v)
                 .iter()

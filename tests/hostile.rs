@@ -39,17 +39,13 @@ impl Outside {
     fn canary(&self) -> (PathBuf, PathBuf) {
         let ran = self.path("canary-ran");
         let script = self.path("canary.sh");
-        std::fs::write(
+        write_executable(
             &script,
-            format!(
+            &format!(
                 "#!/bin/sh\nenv > '{}'\n[ \"$#\" -gt 0 ] && exec \"$@\"\nexit 0\n",
                 ran.display()
             ),
-        )
-        .expect("canary");
-        let mut perm = std::fs::metadata(&script).expect("meta").permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-        std::fs::set_permissions(&script, perm).expect("chmod");
+        );
         (script, ran)
     }
 }
@@ -67,37 +63,8 @@ fn message(v: &Value) -> String {
         .to_string()
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let mut cmd = Command::new("git");
-    cmd.current_dir(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args);
-    expect(&mut cmd, 0);
-}
-
-/// git's trimmed standard output for `args` in `dir`, with `input` on its standard input.
-fn git_stdout(dir: &Path, args: &[&str], input: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("git");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("git");
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string()
+fn fix(v: &Value) -> String {
+    v["error"]["fix"].as_str().unwrap_or_default().to_string()
 }
 
 /// No file anywhere under `dir` (outputs, diagnostics, logs) holds `needle`.
@@ -155,12 +122,7 @@ fn lockfile_fields_cannot_become_paths() {
                 msg.contains("Cargo.lock") && msg.contains(&format!("`{field}`")),
                 "{field}: {msg}"
             );
-            assert!(
-                v["error"]["fix"]
-                    .as_str()
-                    .is_some_and(|f| f.contains("cargo generate-lockfile")),
-                "{v}"
-            );
+            assert!(fix(&v).contains("cargo generate-lockfile"), "{v}");
         }
         assert!(!escape.exists(), "{field}: the lockfile wrote outside");
         assert!(!project.path().join("dist").exists());
@@ -622,12 +584,7 @@ fn outputs_and_logs_are_bounded() {
         msg.contains("output hello goes past the output limits"),
         "{v}"
     );
-    assert!(
-        v["error"]["fix"]
-            .as_str()
-            .is_some_and(|f| f.contains("--max-output-mib")),
-        "{v}"
-    );
+    assert!(fix(&v).contains("--max-output-mib"), "{v}");
     assert!(!p.join("dist").exists(), "no output that looks complete");
     let logs: Vec<_> = std::fs::read_dir(p.join("target/hermetic/logs"))
         .expect("logs")

@@ -499,17 +499,13 @@ fn ssh_runner_named_in_hermetic_toml() {
     let wrap_dir = tempfile::tempdir().expect("tempdir");
     let seen_env = wrap_dir.path().join("ssh-env");
     let wrapper = wrap_dir.path().join("ssh");
-    std::fs::write(
+    write_executable(
         &wrapper,
-        format!(
+        &format!(
             "#!/bin/sh\nenv > '{}'\nexec ssh \"$@\"\n",
             seen_env.display()
         ),
-    )
-    .expect("wrapper");
-    let mut perm = std::fs::metadata(&wrapper).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-    std::fs::set_permissions(&wrapper, perm).expect("chmod");
+    );
     let wrapped = server
         .ssh_command()
         .replacen("ssh", &wrapper.display().to_string(), 1);

@@ -258,13 +258,7 @@ fn local_git_crate(root: &Path) -> (String, String) {
     )
     .expect("write");
     std::fs::write(repo.join("src/lib.rs"), "pub fn answer() -> u32 { 42 }\n").expect("write");
-    let git = |args: &[&str]| {
-        let mut cmd = std::process::Command::new("git");
-        cmd.current_dir(&repo)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args);
-        expect(&mut cmd, 0).stdout.trim().to_string()
-    };
+    let git = |args: &[&str]| git_stdout(&repo, args, "");
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "init"]);

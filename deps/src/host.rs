@@ -203,12 +203,11 @@ fn check_repo_config(dot_git: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads a file of the project's that must be a regular file (not a link, fifo or device)
-/// of at most `cap` bytes.
-pub fn read_small(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
+/// Opens a file of the project's that must be a regular file: a link is not followed and a
+/// fifo does not block (`O_NOFOLLOW | O_NONBLOCK`), and anything else is refused. Returns
+/// the open file and what it is, from the same descriptor.
+pub fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
     use std::os::unix::fs::OpenOptionsExt;
-    // O_NOFOLLOW | O_NONBLOCK (Linux): a link is not followed, a fifo does not block.
     const FLAGS: i32 = 0o400000 | 0o4000;
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -221,6 +220,14 @@ pub fn read_small(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
             "not a regular file",
         ));
     }
+    Ok((f, meta))
+}
+
+/// Reads a file of the project's that must be a regular file (see [`open_regular`]) of at
+/// most `cap` bytes.
+pub fn read_small(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let (f, meta) = open_regular(path)?;
     if meta.len() > cap {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,

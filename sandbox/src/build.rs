@@ -460,7 +460,7 @@ fn verified_objects(
             return Err(format!("object {id} is missing"));
         };
         let size: usize = size.parse().map_err(|_| format!("object {id}: bad size"))?;
-        if got != id || rest.len() < size + 1 {
+        if got != id || size.checked_add(1).is_none_or(|n| rest.len() < n) {
             return Err(format!(
                 "object {id}: git's answer does not match the request"
             ));
@@ -744,25 +744,10 @@ enum Content {
 /// Reads a regular file without following a link that replaced it since it was listed.
 fn read_regular(path: &Path) -> Result<Content> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    // O_NOFOLLOW | O_NONBLOCK (Linux): opening a link fails instead of reading its target,
-    // opening a fifo does not wait for a writer.
-    const O_NOFOLLOW: i32 = 0o400000 | 0o4000;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| Error::UnsafeSource {
-            path: path.to_path_buf(),
-            detail: format!("cannot be opened as a regular file: {e}"),
-        })?;
-    let meta = f.metadata().at(path)?;
-    if !meta.file_type().is_file() {
-        return Err(Error::UnsafeSource {
-            path: path.to_path_buf(),
-            detail: "not a regular file".into(),
-        });
-    }
+    let (f, meta) = hermetic_deps::host::open_regular(path).map_err(|e| Error::UnsafeSource {
+        path: path.to_path_buf(),
+        detail: format!("cannot be opened as a regular file: {e}"),
+    })?;
     // A sparse terabyte "source" must not be read into memory.
     if meta.len() > MAX_SOURCE_FILE {
         return Err(Error::UnsafeSource {

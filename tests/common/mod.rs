@@ -102,6 +102,48 @@ pub fn wrapped_in(prefix: &[&str], cmd: &Command) -> Command {
     wrapped
 }
 
+/// git in `dir` (with a committer identity), which must succeed.
+pub fn git(dir: &Path, args: &[&str]) {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args);
+    expect(&mut cmd, 0);
+}
+
+/// git's trimmed standard output for `args` in `dir`, with `input` on its standard input.
+pub fn git_stdout(dir: &Path, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("git");
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}
+
+/// Writes `text` to `path` as an executable script (mode 0755).
+pub fn write_executable(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write script");
+    let mut perm = std::fs::metadata(path).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(path, perm).expect("chmod");
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,

@@ -37,9 +37,8 @@ pub fn project_dir(manifest: &Path) -> PathBuf {
 /// workspace, not in the project's own `target/` (whose files the project controls and
 /// hermetic must not believe).
 fn build_vendor_dir(cache: &Cache, project: &Path) -> PathBuf {
-    use sha2::Digest;
     let canonical = std::fs::canonicalize(project).unwrap_or_else(|_| project.to_path_buf());
-    let key = hex::encode(sha2::Sha256::digest(canonical.to_string_lossy().as_bytes()));
+    let key = hermetic_deps::hash::sha256_hex(canonical.to_string_lossy().as_bytes());
     cache
         .root()
         .join("workspaces")
