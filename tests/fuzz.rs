@@ -197,7 +197,11 @@ fn fuzz_vendor_policy() {
 fn fuzz_hermetic_toml() {
     fuzz("config", |bytes, dir| {
         let path = dir.join("hermetic.toml");
-        let _ = hermetic_sandbox::config::Config::parse(&path, &String::from_utf8_lossy(bytes));
+        let _ = hermetic_sandbox::config::Config::parse(
+            &path,
+            &String::from_utf8_lossy(bytes),
+            hermetic_sandbox::config::Origin::User,
+        );
     });
 }
 

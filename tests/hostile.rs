@@ -373,6 +373,52 @@ fn a_runner_name_cannot_become_a_directory_elsewhere() {
     }
 }
 
+/// A project's own hermetic.toml cannot send its build to an engine of its choosing (which
+/// could answer anything, for hermetic to sign) nor point hermetic at the user's TLS
+/// identity: nothing connects to the engine it names.
+#[test]
+fn a_projects_file_cannot_choose_its_engines() {
+    let outside = Outside::new();
+    let secret_dir = outside.path("tls");
+    std::fs::create_dir_all(&secret_dir).expect("dir");
+    // An engine of the project's, owned by the test on loopback.
+    let engine = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    engine.set_nonblocking(true).expect("nonblocking");
+    let addr = engine.local_addr().expect("addr");
+    for runner in [
+        format!("endpoint = \"tcp://{addr}\""),
+        format!(
+            "endpoint = \"tcp://{addr}\"\ncert-path = {}",
+            toml_string(&secret_dir.display().to_string())
+        ),
+        format!(
+            "endpoint = \"unix://{}/d.sock\"",
+            outside.path("s").display()
+        ),
+        "endpoint = \"ssh://root@127.0.0.1:1\"".to_string(),
+    ] {
+        let project = fixture("hello");
+        std::fs::write(
+            project.path().join("hermetic.toml"),
+            format!("[[runners]]\nendpoint = \"local\"\n\n[[runners]]\n{runner}\n"),
+        )
+        .expect("toml");
+        let v = hermetic_json(project.path(), &["verify", "--no-sign"], 2);
+        let msg = message(&v);
+        assert!(
+            msg.contains("hermetic.toml:5:12") && msg.contains("--config"),
+            "{runner}: {msg}"
+        );
+        assert!(!project.path().join("dist").exists());
+    }
+    assert!(
+        engine
+            .accept()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "hermetic connected to the project's engine"
+    );
+}
+
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }

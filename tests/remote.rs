@@ -510,7 +510,9 @@ fn ssh_runner_named_in_hermetic_toml() {
         .ssh_command()
         .replacen("ssh", &wrapper.display().to_string(), 1);
     let mut cmd = hermetic(project.path());
+    // The file is the user's word here (--config): a project's own file may not name engines.
     cmd.args(["verify", ".", "--no-sign", "--no-cache", "--json"])
+        .args(["--config", "hermetic.toml"])
         .env("HERMETIC_SSH_COMMAND", &wrapped)
         .env_remove("DOCKER_HOST");
     let v = expect(&mut cmd, 0).json();
@@ -552,7 +554,14 @@ fn ssh_runner_named_in_hermetic_toml() {
     )
     .expect("hermetic.toml");
     let mut cmd = hermetic(project.path());
-    cmd.args(["verify", ".", "--no-sign", "--json"]);
+    cmd.args([
+        "verify",
+        ".",
+        "--no-sign",
+        "--json",
+        "--config",
+        "hermetic.toml",
+    ]);
     let r = expect(&mut cmd, 2);
     let e = &r.json()["error"];
     let msg = e["message"].as_str().expect("message");

@@ -451,6 +451,31 @@ fn unreachable_registry_is_an_infrastructure_error() {
     );
 }
 
+/// A machine without cargo is the machine's problem (exit 4, what to install), not the
+/// project's.
+#[test]
+fn missing_cargo_is_an_infrastructure_error() {
+    let project = fixture("hello");
+    let mut cmd = hermetic(project.path());
+    cmd.env("CARGO", "/nonexistent/cargo")
+        .args(["--json", "vendor", "--out", "deps"]);
+    let v = expect(&mut cmd, 4).json();
+    let e = &v["error"];
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("could not run cargo")),
+        "{v}"
+    );
+    assert!(
+        e["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("install cargo")),
+        "{v}"
+    );
+    assert!(!project.path().join("deps").exists());
+}
+
 /// hermetic's own graph passes its own policy, and the vendored tree serves all of it with no
 /// network and an empty cargo home. (That the tree compiles is shown where it matters, in
 /// the container: `hermetic_verifies_itself_and_the_result_runs` builds this same vendoring

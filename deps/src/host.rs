@@ -330,7 +330,7 @@ where
 {
     let mut cmd = git(workspace);
     cmd.args(args);
-    let out = output_within(&mut cmd, None, GIT_TIMEOUT)?;
+    let out = output_within(&mut cmd, None, GIT_TIMEOUT).ok()?;
     out.status.success().then_some(out.stdout)
 }
 
@@ -343,12 +343,12 @@ pub const OUTPUT_CAP: u64 = 256 << 20;
 pub const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Runs `cmd` with `stdin` fed to it, and kills it if it has not finished within `limit`.
-/// `None` if it could not start or was killed.
+/// Standard output past [`OUTPUT_CAP`] is a failure too: the answer is not kept.
 pub fn output_within(
     cmd: &mut Command,
     stdin: Option<Vec<u8>>,
     limit: std::time::Duration,
-) -> Option<std::process::Output> {
+) -> Result<std::process::Output, RunFailure> {
     use std::io::{Read, Write};
     use std::process::Stdio;
     let mut child = cmd
@@ -360,15 +360,21 @@ pub fn output_within(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .ok()?;
+        .map_err(RunFailure::NotStarted)?;
     let feeder = match (stdin, child.stdin.take()) {
         (Some(bytes), Some(mut pipe)) => Some(std::thread::spawn(move || {
             let _ = pipe.write_all(&bytes);
         })),
         _ => None,
     };
-    let mut out_pipe = child.stdout.take()?;
-    let mut err_pipe = child.stderr.take()?;
+    let (Some(mut out_pipe), Some(mut err_pipe)) = (child.stdout.take(), child.stderr.take())
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(RunFailure::NotStarted(std::io::Error::other(
+            "no output pipes",
+        )));
+    };
     let reader = std::thread::spawn(move || {
         let mut b = Vec::new();
         let _ = (&mut out_pipe).take(OUTPUT_CAP + 1).read_to_end(&mut b);
@@ -392,7 +398,7 @@ pub fn output_within(
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return None;
+                return Err(RunFailure::TimedOut(limit));
             }
         }
     };
@@ -401,13 +407,25 @@ pub fn output_within(
     }
     let stdout = reader.join().unwrap_or_default();
     if stdout.len() as u64 > OUTPUT_CAP {
-        return None;
+        return Err(RunFailure::TooMuchOutput);
     }
-    Some(std::process::Output {
+    Ok(std::process::Output {
         status,
         stdout,
         stderr: err_reader.join().unwrap_or_default(),
     })
+}
+
+/// Why [`output_within`] has no output to give.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFailure {
+    /// The program could not be started (not installed, not executable).
+    #[error("could not be started: {0}")]
+    NotStarted(std::io::Error),
+    #[error("did not finish within {} s and was stopped", .0.as_secs())]
+    TimedOut(std::time::Duration),
+    #[error("answered more than {} MiB", OUTPUT_CAP >> 20)]
+    TooMuchOutput,
 }
 
 #[cfg(test)]
@@ -476,7 +494,7 @@ mod tests {
             None,
             std::time::Duration::from_millis(200),
         );
-        assert!(out.is_none());
+        assert!(matches!(out, Err(RunFailure::TimedOut(_))), "{out:?}");
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
         let out = output_within(
             &mut Command::new("cat"),
@@ -485,6 +503,15 @@ mod tests {
         )
         .expect("cat");
         assert_eq!(out.stdout, b"fed");
+        let out = output_within(
+            &mut Command::new("/nonexistent/cargo"),
+            None,
+            std::time::Duration::from_secs(10),
+        );
+        assert!(
+            matches!(&out, Err(RunFailure::NotStarted(e)) if e.kind() == std::io::ErrorKind::NotFound),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -30,16 +30,8 @@ pub(crate) fn cargo_metadata(
     // Run with a time limit (a member manifest that is a fifo would block cargo forever)
     // and a bounded answer.
     let mut command = cmd.cargo_command();
-    let out = crate::host::output_within(&mut command, None, CARGO_TIMEOUT).ok_or_else(|| {
-        Error::Cargo {
-            path: manifest_path.to_path_buf(),
-            detail: format!(
-                "cargo metadata did not finish within {} s, or answered more than {} MiB",
-                CARGO_TIMEOUT.as_secs(),
-                crate::host::OUTPUT_CAP >> 20
-            ),
-        }
-    })?;
+    let out = crate::host::output_within(&mut command, None, CARGO_TIMEOUT)
+        .map_err(|f| crate::vendor::cargo_failure(manifest_path, "cargo metadata", f))?;
     if !out.status.success() {
         return Err(classify_stderr(
             manifest_path.to_path_buf(),

@@ -574,12 +574,24 @@ fn run_cargo(
     manifest_path: &Path,
     secs: u64,
 ) -> Result<std::process::Output> {
-    crate::host::output_within(cmd, None, std::time::Duration::from_secs(secs)).ok_or_else(|| {
-        Error::Cargo {
+    crate::host::output_within(cmd, None, std::time::Duration::from_secs(secs))
+        .map_err(|f| cargo_failure(manifest_path, "cargo", f))
+}
+
+/// Why host cargo gave no answer: not installed is the machine's problem; a run that hangs
+/// or floods its output is the workspace's (a manifest that is a fifo, a huge workspace).
+pub(crate) fn cargo_failure(
+    manifest_path: &Path,
+    what: &str,
+    failure: crate::host::RunFailure,
+) -> Error {
+    match failure {
+        crate::host::RunFailure::NotStarted(e) => Error::CargoMissing(e),
+        f => Error::Cargo {
             path: manifest_path.to_path_buf(),
-            detail: format!("cargo did not start, or did not finish within {secs} s"),
-        }
-    })
+            detail: format!("{what} {f}"),
+        },
+    }
 }
 
 /// Git packages have no archive: they are copied from cargo's checkout of the locked commit.

@@ -443,6 +443,7 @@ fn verified_objects(
         Some(request.into_bytes()),
         hermetic_deps::host::GIT_TIMEOUT,
     )
+    .ok()
     .filter(|o| o.status.success())
     .ok_or("git could not read the repository's objects")?;
     let mut rest: &[u8] = &out.stdout;

@@ -23,6 +23,19 @@ use toml::Spanned;
 /// The file's name, looked up beside the workspace's `Cargo.toml`.
 pub const FILE: &str = "hermetic.toml";
 
+/// Who vouches for the file. The project's own `hermetic.toml` is as untrusted as the rest
+/// of the project: if it could choose engines, a hostile project would build on an engine of
+/// its own, whose answers hermetic would then sign, with the user's TLS identity or ssh keys.
+/// So a file found in the project may only name the local engine; a file the user names
+/// (`--config`) is the user's word, and may name any engine and certificate directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Found beside the project's `Cargo.toml`.
+    Project,
+    /// Named by the user on the command line.
+    User,
+}
+
 /// A runner as configured.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -75,14 +88,14 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 impl Config {
     /// Reads `path`; `Ok(None)` if it does not exist.
-    pub fn load(path: &Path) -> Result<Option<Config>, ConfigError> {
+    pub fn load(path: &Path, origin: Origin) -> Result<Option<Config>, ConfigError> {
         let read = hermetic_deps::host::read_small(path, hermetic_deps::lockfile::MAX_PROJECT_FILE)
             .and_then(|b| {
                 String::from_utf8(b)
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
             });
         match read {
-            Ok(text) => Config::parse(path, &text).map(Some),
+            Ok(text) => Config::parse(path, &text, origin).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(ConfigError {
                 path: path.into(),
@@ -94,7 +107,7 @@ impl Config {
     }
 
     /// Parses the text of `path` (relative paths in it are relative to its directory).
-    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    pub fn parse(path: &Path, text: &str, origin: Origin) -> Result<Config, ConfigError> {
         let error = |offset: usize, message: String| {
             let (line, column) = line_col(text, offset);
             ConfigError {
@@ -111,6 +124,30 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         let mut runners = vec![];
         for (i, r) in raw.runners.into_iter().enumerate() {
+            if origin == Origin::Project {
+                let local = matches!(r.endpoint.get_ref().as_str(), "local" | "docker+local")
+                    && r.cert_path.is_none()
+                    && r.tls_verify.is_none();
+                if !local {
+                    return Err(error(
+                        r.endpoint.span().start,
+                        format!(
+                            "runners[{i}] names the engine {:?}{}: a project's own \
+                             hermetic.toml may only use the local engine (it could otherwise \
+                             build on an engine of its own and have hermetic sign the answer); \
+                             if you trust this file, pass it as --config {}, or name engines \
+                             with --runner",
+                            r.endpoint.get_ref(),
+                            if r.cert_path.is_some() || r.tls_verify.is_some() {
+                                " with TLS settings"
+                            } else {
+                                ""
+                            },
+                            path.display()
+                        ),
+                    ));
+                }
+            }
             let tls = match (r.tls_verify, r.cert_path) {
                 (Some(false), Some(_)) => {
                     return Err(error(
@@ -196,7 +233,7 @@ vary = ["build-path"]
 [[runners]]
 endpoint = "ssh://build@b3:2222"
 "#;
-        let c = Config::parse(Path::new("/p/hermetic.toml"), text).expect("parses");
+        let c = Config::parse(Path::new("/p/hermetic.toml"), text, Origin::User).expect("parses");
         assert_eq!(c.runners.len(), 3);
         assert_eq!(c.runners[1].name.as_deref(), Some("b2"));
         assert_eq!(
@@ -213,7 +250,7 @@ endpoint = "ssh://build@b3:2222"
     #[test]
     fn errors_name_file_line_and_fix() {
         let path = Path::new("/p/hermetic.toml");
-        let e = Config::parse(path, "[[runners]]\nendpoint = \"b2:2376\"\n")
+        let e = Config::parse(path, "[[runners]]\nendpoint = \"b2:2376\"\n", Origin::User)
             .expect_err("not an endpoint");
         assert_eq!((e.line, e.column), (2, 12), "{e}");
         assert!(
@@ -221,16 +258,52 @@ endpoint = "ssh://build@b3:2222"
                 .starts_with("/p/hermetic.toml:2:12: runners[0].endpoint")
         );
 
-        let e = Config::parse(path, "[[runners]]\nendpont = \"local\"\n").expect_err("typo");
+        let e = Config::parse(path, "[[runners]]\nendpont = \"local\"\n", Origin::User)
+            .expect_err("typo");
         assert_eq!(e.line, 2, "{e}");
         assert!(e.message.contains("endpont"), "{e}");
 
         let e = Config::parse(
             path,
             "[[runners]]\nendpoint = \"local\"\nvary = [\"tz\"]\n[[runners]]\nendpoint = \"local\"\n",
+            Origin::Project,
         )
         .expect_err("reference varies");
         assert_eq!(e.line, 3, "{e}");
         assert!(e.message.contains("reference"), "{e}");
+    }
+
+    #[test]
+    fn a_projects_own_file_names_only_the_local_engine() {
+        let path = Path::new("/p/hermetic.toml");
+        let local = "[[runners]]\nendpoint = \"local\"\n[[runners]]\nname = \"b\"\nendpoint = \"local\"\nvary = [\"tz\"]\n";
+        assert!(Config::parse(path, local, Origin::Project).is_ok());
+        for (text, at) in [
+            (
+                "[[runners]]\nendpoint = \"tcp://127.0.0.1:2375\"\n",
+                (2, 12),
+            ),
+            (
+                "[[runners]]\nendpoint = \"ssh://me@evil.example\"\n",
+                (2, 12),
+            ),
+            (
+                "[[runners]]\nendpoint = \"unix:///run/other.sock\"\n",
+                (2, 12),
+            ),
+            (
+                "[[runners]]\nendpoint = \"local\"\ncert-path = \"/root/.docker\"\n",
+                (2, 12),
+            ),
+            (
+                "[[runners]]\nendpoint = \"local\"\ntls-verify = true\n",
+                (2, 12),
+            ),
+        ] {
+            let e = Config::parse(path, text, Origin::Project).expect_err(text);
+            assert_eq!((e.line, e.column), at, "{e}");
+            assert!(e.message.contains("--config /p/hermetic.toml"), "{e}");
+            assert!(Config::parse(path, text, Origin::User).is_ok(), "{text}");
+        }
     }
 }

@@ -39,7 +39,8 @@ pub struct Args {
     #[arg(long = "runner", value_name = "ENDPOINT")]
     pub runner: Vec<String>,
     /// Runner configuration [default: hermetic.toml beside the project's Cargo.toml, if
-    /// present]; its `[[runners]]` replace --runners.
+    /// present]; its `[[runners]]` replace --runners. Only a file named here may choose
+    /// engines other than the local one: the project's own file is not trusted to.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Variations for runners 2..N: `all`, `none`, or a list such as `build-path,tz`.
@@ -144,7 +145,11 @@ fn places(args: &Args) -> Result<Vec<Place>, Failure> {
             .join(hermetic_sandbox::config::FILE)
     });
     let config = if args.runner.is_empty() {
-        let loaded = hermetic_sandbox::config::Config::load(&config_path).map_err(|e| {
+        let origin = match args.config {
+            Some(_) => hermetic_sandbox::config::Origin::User,
+            None => hermetic_sandbox::config::Origin::Project,
+        };
+        let loaded = hermetic_sandbox::config::Config::load(&config_path, origin).map_err(|e| {
             input(
                 e.to_string(),
                 "fix the runners table (see the README's hermetic.toml section)",
