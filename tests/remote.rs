@@ -96,6 +96,22 @@ struct SecondEngine {
     child: Child,
     dir: tempfile::TempDir,
     socket: PathBuf,
+    /// How dockerd is started (in a network namespace of its own).
+    command: String,
+}
+
+fn spawn_dockerd(dir: &Path, command: &str) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("dockerd.log"))
+        .expect("log");
+    Command::new("unshare")
+        .args(["--net", "--", "sh", "-c", command])
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start dockerd")
 }
 
 impl SecondEngine {
@@ -117,7 +133,7 @@ impl SecondEngine {
         let mut dockerd = format!(
             "ip link set lo up && exec dockerd --config-file {d}/daemon.json --data-root {d}/root \
              --exec-root {d}/exec --pidfile {d}/docker.pid -H unix://{sock} --bridge none \
-             --iptables=false --ip6tables=false --storage-driver {driver}",
+             --iptables=false --ip6tables=false --storage-driver {driver} --shutdown-timeout 2",
             d = d.display(),
             sock = socket.display(),
         );
@@ -128,14 +144,43 @@ impl SecondEngine {
                 c = certs.display()
             ));
         }
-        let log = std::fs::File::create(d.join("dockerd.log")).expect("log");
-        let child = Command::new("unshare")
-            .args(["--net", "--", "sh", "-c", &dockerd])
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start dockerd");
-        let engine = SecondEngine { child, dir, socket };
+        let child = spawn_dockerd(d, &dockerd);
+        let engine = SecondEngine {
+            child,
+            dir,
+            socket,
+            command: dockerd,
+        };
+        engine.wait_up();
+        engine
+    }
+
+    /// Stops the engine's process (SIGTERM, as `systemctl restart docker` does: it stops
+    /// every container and removes its socket) and starts it again on the same data.
+    fn restart(&mut self) {
+        self.stop();
+        self.child = spawn_dockerd(self.dir.path(), &self.command);
+        self.wait_up();
+    }
+
+    fn stop(&mut self) {
+        // SIGTERM: dockerd stops its containers and containerd, and unmounts its layers.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn wait_up(&self) {
+        let engine = self;
         let started = Instant::now();
         loop {
             let up = Command::new("docker")
@@ -145,7 +190,7 @@ impl SecondEngine {
                 .output()
                 .is_ok_and(|o| o.status.success());
             if up {
-                return engine;
+                return;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
@@ -183,19 +228,7 @@ impl SecondEngine {
 
 impl Drop for SecondEngine {
     fn drop(&mut self) {
-        // SIGTERM: dockerd stops its containerd and unmounts its layers.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -567,4 +600,105 @@ fn ssh_runner_named_in_hermetic_toml() {
     let msg = e["message"].as_str().expect("message");
     assert!(msg.contains("hermetic.toml:5:12"), "{msg}");
     assert!(e["fix"].as_str().is_some(), "{e}");
+}
+
+/// The engine restarts in the middle of a build (stopping its container): the run fails
+/// with exit 4 naming what happened (the build is not retried), what it left is removed,
+/// and the next run builds. An engine of the test's own, so that nothing else is disturbed.
+#[test]
+fn an_engine_restart_during_a_build_is_named_and_the_next_run_works() {
+    let _serial = engine_lock();
+    builder_image();
+    let mut engine = SecondEngine::start(None);
+    sh(Command::new("sh").args([
+        "-c",
+        &format!(
+            "docker save hermetic/builder:latest | docker -H {} load",
+            engine.endpoint()
+        ),
+    ]));
+    let project = fixture("netprobe");
+    std::fs::write(project.path().join("probe.conf"), "sleep=30\n").expect("conf");
+    let host = engine.endpoint();
+    let build = |project: &Path| {
+        let mut cmd = hermetic(project);
+        cmd.env("DOCKER_HOST", &host).args([
+            "--json",
+            "build",
+            "--no-sign",
+            "--image",
+            "hermetic/builder:latest",
+        ]);
+        cmd
+    };
+    let mut child = build(project.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let running = |engine: &SecondEngine| {
+        let out = engine.docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            "name=-build",
+            "--filter",
+            "status=running",
+        ]);
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !running(&engine) {
+        assert!(Instant::now() < deadline, "the build never started");
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "hermetic ended early"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    engine.restart();
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let msg = v["error"]["message"].as_str().expect("message");
+    assert!(
+        msg.contains("the engine went away while the build ran"),
+        "{msg}"
+    );
+    // Nothing of the run is left once the engine is back.
+    let labelled = |what: &[&str]| {
+        let out = engine.docker(what);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    };
+    assert_eq!(
+        labelled(&["ps", "-aq", "--filter", "label=hermetic.run"]),
+        0
+    );
+    assert_eq!(
+        labelled(&["volume", "ls", "-q", "--filter", "label=hermetic.run"]),
+        0
+    );
+
+    std::fs::write(project.path().join("probe.conf"), "").expect("conf");
+    let v = expect(&mut build(project.path()), 0).json();
+    assert!(
+        v["artifacts"].as_array().is_some_and(|a| !a.is_empty()),
+        "{v}"
+    );
+    assert_eq!(
+        labelled(&["ps", "-aq", "--filter", "label=hermetic.run"]),
+        0
+    );
+    assert_eq!(
+        labelled(&["volume", "ls", "-q", "--filter", "label=hermetic.run"]),
+        0
+    );
 }

@@ -208,7 +208,7 @@ fn check_repo_config(dot_git: &Path) -> Result<(), String> {
 /// the open file and what it is, from the same descriptor.
 pub fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
     use std::os::unix::fs::OpenOptionsExt;
-    const FLAGS: i32 = 0o400000 | 0o4000;
+    const FLAGS: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(FLAGS)

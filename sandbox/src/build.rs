@@ -1083,7 +1083,6 @@ pub fn command_and_env(spec: &BuildSpec, sysroot: Option<&str>) -> (Vec<String>,
         // the environment of tools that honour it.
         script.push_str(&format!("export HERMETIC_CLOCK_OFFSET_DAYS={days} && "));
     }
-    script.push_str("exec ");
     script.push_str(
         &cargo
             .iter()
@@ -1091,6 +1090,11 @@ pub fn command_and_env(spec: &BuildSpec, sysroot: Option<&str>) -> (Vec<String>,
             .collect::<Vec<_>>()
             .join(" "),
     );
+    // The build records that it ended by itself: an exit seen only after the engine
+    // connection broke (an engine restart stops containers) counts only with this record.
+    script.push_str(&format!(
+        "; code=$?; echo $code > {p}/work/target/{EXIT_RECORD}; exit $code"
+    ));
     (vec!["/bin/sh".into(), "-c".into(), script], env)
 }
 
@@ -1280,8 +1284,42 @@ async fn build_inner(
     let follow = container::follow_logs(engine, &id, |bytes| {
         capped.take(bytes, &mut log, log_line);
     });
-    let (code, ()) = tokio::join!(container::wait(engine, &id, spec.timeouts.build), follow);
-    let code = code?;
+    let (waited, ()) = tokio::join!(container::wait(engine, &id, spec.timeouts.build), follow);
+    let code = match waited? {
+        container::Waited::TimedOut => None,
+        container::Waited::Exited(0) => Some(0),
+        // A build that failed, or any exit seen only after the connection broke: it is the
+        // build's only if the build's own shell recorded it. Otherwise something stopped
+        // the container from outside: the engine (restarting, it stops every container)
+        // or another program; that is not the build's failure.
+        container::Waited::Exited(c) | container::Waited::ExitedAfterBreak(c) => {
+            let path = format!("{p}/work/target/{EXIT_RECORD}");
+            match exit_record(engine, &id, &path).await {
+                Some(recorded) if recorded == c => Some(c),
+                // The kernel's OOM killer stops the shell too: the memory limit is the
+                // build's failure.
+                _ if c != 0 && oom_killed(engine, &id).await => Some(c),
+                recorded => {
+                    return Err(Error::EngineLost {
+                        host: engine.host.clone(),
+                        detail: format!(
+                            "its container stopped with exit code {c}{} {}; the engine \
+                             stopped it (restarting?), or another program did",
+                            if c > 128 {
+                                format!(" (signal {})", c - 128)
+                            } else {
+                                String::new()
+                            },
+                            match recorded {
+                                Some(r) => format!("while the build recorded {r}"),
+                                None => "without the build recording that it ended".into(),
+                            }
+                        ),
+                    });
+                }
+            }
+        }
+    };
     stages.build_ms = ms_since(clock);
     capped.finish(&mut log, log_line);
     drop(log);
@@ -1343,6 +1381,7 @@ async fn build_inner(
                 received: 0,
                 too_large: false,
             };
+            let downloading = std::time::Instant::now();
             let streamed = container::download_file(engine, &id, &path, &mut receiver).await;
             if receiver.too_large {
                 drop(receiver);
@@ -1356,7 +1395,7 @@ async fn build_inner(
             total += receiver.received;
             let written = receiver.file.into_inner().map_err(|e| e.into_error());
             let done = streamed
-                .map_err(|e| download_error(bin, &tmp, e))
+                .map_err(|e| download_error(&engine.host, bin, &tmp, e, downloading.elapsed()))
                 .and_then(|()| written.at(&tmp));
             if done.is_err() {
                 let _ = std::fs::remove_file(&tmp);
@@ -1394,6 +1433,46 @@ async fn build_inner(
         deps_reused,
         toolchain_reused,
     })
+}
+
+/// Where the build's shell writes its exit code, in the target directory of the run's work
+/// volume (the one directory there the build user may write).
+const EXIT_RECORD: &str = ".hermetic-exit";
+
+/// The exit code the build's shell recorded (hostile like all it writes, but it only ever
+/// tells apart a build that ended from one the engine stopped), if any.
+async fn exit_record(engine: &Engine, id: &str, path: &str) -> Option<i64> {
+    struct Small(Vec<u8>);
+    impl container::FileSink for Small {
+        fn begin(&mut self, size: u64) -> std::io::Result<()> {
+            if size > 64 {
+                return Err(std::io::Error::other("an exit record is a number"));
+            }
+            Ok(())
+        }
+        fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            self.0.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+    let mut record = Small(Vec::new());
+    container::download_file(engine, id, path, &mut record)
+        .await
+        .ok()?;
+    std::str::from_utf8(&record.0).ok()?.trim().parse().ok()
+}
+
+/// True if the kernel killed the container for its memory limit.
+async fn oom_killed(engine: &Engine, id: &str) -> bool {
+    engine
+        .call("inspect a container", || {
+            engine.docker.inspect_container(id, None)
+        })
+        .await
+        .ok()
+        .and_then(|c| c.state)
+        .and_then(|s| s.oom_killed)
+        .unwrap_or(false)
 }
 
 /// Runs a stage within its timeout; past it, the stage has timed out (with no diagnostics:
@@ -1521,21 +1600,14 @@ pub trait OutputSink: Send {
 }
 
 /// What a failed download of output `bin` (into `tmp`) means for the build.
-fn download_error(bin: &str, tmp: &Path, e: StreamError) -> Error {
+fn download_error(host: &str, bin: &str, tmp: &Path, e: StreamError, elapsed: Duration) -> Error {
     match e {
         StreamError::NotAFile(detail) => Error::MissingOutput {
             name: bin.to_string(),
             detail,
         },
-        StreamError::Engine { error, attempts } if crate::engine::is_transient(&error) => {
-            Error::Transient {
-                op: format!("download {bin}"),
-                attempts,
-                message: crate::engine::error_chain(&error),
-            }
-        }
-        StreamError::Engine { error, .. } => {
-            crate::engine::permanent(&format!("download {bin}"), error)
+        StreamError::Engine { error, attempts } => {
+            crate::engine::failure(host, &format!("download {bin}"), (error, attempts, elapsed))
         }
         StreamError::Sink(e) => Error::Io {
             path: tmp.to_path_buf(),

@@ -25,7 +25,7 @@
 //! and `hermetic gc --cache` removes them.
 
 use crate::container::{self, Limits, remove_volume};
-use crate::engine::{Engine, RetryPolicy, permanent, retry};
+use crate::engine::{Engine, permanent};
 use crate::error::Result;
 use crate::run::{RunId, owner_gone};
 use bollard::models::{ContainerCreateBody, ContainerSummary};
@@ -107,10 +107,11 @@ fn published_name(kind: Kind, key: &str) -> String {
 /// The volume of a published entry, if this engine has one.
 async fn published(engine: &Engine, kind: Kind, key: &str) -> Result<Option<String>> {
     let name = published_name(kind, key);
-    let inspected = retry("inspect the engine's cache", RetryPolicy::default(), || {
-        engine.docker.inspect_container(&name, None)
-    })
-    .await;
+    let inspected = engine
+        .call("inspect the engine's cache", || {
+            engine.docker.inspect_container(&name, None)
+        })
+        .await;
     match inspected {
         Ok(c) => Ok(c.mounts.iter().flatten().find_map(|m| m.name.clone())),
         Err(crate::Error::Engine { status: 404, .. }) => Ok(None),

@@ -20,6 +20,9 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+/// The most runners a file may name.
+pub const MAX_RUNNERS: usize = 32;
+
 /// The file's name, looked up beside the workspace's `Cargo.toml`.
 pub const FILE: &str = "hermetic.toml";
 
@@ -121,6 +124,16 @@ impl Config {
             let offset = e.span().map(|s| s.start).unwrap_or(0);
             error(offset, e.message().to_string())
         })?;
+        // Each runner is a whole build, with its outputs kept until the end.
+        if raw.runners.len() > MAX_RUNNERS {
+            return Err(error(
+                0,
+                format!(
+                    "{} runners: at most {MAX_RUNNERS} (each is a whole build)",
+                    raw.runners.len()
+                ),
+            ));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let mut runners = vec![];
         for (i, r) in raw.runners.into_iter().enumerate() {
@@ -135,8 +148,9 @@ impl Config {
                             "runners[{i}] names the engine {:?}{}: a project's own \
                              hermetic.toml may only use the local engine (it could otherwise \
                              build on an engine of its own and have hermetic sign the answer); \
-                             if you trust this file, pass it as --config {}, or name engines \
-                             with --runner",
+                             name engines with --runner, or in a file of your own outside the \
+                             checkout passed with --config (--config {} only after reviewing \
+                             it: a pull request can change it)",
                             r.endpoint.get_ref(),
                             if r.cert_path.is_some() || r.tls_verify.is_some() {
                                 " with TLS settings"
@@ -190,6 +204,19 @@ impl Config {
                         format!("runners[{i}].name {:?} is refused: {why}", name.get_ref()),
                     )
                 })?;
+                let n = name.get_ref();
+                let numbered = n
+                    .strip_prefix("runner-")
+                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
+                if numbered || n.starts_with("explain") {
+                    return Err(error(
+                        name.span().start,
+                        format!(
+                            "runners[{i}].name {n:?} is reserved: unnamed runners are called \
+                             runner-K and explanations are built in explain*; choose another name"
+                        ),
+                    ));
+                }
                 if runners
                     .iter()
                     .any(|o: &RunnerConfig| o.name.as_deref() == Some(name.get_ref().as_str()))
@@ -271,6 +298,28 @@ endpoint = "ssh://build@b3:2222"
         .expect_err("reference varies");
         assert_eq!(e.line, 3, "{e}");
         assert!(e.message.contains("reference"), "{e}");
+    }
+
+    #[test]
+    fn names_hermetic_gives_are_reserved_and_runners_are_bounded() {
+        let path = Path::new("/p/hermetic.toml");
+        for name in [
+            "runner-1",
+            "runner-12",
+            "explain",
+            "explain-reference-again",
+        ] {
+            let text = format!(
+                "[[runners]]\nendpoint = \"local\"\n[[runners]]\nname = \"{name}\"\nendpoint = \"local\"\n"
+            );
+            let e = Config::parse(path, &text, Origin::Project).expect_err(name);
+            assert!(e.message.contains("reserved"), "{e}");
+        }
+        let ok = "[[runners]]\nendpoint = \"local\"\n[[runners]]\nname = \"runner-b\"\nendpoint = \"local\"\n";
+        assert!(Config::parse(path, ok, Origin::Project).is_ok());
+        let many = "[[runners]]\nendpoint = \"local\"\n".repeat(MAX_RUNNERS + 1);
+        let e = Config::parse(path, &many, Origin::User).expect_err("too many");
+        assert!(e.message.contains("at most 32"), "{e}");
     }
 
     #[test]

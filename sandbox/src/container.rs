@@ -2,7 +2,7 @@
 //! timeouts, and moving files in and out through the API (no bind mounts, so remote engines
 //! work too).
 
-use crate::engine::{Engine, RetryPolicy, permanent, retry, retry_while};
+use crate::engine::{Engine, RetryPolicy, failure, is_transient, permanent, retry_while};
 use crate::error::{Error, Result};
 use crate::run::RunId;
 use bollard::models::{
@@ -79,13 +79,15 @@ pub fn hardened_host_config(mounts: Vec<Mount>, limits: &Limits) -> HostConfig {
                 hard: Some(0),
             },
         ]),
-        // The engine's own copy of the log is bounded too.
+        // The engine's own copy of the log is bounded too, at twice what hermetic keeps:
+        // the engine truncates its file when it is full, and a reader that falls behind
+        // then loses what was in it, so it must not be full before hermetic's cut.
         log_config: Some(HostConfigLogConfig {
             typ: Some("json-file".into()),
             config: Some(HashMap::from([
                 (
                     "max-size".to_string(),
-                    format!("{}m", (limits.log_bytes >> 20).max(1)),
+                    format!("{}m", (limits.log_bytes >> 19).max(2)),
                 ),
                 ("max-file".to_string(), "1".to_string()),
             ])),
@@ -121,131 +123,156 @@ pub async fn create_volume(
         labels: Some(labels),
         ..Default::default()
     };
-    retry("create a volume", RetryPolicy::default(), || {
-        engine.docker.create_volume(body.clone())
-    })
-    .await?;
+    // Creating a volume that exists answers with it: a retry after a lost answer is safe.
+    engine
+        .call("create a volume", || {
+            engine.docker.create_volume(body.clone())
+        })
+        .await?;
     Ok(())
 }
 
+/// Creates a container named `name`. A try whose answer was lost may have created it: the
+/// retry then meets "name in use" (409), and the container of that name is taken as this
+/// one if it carries the same labels (a run's labels name its process), refused otherwise.
 pub async fn create(engine: &Engine, name: &str, body: ContainerCreateBody) -> Result<String> {
     let opts = CreateContainerOptionsBuilder::default().name(name).build();
-    match engine
-        .docker
-        .create_container(Some(opts), body.clone())
-        .await
-    {
+    let mut lost = false;
+    let created = retry_while(
+        RetryPolicy::default(),
+        async || {
+            let r = engine
+                .docker
+                .create_container(Some(opts.clone()), body.clone())
+                .await;
+            lost |= r.as_ref().is_err_and(is_transient);
+            r
+        },
+        is_transient,
+    )
+    .await;
+    match created {
         Ok(r) => Ok(r.id),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Err(Error::ImageMissing {
+        Err((
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            },
+            ..,
+        )) => Err(Error::ImageMissing {
             reference: body.image.unwrap_or_default(),
             host: engine.host.clone(),
         }),
-        Err(e) if crate::engine::is_transient(&e) => {
-            // A create whose answer was lost may have happened: a retry under the same name
-            // would then hit 409. Remove any such leftover first.
-            let _ = remove(engine, name).await;
-            let id = retry("create a container", RetryPolicy::default(), || {
-                engine.docker.create_container(
-                    Some(CreateContainerOptionsBuilder::default().name(name).build()),
-                    body.clone(),
-                )
-            })
-            .await?;
-            Ok(id.id)
+        Err((
+            e @ bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            },
+            ..,
+        )) if lost => {
+            let found = engine
+                .call("inspect a container", || {
+                    engine.docker.inspect_container(name, None)
+                })
+                .await?;
+            let labels = found.config.and_then(|c| c.labels).unwrap_or_default();
+            let ours = body
+                .labels
+                .as_ref()
+                .is_some_and(|want| want.iter().all(|(k, v)| labels.get(k) == Some(v)));
+            match found.id {
+                Some(id) if ours => Ok(id),
+                _ => Err(permanent("create a container", e)),
+            }
         }
-        Err(e) => Err(permanent("create a container", e)),
+        Err(failed) => Err(failure(&engine.host, "create a container", failed)),
     }
 }
 
-/// Removes a container (forced, with its anonymous volumes). `false`: it was gone already,
-/// or is being removed concurrently.
+/// Removes a container (forced, with its anonymous volumes). `false`: it was gone already
+/// (also when a try whose answer was lost removed it), or is being removed concurrently.
 pub async fn remove(engine: &Engine, id: &str) -> Result<bool> {
+    let opts = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
     let r = engine
-        .docker
-        .remove_container(
-            id,
-            Some(
-                RemoveContainerOptionsBuilder::default()
-                    .force(true)
-                    .v(true)
-                    .build(),
-            ),
-        )
+        .call("remove a container", || {
+            engine.docker.remove_container(id, Some(opts.clone()))
+        })
         .await;
-    removed(r, "remove a container")
+    removed(r)
 }
 
 /// Removes a volume. `false`: it was gone already, or a container still mounts it (left for
 /// later).
 pub async fn remove_volume(engine: &Engine, name: &str) -> Result<bool> {
+    let opts = RemoveVolumeOptionsBuilder::default().force(true).build();
     let r = engine
-        .docker
-        .remove_volume(
-            name,
-            Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
-        )
+        .call("remove a volume", || {
+            engine.docker.remove_volume(name, Some(opts.clone()))
+        })
         .await;
-    removed(r, "remove a volume")
+    removed(r)
 }
 
 /// A removal's answer: `false` if the thing was gone already (404) or is in use or being
 /// removed (409).
-fn removed(answer: std::result::Result<(), bollard::errors::Error>, op: &str) -> Result<bool> {
+fn removed(answer: Result<()>) -> Result<bool> {
     match answer {
         Ok(()) => Ok(true),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404 | 409,
-            ..
+        Err(Error::Engine {
+            status: 404 | 409, ..
         }) => Ok(false),
-        Err(e) => Err(permanent(op, e)),
+        Err(e) => Err(e),
     }
 }
 
 /// Containers in any state matching one filter (`label`, `volume`, ...).
 pub async fn list(engine: &Engine, filter: &str, value: &str) -> Result<Vec<ContainerSummary>> {
     let filters = HashMap::from([(filter.to_string(), vec![value.to_string()])]);
-    retry("list containers", RetryPolicy::default(), || {
-        engine.docker.list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
-    })
-    .await
+    engine
+        .call("list containers", || {
+            engine.docker.list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+        })
+        .await
 }
 
 /// Volumes carrying `label`.
 pub async fn list_volumes(engine: &Engine, label: &str) -> Result<Vec<Volume>> {
     let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
-    let listed = retry("list volumes", RetryPolicy::default(), || {
-        engine.docker.list_volumes(Some(
-            ListVolumesOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
-    })
-    .await?;
+    let listed = engine
+        .call("list volumes", || {
+            engine.docker.list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+        })
+        .await?;
     Ok(listed.volumes.unwrap_or_default())
 }
 
 /// Uploads a tar archive and unpacks it at `dest` (a volume path: the root filesystem is
 /// read-only).
+/// Unpacking the same archive again gives the same files, so a retry re-sends it whole.
 pub async fn upload(engine: &Engine, id: &str, dest: &str, bytes: bytes::Bytes) -> Result<()> {
-    retry("upload files", RetryPolicy::default(), || {
-        engine.docker.upload_to_container(
-            id,
-            Some(
-                UploadToContainerOptionsBuilder::default()
-                    .path(dest)
-                    .build(),
-            ),
-            bollard::body_full(bytes.clone()),
-        )
-    })
-    .await
+    engine
+        .call("upload files", || {
+            engine.docker.upload_to_container(
+                id,
+                Some(
+                    UploadToContainerOptionsBuilder::default()
+                        .path(dest)
+                        .build(),
+                ),
+                bollard::body_full(bytes.clone()),
+            )
+        })
+        .await
 }
 
 /// Why streaming a file out stopped.
@@ -281,10 +308,10 @@ pub async fn download_file(
     retry_while(
         RetryPolicy::default(),
         async || stream_file(engine, id, path, sink, &started).await,
-        |e| !started.get() && matches!(e, StreamError::Engine { error, .. } if crate::engine::is_transient(error)),
+        |e| !started.get() && matches!(e, StreamError::Engine { error, .. } if is_transient(error)),
     )
     .await
-    .map_err(|(e, attempts)| match e {
+    .map_err(|(e, attempts, _)| match e {
         StreamError::Engine { error, .. } => StreamError::Engine { error, attempts },
         other => other,
     })
@@ -414,60 +441,132 @@ impl SingleFileTar {
     }
 }
 
+/// Starts a container; starting one that a lost try already started answers 304, which
+/// is success.
 pub async fn start(engine: &Engine, id: &str) -> Result<()> {
-    retry("start a container", RetryPolicy::default(), || {
-        engine
-            .docker
-            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
-    })
-    .await
+    engine
+        .call("start a container", || {
+            engine
+                .docker
+                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+        })
+        .await
 }
 
-/// Waits for a container to exit, at most `timeout`; on timeout it is killed. Returns the
-/// exit code, or `None` on timeout.
-pub async fn wait(engine: &Engine, id: &str, timeout: Duration) -> Result<Option<i64>> {
+/// How waiting for a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// It exited with this code, and the wait was never broken.
+    Exited(i64),
+    /// It exited with this code, but the connection broke while waiting (the engine may
+    /// have restarted and stopped it): the caller decides whether the exit was the build's.
+    ExitedAfterBreak(i64),
+    /// It ran past the timeout and was killed.
+    TimedOut,
+}
+
+/// Waits for a container to exit, at most `timeout`; on timeout it is killed. A wait whose
+/// connection breaks is made again (waiting has no effect), within the retry policy.
+pub async fn wait(engine: &Engine, id: &str, timeout: Duration) -> Result<Waited> {
     let waiting = async {
-        let mut stream = engine
-            .docker
-            .wait_container(id, None::<WaitContainerOptions>);
-        match stream.next().await {
-            Some(Ok(r)) => Ok(r.status_code),
-            // bollard reports a non-zero exit as an error carrying the code.
-            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(permanent("wait for a container", e)),
-            None => Err(Error::Engine {
-                op: "wait for a container".into(),
-                status: 0,
-                message: "the engine closed the wait stream without a status".into(),
-            }),
+        let mut broke = false;
+        let policy = RetryPolicy::default();
+        let started = std::time::Instant::now();
+        let mut tries = 1;
+        loop {
+            let mut stream = engine
+                .docker
+                .wait_container(id, None::<WaitContainerOptions>);
+            let e = match stream.next().await {
+                Some(Ok(r)) => break Ok((r.status_code, broke)),
+                // bollard reports a non-zero exit as an error carrying the code.
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    break Ok((code, broke));
+                }
+                Some(Err(e)) => e,
+                None => bollard::errors::Error::IOError {
+                    err: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the engine closed the wait stream without a status",
+                    ),
+                },
+            };
+            let delay = policy.delay(tries);
+            if !is_transient(&e)
+                || tries >= policy.attempts
+                || started.elapsed() + delay > policy.total
+            {
+                break Err(failure(
+                    &engine.host,
+                    "wait for a container",
+                    (e, tries, started.elapsed()),
+                ));
+            }
+            broke = true;
+            tries += 1;
+            tokio::time::sleep(delay).await;
         }
     };
     match tokio::time::timeout(timeout, waiting).await {
-        Ok(code) => code.map(Some),
+        Ok(Ok((code, false))) => Ok(Waited::Exited(code)),
+        Ok(Ok((code, true))) => Ok(Waited::ExitedAfterBreak(code)),
+        Ok(Err(e)) => Err(e),
         Err(_) => {
             let _ = engine
-                .docker
-                .kill_container(id, None::<KillContainerOptions>)
+                .call("kill a container", || {
+                    engine
+                        .docker
+                        .kill_container(id, None::<KillContainerOptions>)
+                })
                 .await;
-            Ok(None)
+            Ok(Waited::TimedOut)
         }
     }
 }
 
-/// Follows a container's output, handing each chunk to `sink`, until it exits.
+/// Follows a container's output, handing each chunk to `sink`, until it exits. A stream
+/// that breaks is asked for again, and the bytes already handed over are skipped (the
+/// engine replays the log from its start, in the same order).
 pub async fn follow_logs(engine: &Engine, id: &str, mut sink: impl FnMut(&[u8])) {
-    let mut stream = engine.docker.logs(
-        id,
-        Some(
-            LogsOptionsBuilder::default()
-                .follow(true)
-                .stdout(true)
-                .stderr(true)
-                .build(),
-        ),
-    );
-    while let Some(Ok(chunk)) = stream.next().await {
-        sink(&chunk.into_bytes());
+    let policy = RetryPolicy::default();
+    let started = std::time::Instant::now();
+    let mut handed: u64 = 0;
+    let mut tries = 1;
+    loop {
+        let mut stream = engine.docker.logs(
+            id,
+            Some(
+                LogsOptionsBuilder::default()
+                    .follow(true)
+                    .stdout(true)
+                    .stderr(true)
+                    .build(),
+            ),
+        );
+        let mut seen: u64 = 0;
+        let broke = loop {
+            match stream.next().await {
+                Some(Ok(chunk)) => {
+                    let bytes = chunk.into_bytes();
+                    let skip = usize::try_from(handed.saturating_sub(seen))
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
+                    seen += bytes.len() as u64;
+                    if skip < bytes.len() {
+                        sink(&bytes[skip..]);
+                        handed = seen;
+                    }
+                }
+                Some(Err(e)) if is_transient(&e) => break true,
+                Some(Err(_)) | None => break false,
+            }
+        };
+        let delay = policy.delay(tries);
+        if !broke || tries >= policy.attempts || started.elapsed() + delay > policy.total {
+            return;
+        }
+        tries += 1;
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -491,7 +590,10 @@ pub async fn run_probe(
     let id = create(engine, &name, body).await?;
     let result = async {
         start(engine, &id).await?;
-        let code = wait(engine, &id, Duration::from_secs(60)).await?;
+        let code = match wait(engine, &id, Duration::from_secs(60)).await? {
+            Waited::Exited(c) | Waited::ExitedAfterBreak(c) => Some(c),
+            Waited::TimedOut => None,
+        };
         let mut out = Vec::new();
         follow_logs(engine, &id, |b| out.extend_from_slice(b)).await;
         Ok::<_, Error>((

@@ -76,7 +76,10 @@ impl Endpoint {
         let spec = spec.strip_prefix("docker+").unwrap_or(spec);
         if spec == "local" {
             return match std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
-                Some(h) if h != "local" => Endpoint::parse(&h, tls),
+                // `docker+local` too: parsing it again would never end.
+                Some(h) if h.strip_prefix("docker+").unwrap_or(&h) != "local" => {
+                    Endpoint::parse(&h, tls)
+                }
                 _ => Ok(Endpoint::Unix(DEFAULT_SOCKET.into())),
             };
         }

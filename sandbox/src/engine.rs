@@ -2,6 +2,7 @@
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::ssh;
 use bollard::Docker;
 use std::sync::Arc;
@@ -91,28 +92,78 @@ impl Engine {
                 docker
             }
         }
-        .map_err(|e| classify_connect(&host, e))?;
-        match tokio::time::timeout(Duration::from_secs(5), docker.ping()).await {
-            Err(_) => {
-                return Err(Error::EngineUnreachable {
-                    host,
-                    detail: "no answer to a ping within 5 s".into(),
-                });
-            }
-            Ok(Err(e)) => return Err(classify_connect(&host, e)),
-            Ok(Ok(_)) => {}
+        .map_err(|e| classify_connect(&host, e))?
+        .with_timeout(call_timeout());
+        // The first call may meet an engine that is (re)starting: it is retried like every
+        // other, with a shorter bound so that a stopped engine is reported soon.
+        let policy = RetryPolicy::default();
+        let probe = RetryPolicy {
+            total: policy.total / 2,
+            ..policy
+        };
+        let transient = |e: &bollard::errors::Error| fault::classify(e).is_transient();
+        let pinged = retry_while(
+            probe,
+            async || match tokio::time::timeout(Duration::from_secs(5), docker.ping()).await {
+                Ok(r) => r,
+                Err(_) => Err(bollard::errors::Error::RequestTimeoutError),
+            },
+            transient,
+        )
+        .await;
+        if let Err(failed) = pinged {
+            return Err(connect_failure(&host, failed));
         }
         // The engine may speak an older API than bollard's default (Debian's 20.10 speaks
         // 1.41): agree on the highest common version.
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| classify_connect(&host, e))?;
+        let docker = retry_while(
+            probe,
+            async || docker.clone().negotiate_version().await,
+            transient,
+        )
+        .await
+        .map_err(|failed| connect_failure(&host, failed))?;
         Ok(Engine {
             docker,
             host,
             _tunnel: tunnel,
         })
+    }
+}
+
+/// How long one engine call may wait for the engine's answer to begin
+/// (`HERMETIC_ENGINE_TIMEOUT`, seconds; default 120). Streams (a build's log, its wait, a
+/// download) are bounded by their stage's timeout instead, once the answer has begun.
+pub fn call_timeout() -> Duration {
+    std::env::var("HERMETIC_ENGINE_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(120))
+}
+
+/// The first calls failed: a transient failure that outlasted the retries says so, with
+/// what the engine answered; anything else is classified as before.
+fn connect_failure(host: &str, (e, attempts, elapsed): Failed<bollard::errors::Error>) -> Error {
+    match fault::classify(&e) {
+        fault::Fault::Transient(fault::Transient::Unavailable(_)) => Error::Transient {
+            host: host.into(),
+            op: "reach the engine".into(),
+            attempts,
+            elapsed,
+            message: fault::describe(&e),
+        },
+        fault::Fault::Transient(_) => Error::EngineUnreachable {
+            host: host.into(),
+            detail: format!(
+                "{} (retried {} times over {:.1} s)",
+                fault::describe(&e),
+                attempts.saturating_sub(1),
+                elapsed.as_secs_f64()
+            ),
+        },
+        fault::Fault::Permanent => classify_connect(host, e),
     }
 }
 
@@ -128,11 +179,9 @@ fn classify_connect(host: &str, e: bollard::errors::Error) -> Error {
         _ if chain.contains("HTTP request to an HTTPS server") => {
             Error::TlsRequired { host: host.into() }
         }
-        _ if chain.contains("Permission denied") || chain.contains("permission denied") => {
-            Error::PermissionDenied {
-                socket: host.trim_start_matches("unix://").into(),
-            }
-        }
+        _ if io_kind_in(&e, std::io::ErrorKind::PermissionDenied) => Error::PermissionDenied {
+            socket: host.trim_start_matches("unix://").into(),
+        },
         _ if chain.contains("Connection refused")
             || chain.contains("No such file")
             || chain.contains("connection error")
@@ -156,6 +205,20 @@ fn classify_connect(host: &str, e: bollard::errors::Error) -> Error {
     }
 }
 
+/// True if an OS error of `kind` is among `e`'s sources.
+fn io_kind_in(e: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == kind)
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
 /// The error and all its sources, joined: connection failures hide deep inside hyper.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
@@ -167,40 +230,38 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// True for failures worth retrying: the engine restarting, refusing or resetting
-/// connections, 5xx other than a plain 500, timeouts. Never for 4xx.
+/// True for failures worth retrying (see [`fault::classify`]).
 pub fn is_transient(e: &bollard::errors::Error) -> bool {
-    use bollard::errors::Error as B;
-    match e {
-        B::DockerResponseServerError { status_code, .. } => {
-            matches!(status_code, 502..=504)
-        }
-        B::RequestTimeoutError => true,
-        B::HyperResponseError { .. } | B::HttpClientError { .. } | B::IOError { .. } => true,
-        _ => {
-            let chain = error_chain(e);
-            chain.contains("Connection refused")
-                || chain.contains("Connection reset")
-                || chain.contains("broken pipe")
-                || chain.contains("Broken pipe")
-        }
-    }
+    fault::classify(e).is_transient()
 }
 
-/// Bounded exponential backoff with full jitter.
+/// Bounded exponential backoff with full jitter, within a total time.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
+    /// Tries in all, the first included.
     pub attempts: u32,
     pub base: Duration,
     pub max: Duration,
+    /// No retry starts later than this after the first try: an engine that stays away
+    /// longer is reported, not waited for.
+    pub total: Duration,
 }
 
 impl Default for RetryPolicy {
+    /// Up to 8 tries within 60 s (`HERMETIC_ENGINE_RETRY_SECS`): long enough for an
+    /// engine to restart (a few seconds), short enough that a dead one is named within a
+    /// minute.
     fn default() -> Self {
+        let total = std::env::var("HERMETIC_ENGINE_RETRY_SECS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(60));
         RetryPolicy {
-            attempts: 5,
-            base: Duration::from_millis(200),
-            max: Duration::from_secs(5),
+            attempts: 8,
+            base: Duration::from_millis(250),
+            max: Duration::from_secs(8),
+            total,
         }
     }
 }
@@ -216,40 +277,75 @@ impl RetryPolicy {
     }
 }
 
+/// A call that failed for good: its last error, the tries made and the time spent.
+pub type Failed<E> = (E, u32, Duration);
+
+impl Engine {
+    /// Makes one engine call (`op` names it for messages), retrying transient failures
+    /// with the default policy; permanent ones come back at once.
+    pub async fn call<T>(
+        &self,
+        op: &str,
+        f: impl AsyncFnMut() -> std::result::Result<T, bollard::errors::Error>,
+    ) -> Result<T> {
+        retry(&self.host, op, RetryPolicy::default(), f).await
+    }
+}
+
 /// Runs an engine call, retrying transient failures only. Permanent ones (4xx, a missing
 /// image, a failed build) come back at once. `op` names the call for messages.
 pub async fn retry<T>(
+    host: &str,
     op: &str,
     policy: RetryPolicy,
     f: impl AsyncFnMut() -> std::result::Result<T, bollard::errors::Error>,
 ) -> Result<T> {
-    match retry_while(policy, f, is_transient).await {
-        Ok(v) => Ok(v),
-        Err((e, attempts)) if is_transient(&e) => Err(Error::Transient {
+    retry_while(policy, f, is_transient)
+        .await
+        .map_err(|failed| failure(host, op, failed))
+}
+
+/// Ours, for a call that failed for good.
+pub fn failure(
+    host: &str,
+    op: &str,
+    (e, attempts, elapsed): Failed<bollard::errors::Error>,
+) -> Error {
+    if is_transient(&e) {
+        Error::Transient {
+            host: host.into(),
             op: op.into(),
             attempts,
-            message: error_chain(&e),
-        }),
-        Err((e, _)) => Err(permanent(op, e)),
+            elapsed,
+            message: fault::describe(&e),
+        }
+    } else {
+        permanent(op, e)
     }
 }
 
 /// Runs `f` again, after a backoff, while it fails with an error that `may_retry` accepts
-/// and `policy` has attempts left. The last error comes back with the attempts made.
+/// and `policy` has attempts and time left. The last error comes back with the tries made
+/// and the time spent.
 pub async fn retry_while<T, E>(
     policy: RetryPolicy,
     mut f: impl AsyncFnMut() -> std::result::Result<T, E>,
     may_retry: impl Fn(&E) -> bool,
-) -> std::result::Result<T, (E, u32)> {
+) -> std::result::Result<T, Failed<E>> {
+    let started = std::time::Instant::now();
     let mut attempt = 1;
     loop {
         match f().await {
             Ok(v) => return Ok(v),
             Err(e) if may_retry(&e) && attempt < policy.attempts => {
-                tokio::time::sleep(policy.delay(attempt)).await;
+                let delay = policy.delay(attempt);
+                if started.elapsed() + delay > policy.total {
+                    return Err((e, attempt, started.elapsed()));
+                }
+                tokio::time::sleep(delay).await;
                 attempt += 1;
             }
-            Err(e) => return Err((e, attempt)),
+            Err(e) => return Err((e, attempt, started.elapsed())),
         }
     }
 }
@@ -295,6 +391,7 @@ mod tests {
             attempts: 4,
             base: Duration::from_millis(1),
             max: Duration::from_millis(2),
+            total: Duration::from_secs(10),
         };
         let mut calls = 0;
         let ok = retry_while(
@@ -306,7 +403,7 @@ mod tests {
             |e| *e == "again",
         )
         .await;
-        assert_eq!(ok, Ok(3));
+        assert_eq!(ok.map_err(|e| e.0), Ok(3));
         let mut calls = 0;
         let stop = retry_while(
             policy,
@@ -317,14 +414,31 @@ mod tests {
             |e| *e == "again",
         )
         .await;
-        assert_eq!(stop, Err(("final", 2)));
+        assert_eq!(stop.map_err(|(e, n, _)| (e, n)), Err(("final", 2)));
         let spent = retry_while(
             policy,
             async || -> std::result::Result<(), &str> { Err("again") },
             |e| *e == "again",
         )
         .await;
-        assert_eq!(spent, Err(("again", 4)));
+        assert_eq!(spent.map_err(|(e, n, _)| (e, n)), Err(("again", 4)));
+        // The total bound stops retries before the attempts are spent.
+        let slow = RetryPolicy {
+            attempts: 100,
+            base: Duration::from_millis(40),
+            max: Duration::from_millis(40),
+            total: Duration::from_millis(200),
+        };
+        let started = std::time::Instant::now();
+        let bounded = retry_while(
+            slow,
+            async || -> std::result::Result<(), &str> { Err("again") },
+            |e| *e == "again",
+        )
+        .await;
+        let (_, tries, spent) = bounded.expect_err("gives up");
+        assert!(tries < 100, "{tries}");
+        assert!(spent <= Duration::from_millis(200) && started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]
@@ -347,9 +461,10 @@ mod tests {
             attempts: 3,
             base: Duration::from_millis(1),
             max: Duration::from_millis(2),
+            total: Duration::from_secs(10),
         };
         let mut calls = 0;
-        let r: Result<()> = retry("ping", fast, || {
+        let r: Result<()> = retry("unix:///e.sock", "ping", fast, || {
             calls += 1;
             async {
                 Err(bollard::errors::Error::DockerResponseServerError {
@@ -360,10 +475,15 @@ mod tests {
         })
         .await;
         assert!(matches!(r, Err(Error::Transient { attempts: 3, .. })));
+        let msg = r.map_err(|e| e.to_string()).expect_err("transient");
+        assert!(
+            msg.starts_with("unix:///e.sock: could not ping: the engine answered 503: restarting (retried 2 times over"),
+            "{msg}"
+        );
         assert_eq!(calls, 3);
 
         let mut calls = 0;
-        let r: Result<()> = retry("inspect", fast, || {
+        let r: Result<()> = retry("unix:///e.sock", "inspect", fast, || {
             calls += 1;
             async {
                 Err(bollard::errors::Error::DockerResponseServerError {

@@ -30,12 +30,20 @@ pub enum Error {
         status: u16,
         message: String,
     },
-    #[error("the engine failed to {op} after {attempts} attempts: {message}")]
+    #[error(
+        "{host}: could not {op}: {message} (retried {} times over {:.1} s)",
+        attempts.saturating_sub(1),
+        elapsed.as_secs_f64()
+    )]
     Transient {
+        host: String,
         op: String,
         attempts: u32,
+        elapsed: Duration,
         message: String,
     },
+    #[error("{host}: the engine went away while the build ran ({detail}); its result is not used")]
+    EngineLost { host: String, detail: String },
     #[error("the build failed with exit code {exit_code}; diagnostics in {diagnostics}")]
     BuildFailed {
         exit_code: i64,
@@ -154,6 +162,10 @@ impl Error {
                  (`hermetic vendor` rewrites it), then run again"
                 .into(),
             Error::Transient { .. } => "check the engine's health (`docker info`) and retry".into(),
+            Error::EngineLost { .. } => "check the engine (`docker info`, its log) and run \
+                 again: what the lost run left is removed by the next one; a build is never \
+                 retried, as that would hide nondeterminism"
+                .into(),
             Error::Deps(e) => return e.fix(),
             _ => return None,
         })

@@ -2,7 +2,7 @@
 //! `Dockerfile.hermetic`; always referred to by content digest.
 
 use crate::container::run_probe;
-use crate::engine::{Engine, RetryPolicy, permanent, retry};
+use crate::engine::{Engine, permanent};
 use crate::error::{Error, IoContext, Result};
 use crate::run::RunId;
 use bollard::query_parameters::{
@@ -44,21 +44,18 @@ impl ImageInfo {
 
 /// Looks an image up; `ImageMissing` (with the command that makes it) if absent.
 pub async fn inspect(engine: &Engine, reference: &str) -> Result<bollard::models::ImageInspect> {
-    match engine.docker.inspect_image(reference).await {
-        Ok(i) => Ok(i),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Err(Error::ImageMissing {
+    // A 404 is an answer, given at once: no retries.
+    match engine
+        .call("inspect an image", || {
+            engine.docker.inspect_image(reference)
+        })
+        .await
+    {
+        Err(Error::Engine { status: 404, .. }) => Err(Error::ImageMissing {
             reference: reference.into(),
             host: engine.host.clone(),
         }),
-        Err(e) if crate::engine::is_transient(&e) => {
-            retry("inspect an image", RetryPolicy::default(), || {
-                engine.docker.inspect_image(reference)
-            })
-            .await
-        }
-        Err(e) => Err(permanent("inspect an image", e)),
+        other => other,
     }
 }
 
@@ -497,21 +494,15 @@ pub fn transfer_tag(digest: &str) -> (String, String) {
 /// (`docker save` streamed into `docker load`, never through a registry), then checks that
 /// the image there has the same content digest. A transient failure restarts the copy.
 pub async fn ensure_present(from: &Engine, to: &Engine, digest: &str) -> Result<Presence> {
-    match to.docker.inspect_image(digest).await {
+    match inspect(to, digest).await {
         Ok(i) if i.id.as_deref() == Some(digest) => return Ok(Presence::Present),
-        Ok(_)
-        | Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => {}
-        Err(e) if crate::engine::is_transient(&e) => {}
-        Err(e) => return Err(permanent("inspect an image", e)),
+        Ok(_) | Err(Error::ImageMissing { .. }) => {}
+        Err(e) => return Err(e),
     }
     // Loading is idempotent: a transient failure restarts the whole copy.
-    retry(
-        &format!("copy image {digest} from {} to {}", from.host, to.host),
-        RetryPolicy::default(),
-        || copy_image(from, to, digest),
-    )
+    to.call(&format!("copy image {digest} from {}", from.host), || {
+        copy_image(from, to, digest)
+    })
     .await?;
     let loaded = inspect(to, digest).await?;
     if loaded.id.as_deref() != Some(digest) {
@@ -526,7 +517,7 @@ pub async fn ensure_present(from: &Engine, to: &Engine, digest: &str) -> Result<
         .repo(&repo)
         .tag(&tag)
         .build();
-    retry("tag an image", RetryPolicy::default(), || {
+    to.call("tag an image", || {
         to.docker.tag_image(digest, Some(opts.clone()))
     })
     .await?;

@@ -3,8 +3,9 @@
 //!
 //! - [`config`]: `hermetic.toml`, the runners a project verifies on;
 //! - [`endpoint`]: the forms an engine's address takes (unix, tcp with TLS, ssh);
-//! - [`engine`]: connecting (like the docker CLI), classifying failures, retrying transient
-//!   ones with backoff and jitter;
+//! - [`engine`]: connecting (like the docker CLI) and retrying transient failures with
+//!   backoff and jitter, at every call;
+//! - [`fault`]: which engine failures are transient and which are permanent;
 //! - [`image`]: making the builder image offline (`debootstrap` + the host toolchain,
 //!   imported through the API) and building `Dockerfile.hermetic` on top;
 //! - [`container`]: the isolation every container gets;
@@ -20,6 +21,7 @@ pub mod container;
 pub mod endpoint;
 pub mod engine;
 mod error;
+pub mod fault;
 pub mod image;
 pub mod run;
 mod ssh;

@@ -69,6 +69,9 @@ pub async fn open(
     let mut cmd = Command::new(&words[0]);
     // ssh and whatever it runs (a ProxyCommand) get none of hermetic's secrets.
     hermetic_deps::host::scrub(&mut cmd);
+    // Not in the project: a relative `-F ./ssh_config` would otherwise read the project's
+    // file, whose ProxyCommand or Match exec runs on the host.
+    cmd.current_dir("/");
     cmd.args(&words[1..])
         .args([
             "-T",

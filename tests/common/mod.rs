@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: fixtures, the `hermetic` binary, network-less runs.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
