@@ -102,8 +102,9 @@ fn build_agrees(
 
 /// The fault swept over a build's calls: first the connection closed at the first call of
 /// each kind (the start, the preparation, the upload, the start, the wait and logs, the
-/// download, the cleanup), one fault per build; then 503 at every third call, the first,
-/// second or third of each three. Every run's outputs are the fault-free build's, byte for
+/// download, the cleanup), one fault per build; then the answer lost after the engine acted,
+/// at each call that changes something; then 503 at every third call, the first, second or
+/// third of each three. Every run's outputs are the fault-free build's, byte for
 /// byte, with nothing left, and every kind of call met a fault.
 #[test]
 fn a_build_survives_a_transient_fault_at_any_engine_call() {
@@ -139,6 +140,26 @@ fn a_build_survives_a_transient_fault_at_any_engine_call() {
             &reference,
             &format!("closed at the first {call}"),
         ));
+    }
+    // The calls that change something, made but their answers lost: the retry must not do
+    // the thing twice (a second container), nor fail because it was done (409, 404, 304).
+    for call in [
+        "create volume",
+        "create container",
+        "upload",
+        "start",
+        "download",
+        "remove container",
+        "remove volume",
+    ] {
+        let proxy = FaultProxy::start(Path::new(ENGINE), Plan::first(Mode::Lose, call));
+        let hit = build_agrees(
+            project.path(),
+            &proxy,
+            &reference,
+            &format!("answer to the first {call} lost"),
+        );
+        assert_eq!(hit, vec![call.to_string()]);
     }
     for phase in 0..3 {
         let proxy = FaultProxy::start(

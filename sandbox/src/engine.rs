@@ -292,6 +292,38 @@ impl Engine {
     }
 }
 
+/// How one try of a compound call (a stream fed from a process, a build) failed: at the
+/// engine (retried when transient) or otherwise (never retried).
+pub enum Attempt {
+    Engine(bollard::errors::Error),
+    Fatal(Error),
+}
+
+impl From<bollard::errors::Error> for Attempt {
+    fn from(e: bollard::errors::Error) -> Self {
+        Attempt::Engine(e)
+    }
+}
+
+impl Engine {
+    /// Like [`Engine::call`], for a call that is made again whole, from its start, after a
+    /// transient failure (its body is made anew for each try).
+    pub async fn call_whole<T>(
+        &self,
+        op: &str,
+        f: impl AsyncFnMut() -> std::result::Result<T, Attempt>,
+    ) -> Result<T> {
+        let may_retry = |a: &Attempt| matches!(a, Attempt::Engine(e) if is_transient(e));
+        match retry_while(RetryPolicy::default(), f, may_retry).await {
+            Ok(v) => Ok(v),
+            Err((Attempt::Fatal(e), ..)) => Err(e),
+            Err((Attempt::Engine(e), tries, spent)) => {
+                Err(failure(&self.host, op, (e, tries, spent)))
+            }
+        }
+    }
+}
+
 /// Runs an engine call, retrying transient failures only. Permanent ones (4xx, a missing
 /// image, a failed build) come back at once. `op` names the call for messages.
 pub async fn retry<T>(

@@ -2,7 +2,7 @@
 //! `Dockerfile.hermetic`; always referred to by content digest.
 
 use crate::container::run_probe;
-use crate::engine::{Engine, permanent};
+use crate::engine::{Attempt, Engine};
 use crate::error::{Error, IoContext, Result};
 use crate::run::RunId;
 use bollard::query_parameters::{
@@ -351,8 +351,22 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// `docker import`: streams `tar` of the rootfs into the engine.
+/// `docker import`: streams `tar` of the rootfs into the engine; a transient failure runs
+/// `tar` again and imports again from the start (an import only adds an image).
 async fn import_rootfs(engine: &Engine, rootfs: &Path, reference: &str) -> Result<()> {
+    engine
+        .call_whole("import the rootfs", async || {
+            import_once(engine, rootfs, reference).await
+        })
+        .await
+}
+
+async fn import_once(
+    engine: &Engine,
+    rootfs: &Path,
+    reference: &str,
+) -> std::result::Result<(), Attempt> {
+    let fatal = Attempt::Fatal;
     let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
     let mut tar = tokio::process::Command::new("tar");
     for v in hermetic_deps::host::SECRET_VARS {
@@ -369,11 +383,15 @@ async fn import_rootfs(engine: &Engine, rootfs: &Path, reference: &str) -> Resul
         .arg(rootfs)
         .args(["-cf", "-", "."])
         .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
-        .at("tar")?;
-    let stdout = child.stdout.take().ok_or_else(|| Error::Bootstrap {
-        what: "import the rootfs".into(),
-        detail: "tar has no stdout".into(),
+        .at("tar")
+        .map_err(fatal)?;
+    let stdout = child.stdout.take().ok_or_else(|| {
+        fatal(Error::Bootstrap {
+            what: "import the rootfs".into(),
+            detail: "tar has no stdout".into(),
+        })
     })?;
     let body = futures_util::stream::unfold(stdout, |mut out| async move {
         let mut buf = vec![0u8; 1 << 20];
@@ -396,19 +414,18 @@ async fn import_rootfs(engine: &Engine, rootfs: &Path, reference: &str) -> Resul
             "LABEL dev.hermetic.base=1".to_string(),
         ])
         .build();
-    // Not retried: the body is a one-shot stream; a failed import is rerun by the user.
     let mut stream = engine
         .docker
         .create_image(Some(opts), Some(bollard::body_stream(body)), None);
     while let Some(item) = stream.next().await {
-        item.map_err(|e| permanent("import the rootfs", e))?;
+        item?;
     }
-    let status = child.wait().await.at("tar")?;
+    let status = child.wait().await.at("tar").map_err(fatal)?;
     if !status.success() {
-        return Err(Error::Bootstrap {
+        return Err(fatal(Error::Bootstrap {
             what: "import the rootfs".into(),
             detail: format!("tar exited with {status}"),
-        });
+        }));
     }
     Ok(())
 }
@@ -441,34 +458,39 @@ pub async fn build_dockerfile(
         .forcerm(true)
         .version(BuilderVersion::BuilderV1)
         .build();
-    let mut stream =
-        engine
-            .docker
-            .build_image(opts, None, Some(bollard::body_full(context.into())));
-    let mut log = String::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(info) => {
-                if let Some(s) = info.stream {
-                    log.push_str(&s);
-                }
-                if let Some(detail) = info.error_detail {
-                    return Err(Error::Bootstrap {
-                        what: format!("build {}", dockerfile.display()),
-                        detail: format!("{}\n{log}", detail.message.unwrap_or_default()),
-                    });
-                }
-            }
-            Err(bollard::errors::Error::DockerStreamError { error }) => {
-                return Err(Error::Bootstrap {
+    let context = bytes::Bytes::from(context);
+    // Building the same Dockerfile on the same base again gives the same image (its steps
+    // are cached): a transient failure builds again from the start.
+    engine
+        .call_whole("build an image", async || {
+            let mut stream = engine.docker.build_image(
+                opts.clone(),
+                None,
+                Some(bollard::body_full(context.clone())),
+            );
+            let mut log = String::new();
+            while let Some(item) = stream.next().await {
+                let failed = match item {
+                    Ok(info) => {
+                        if let Some(s) = info.stream {
+                            log.push_str(&s);
+                        }
+                        match info.error_detail {
+                            Some(detail) => detail.message.unwrap_or_default(),
+                            None => continue,
+                        }
+                    }
+                    Err(bollard::errors::Error::DockerStreamError { error }) => error,
+                    Err(e) => return Err(Attempt::Engine(e)),
+                };
+                return Err(Attempt::Fatal(Error::Bootstrap {
                     what: format!("build {}", dockerfile.display()),
-                    detail: format!("{error}\n{log}"),
-                });
+                    detail: format!("{failed}\n{log}"),
+                }));
             }
-            Err(e) => return Err(permanent("build an image", e)),
-        }
-    }
-    Ok(())
+            Ok(())
+        })
+        .await
 }
 
 /// How an image came to be on an engine.

@@ -22,6 +22,10 @@ pub enum Mode {
     Delay(Duration),
     /// Image lookups are answered 404 "No such image"; other requests are not faulted.
     NoImages,
+    /// The request reaches the engine and takes effect, but its answer is lost: the
+    /// connection is closed once the engine has answered (a create that happened, though
+    /// the client never heard).
+    Lose,
 }
 
 /// Which requests are faulted: after `pass` requests have gone through, every `every`-th
@@ -214,14 +218,14 @@ fn serve(
     if let Ok(mut s) = seen.lock() {
         s.push(this.clone());
     }
-    if this.faulted {
+    if this.faulted && plan.mode != Mode::Lose {
         match plan.mode {
             Mode::Close => {}
             Mode::Unavailable => {
                 answer(&mut client, "503 Service Unavailable", "engine restarting")
             }
             Mode::Delay(d) => std::thread::sleep(d),
-            Mode::NoImages => answer(
+            Mode::NoImages | Mode::Lose => answer(
                 &mut client,
                 "404 Not Found",
                 &format!(
@@ -258,7 +262,12 @@ fn serve(
     let body = std::thread::spawn(move || {
         let _ = std::io::copy(&mut client_in, &mut upstream_out);
     });
-    let _ = std::io::copy(&mut upstream, &mut client);
+    if this.faulted {
+        // Mode::Lose: the engine's whole answer is read, and none of it reaches the client.
+        let _ = std::io::copy(&mut upstream, &mut std::io::sink());
+    } else {
+        let _ = std::io::copy(&mut upstream, &mut client);
+    }
     let _ = client.shutdown(std::net::Shutdown::Both);
     let _ = upstream.shutdown(std::net::Shutdown::Both);
     let _ = body.join();
