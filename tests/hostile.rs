@@ -419,6 +419,66 @@ fn a_projects_file_cannot_choose_its_engines() {
     );
 }
 
+/// A hostile engine names the image anything: a path (which would become a cache file's
+/// name) or another image's digest. Nothing is built, and no file is made from the name.
+#[test]
+fn an_engine_cannot_name_the_image_anything() {
+    use common::fault_proxy::{FaultProxy, Mode, Plan};
+    let _serial = engine_lock();
+    builder_image();
+    let outside = Outside::new();
+    let canary = outside.path("image");
+    let traversal: &'static str =
+        Box::leak(format!("sha256:../../../../../../..{}", canary.display()).into_boxed_str());
+    let other: &'static str = Box::leak(format!("sha256:{}", "ab".repeat(32)).into_boxed_str());
+    for id in [traversal, other, "sha256:ABC", ""] {
+        let proxy = FaultProxy::start(
+            Path::new("/var/run/docker.sock"),
+            Plan {
+                mode: Mode::ImageId(id),
+                pass: 0,
+                every: 1,
+                phase: 0,
+                only: None,
+            },
+        );
+        let project = fixture("hello");
+        let digest = image_digest();
+        for image in [builder_image(), digest.as_str()] {
+            let mut cmd = hermetic(project.path());
+            cmd.env("DOCKER_HOST", proxy.docker_host()).args([
+                "--json",
+                "build",
+                "--no-sign",
+                "--image",
+                image,
+            ]);
+            let r = run(&mut cmd);
+            // A digest other than the one asked for passes only where no digest was asked.
+            if id == other && image == builder_image() {
+                continue;
+            }
+            assert_eq!(r.code, 4, "{id} as {image}: {}", r.stdout);
+            let msg = message(&r.json());
+            assert!(msg.contains("has digest"), "{id}: {msg}");
+            assert!(!project.path().join("dist").exists(), "{id}: built");
+        }
+        assert!(
+            proxy.seen().iter().any(|s| s.faulted),
+            "{id}: the engine was not asked"
+        );
+        assert!(!canary.exists() && !outside.path("image.json").exists());
+    }
+}
+
+fn image_digest() -> String {
+    let out = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", builder_image()])
+        .output()
+        .expect("docker");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }

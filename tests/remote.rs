@@ -702,3 +702,154 @@ fn an_engine_restart_during_a_build_is_named_and_the_next_run_works() {
         0
     );
 }
+
+/// `hermetic image bootstrap` for one engine, as a machine with nothing would run it: its
+/// own empty HOME and cache (the machine's Rust toolchain stays where rustup put it).
+fn bootstrap_from_nothing(
+    docker_host: Option<&str>,
+    home: &Path,
+    lock: &Path,
+    tag: &str,
+    code: i32,
+) -> Run {
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".rustup")
+        });
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermetic"));
+    cmd.current_dir(home)
+        .env("HOME", home)
+        .env("RUSTUP_HOME", rustup_home)
+        .env("HERMETIC_CACHE", home.join("cache"))
+        .args([
+            "--json",
+            "image",
+            "bootstrap",
+            "--force",
+            "--tag",
+            tag,
+            "--lock",
+        ])
+        .arg(lock);
+    match docker_host {
+        Some(h) => cmd.env("DOCKER_HOST", h),
+        None => cmd.env_remove("DOCKER_HOST"),
+    };
+    expect(&mut cmd, code)
+}
+
+/// Independent machines agree: two builder images made from nothing, on two engines, with
+/// two homes and caches, have the same digest and the same lock; a rebuild on each, signed
+/// by each machine's key, passes a 2-of-2 gate. A lock that names another toolchain
+/// component is told which one differs, and nothing is loaded.
+#[test]
+fn two_machines_make_the_same_builder_image_and_their_rebuilds_agree() {
+    let _serial = engine_lock();
+    let engine = SecondEngine::start(None);
+    let (one, two) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let (lock1, lock2) = (
+        one.path().join("hermetic-image.lock"),
+        two.path().join("hermetic-image.lock"),
+    );
+    let a = bootstrap_from_nothing(None, one.path(), &lock1, "hermetic/twin:one", 0).json();
+    let b = bootstrap_from_nothing(
+        Some(&engine.endpoint()),
+        two.path(),
+        &lock2,
+        "hermetic/twin:two",
+        0,
+    )
+    .json();
+    let digest = a["image"]["digest"].as_str().expect("digest").to_string();
+    assert_eq!(
+        b["image"]["digest"].as_str(),
+        Some(digest.as_str()),
+        "{a}\n{b}"
+    );
+    assert_eq!(
+        std::fs::read(&lock1).expect("lock"),
+        std::fs::read(&lock2).expect("lock"),
+        "the two machines wrote different locks"
+    );
+    assert_eq!(a["lock"]["image"].as_str(), Some(digest.as_str()));
+    assert!(a["lock"]["installed"]["gcc"].is_string(), "{}", a["lock"]);
+
+    // Each machine rebuilds with its own image and key; the gate counts both.
+    let keys = tempfile::tempdir().expect("tmp");
+    let key = |name: &str| {
+        let mut cmd = hermetic(keys.path());
+        cmd.args(["keygen", "--output-key-prefix", name]);
+        expect(&mut cmd, 0);
+        (
+            keys.path().join(format!("{name}.key")),
+            keys.path().join(format!("{name}.pub")),
+        )
+    };
+    let ((k1, p1), (k2, p2)) = (key("machine1"), key("machine2"));
+    let project = fixture("hello");
+    let attest = |host: Option<&str>, key: &Path, id: &str| {
+        let att = keys.path().join(format!("{id}.json"));
+        let mut cmd = hermetic(project.path());
+        match host {
+            Some(h) => cmd.env("DOCKER_HOST", h),
+            None => cmd.env_remove("DOCKER_HOST"),
+        };
+        cmd.args(["--json", "rebuild", "--image", &digest, "--runner-id", id])
+            .arg("--key")
+            .arg(key)
+            .arg("--emit-attestation")
+            .arg(&att);
+        expect(&mut cmd, 0);
+        att
+    };
+    let a1 = attest(None, &k1, "machine-1");
+    let a2 = attest(Some(&engine.endpoint()), &k2, "machine-2");
+    let mut gate = hermetic(keys.path());
+    gate.args(["--json", "gate"])
+        .arg(&a1)
+        .arg(&a2)
+        .arg("--trusted-key")
+        .arg(&p1)
+        .arg("--trusted-key")
+        .arg(&p2)
+        .args(["--quorum", "2"]);
+    let g = expect(&mut gate, 0).json();
+    assert_eq!(g["status"], "ok", "{g}");
+
+    // A lock that says the toolchain's standard library was another: that line is named.
+    let text = std::fs::read_to_string(&lock2).expect("lock");
+    let std_line = text
+        .lines()
+        .find(|l| l.starts_with("rust-std = "))
+        .expect("rust-std in the lock")
+        .to_string();
+    let other = format!("rust-std = \"sha256:{}\"", "0".repeat(64));
+    std::fs::write(&lock2, text.replace(&std_line, &other)).expect("lock");
+    let before = engine.docker(&["images", "-q"]).stdout;
+    let r = bootstrap_from_nothing(
+        Some(&engine.endpoint()),
+        two.path(),
+        &lock2,
+        "hermetic/twin:three",
+        1,
+    )
+    .json();
+    let msg = r["error"]["message"].as_str().expect("message");
+    assert!(
+        msg.contains("toolchain component rust-std: sha256:"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("sha256:{} in the lock", "0".repeat(64))),
+        "{msg}"
+    );
+    assert_eq!(
+        engine.docker(&["images", "-q"]).stdout,
+        before,
+        "an image was loaded"
+    );
+}

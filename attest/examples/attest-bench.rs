@@ -111,6 +111,7 @@ fn record(crates: usize) -> BuildRecord {
             reference: "b".into(),
             digest: format!("sha256:{}", hex(4)),
             toolchain: None,
+            definition: None,
         },
         environment: Environment {
             variables: vec![],

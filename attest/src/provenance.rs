@@ -111,11 +111,16 @@ fn resolved_dependencies(rec: &BuildRecord) -> Vec<Value> {
         .digest
         .strip_prefix("sha256:")
         .unwrap_or(&rec.image.digest);
-    out.push(json!({
+    let mut image = json!({
         "name": "builder-image",
         "uri": format!("docker-image://{}", rec.image.reference),
         "digest": { "sha256": image_hex },
-    }));
+    });
+    // How to make the same image anywhere (see hermetic-image.lock).
+    if let Some(d) = &rec.image.definition {
+        image["annotations"] = json!({ "definition": d });
+    }
+    out.push(image);
     let mut toolchain = json!({ "name": "rust-toolchain" });
     if let Some(release) = rec.image.rustc_release() {
         toolchain["uri"] = json!(format!("pkg:generic/rust@{release}"));

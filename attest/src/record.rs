@@ -85,6 +85,10 @@ pub struct ImageRef {
     pub digest: String,
     /// `rustc -vV` inside the image.
     pub toolchain: Option<String>,
+    /// The image's definition (suite, mirror, packages, Rust version, epoch), as the image
+    /// itself records it, when hermetic made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<serde_json::Value>,
 }
 
 impl ImageRef {

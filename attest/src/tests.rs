@@ -103,6 +103,7 @@ pub(crate) fn record() -> BuildRecord {
             reference: "hermetic/builder:latest".into(),
             digest: format!("sha256:{}", "34".repeat(32)),
             toolchain: Some("rustc 1.95.0 (59807616e 2026-04-14)\nrelease: 1.95.0\nhost: x86_64-unknown-linux-gnu".into()),
+            definition: None,
         },
         environment: Environment {
             variables: vec!["SOURCE_DATE_EPOCH=1700000000".into()],

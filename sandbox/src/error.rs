@@ -59,6 +59,17 @@ pub enum Error {
     Interrupted,
     #[error("{what}: {detail}")]
     Bootstrap { what: String, detail: String },
+    #[error("{path}: not a builder image lock: {detail}")]
+    BadImageLock { path: PathBuf, detail: String },
+    #[error(
+        "the builder image made here differs from {}:\n  {}",
+        lock.display(),
+        differences.join("\n  ")
+    )]
+    ImageDiffers {
+        lock: PathBuf,
+        differences: Vec<String>,
+    },
     #[error("output {name} was not produced by the build ({detail})")]
     MissingOutput { name: String, detail: String },
     #[error("{path}: {source}")]
@@ -100,7 +111,9 @@ impl Error {
         match self {
             Error::ImageMissing { .. }
             | Error::InputsChanged { .. }
+            | Error::BadImageLock { .. }
             | Error::UnsafeSource { .. } => ErrorKind::Input,
+            Error::ImageDiffers { .. } => ErrorKind::Check,
             Error::BuildFailed { .. }
             | Error::MissingOutput { .. }
             | Error::OutputTooLarge { .. } => ErrorKind::BuildFailed,
@@ -162,6 +175,17 @@ impl Error {
                  (`hermetic vendor` rewrites it), then run again"
                 .into(),
             Error::Transient { .. } => "check the engine's health (`docker info`) and retry".into(),
+            Error::BadImageLock { .. } => "it is written by `hermetic image bootstrap`: \
+                 restore it from version control, or remove it and bootstrap again to write a \
+                 new one"
+                .into(),
+            Error::ImageDiffers { .. } => "the first lines are the cause: a package version \
+                 means the mirror has moved on (use a snapshot mirror, \
+                 https://snapshot.debian.org/archive/debian/YYYYMMDDThhmmssZ, to pin \
+                 versions for good); a toolchain component means another Rust toolchain \
+                 (`rustup toolchain install` the locked version). To adopt this machine's \
+                 result instead, run again with --update-lock and commit the lock"
+                .into(),
             Error::EngineLost { .. } => "check the engine (`docker info`, its log) and run \
                  again: what the lost run left is removed by the next one; a build is never \
                  retried, as that would hide nondeterminism"

@@ -5,13 +5,11 @@ use crate::container::run_probe;
 use crate::engine::{Attempt, Engine};
 use crate::error::{Error, IoContext, Result};
 use crate::run::RunId;
-use bollard::query_parameters::{
-    BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder,
-};
+use crate::{layers, recipe};
+use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncReadExt;
 
 /// The reference `hermetic build` uses unless told otherwise.
 pub const DEFAULT_BUILDER: &str = "hermetic/builder:latest";
@@ -30,6 +28,8 @@ pub struct ImageInfo {
     pub toolchain: Option<String>,
     /// `rustc --print sysroot` inside the image (remapped in builds).
     pub sysroot: Option<String>,
+    /// The definition the image carries (`dev.hermetic.definition`), if hermetic made it.
+    pub definition: Option<serde_json::Value>,
 }
 
 impl ImageInfo {
@@ -128,6 +128,15 @@ pub async fn show(engine: &Engine, reference: &str) -> Result<ImageInfo> {
         });
     }
     let t = toolchain(engine, &digest).await?;
+    // The label is the engine's word, like the rest of its answer: kept only if it is a
+    // definition hermetic would write.
+    let definition = inspected
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|l| l.get("dev.hermetic.definition"))
+        .and_then(|d| serde_json::from_str::<recipe::Definition>(d).ok())
+        .and_then(|d| serde_json::to_value(d).ok());
     Ok(ImageInfo {
         reference: reference.into(),
         digest,
@@ -135,26 +144,33 @@ pub async fn show(engine: &Engine, reference: &str) -> Result<ImageInfo> {
         tags: inspected.repo_tags.unwrap_or_default(),
         toolchain: t.toolchain,
         sysroot: t.sysroot,
+        definition,
     })
 }
 
 /// How to make the builder image offline.
 #[derive(Debug, Clone)]
 pub struct BootstrapOptions {
-    /// Debian suite; default: the host's `VERSION_CODENAME`.
+    /// Debian suite; default: the lock's, else the host's `VERSION_CODENAME`.
     pub suite: Option<String>,
-    /// Debian mirror; default: the first Debian URI in the host's apt sources.
+    /// Debian mirror; default: the lock's, else the first Debian URI in the host's apt
+    /// sources.
     pub mirror: Option<String>,
+    /// Debian packages beyond gcc and libc6-dev.
+    pub packages: Vec<String>,
     /// Toolchain to copy in; default: `rustc --print sysroot` on the host.
     pub sysroot: Option<PathBuf>,
-    /// Scratch space for the rootfs (removed afterwards).
+    /// Scratch space for the layers (removed afterwards).
     pub scratch: PathBuf,
-    /// `Dockerfile.hermetic`, built on top of the base.
-    pub dockerfile: PathBuf,
-    /// Rebuild the base even if present.
+    /// Make the image even if the engine has the locked one.
     pub force: bool,
     /// Tag for the result.
     pub tag: String,
+    /// The lock file: read if it exists (its definition is used and the result must match
+    /// it), written if not.
+    pub lock: PathBuf,
+    /// Ignore the lock's definition and write it anew.
+    pub update_lock: bool,
 }
 
 fn sh(cmd: &mut std::process::Command, what: &str) -> Result<String> {
@@ -213,14 +229,26 @@ pub fn host_mirror() -> Option<String> {
     None
 }
 
-/// Makes the builder image without any registry: a minimal Debian rootfs (debootstrap),
-/// the host's Rust toolchain (rustc, cargo, the standard library; no docs), imported through
-/// the API as a base, then `Dockerfile.hermetic` built on it.
+/// What bootstrap did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Bootstrapped {
+    pub image: ImageInfo,
+    pub lock: recipe::ImageLock,
+    /// The lock file, and whether this run wrote it (no lock yet, or `--update-lock`).
+    pub lock_path: PathBuf,
+    pub lock_written: bool,
+    /// False when the engine had the locked image already.
+    pub made: bool,
+}
+
+/// Makes the builder image without any registry, as a pure function of its definition
+/// (see [`recipe`]): the definition comes from the lock file if there is one (and the
+/// result must match it), else from the options and the host, and is then written there.
 pub async fn bootstrap(
     engine: &Engine,
     opts: &BootstrapOptions,
     stage: &(dyn Fn(&str) + Sync),
-) -> Result<ImageInfo> {
+) -> Result<Bootstrapped> {
     let sysroot = match &opts.sysroot {
         Some(s) => s.clone(),
         None => PathBuf::from(sh(
@@ -233,201 +261,248 @@ pub async fn bootstrap(
             "find the host toolchain",
         )?),
     };
-    let version_line = sh(
-        std::process::Command::new(sysroot.join("bin/rustc")).arg("-V"),
-        "read the toolchain version",
-    )?;
-    let version = version_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("unknown")
-        .to_string();
-    let suite = opts
-        .suite
-        .clone()
-        .or_else(host_suite)
-        .ok_or_else(|| Error::Bootstrap {
-            what: "choose a Debian suite".into(),
-            detail: "the host has no VERSION_CODENAME; pass --suite".into(),
-        })?;
-    let base = format!("hermetic/base:{suite}-rust-{version}");
-
-    if opts.force || inspect(engine, &base).await.is_err() {
-        let mirror = opts
-            .mirror
-            .clone()
-            .or_else(host_mirror)
-            .ok_or_else(|| Error::Bootstrap {
-                what: "choose a Debian mirror".into(),
-                detail: "no Debian URI in the apt sources; pass --mirror".into(),
-            })?;
-        std::fs::create_dir_all(&opts.scratch).at(&opts.scratch)?;
-        let rootfs = opts
-            .scratch
-            .join(format!("rootfs-{}-{}", suite, std::process::id()));
-        let made = make_rootfs(&rootfs, &suite, &mirror, &sysroot, stage);
-        let imported = match made {
-            Ok(()) => {
-                stage("importing the base image through the API");
-                import_rootfs(engine, &rootfs, &base).await
-            }
-            Err(e) => Err(e),
-        };
-        let _ = std::fs::remove_dir_all(&rootfs);
-        imported?;
-    }
-    stage("building Dockerfile.hermetic on the base");
-    build_dockerfile(engine, &opts.dockerfile, &base, &opts.tag).await?;
-    show(engine, &opts.tag).await
-}
-
-fn make_rootfs(
-    rootfs: &Path,
-    suite: &str,
-    mirror: &str,
-    sysroot: &Path,
-    stage: &(dyn Fn(&str) + Sync),
-) -> Result<()> {
-    stage(&format!(
-        "debootstrap {suite} from {mirror} (about a minute)"
-    ));
-    let debootstrap = which("debootstrap").ok_or_else(|| Error::Bootstrap {
-        what: "make a Debian rootfs".into(),
-        detail: "debootstrap is not installed (apt-get install debootstrap)".into(),
-    })?;
-    sh(
-        std::process::Command::new(debootstrap)
-            .args(["--variant=minbase", "--include=gcc,libc6-dev", suite])
-            .arg(rootfs)
-            .arg(mirror),
-        "debootstrap (needs root and the Debian mirror)",
-    )?;
-    stage("trimming the rootfs and adding the toolchain");
-    for dir in ["var/cache/apt/archives", "var/lib/apt/lists", "var/log"] {
-        let d = rootfs.join(dir);
-        if let Ok(entries) = std::fs::read_dir(&d) {
-            for e in entries.flatten() {
-                let p = e.path();
-                let _ = if p.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
+    let tc = recipe::host_toolchain(&sysroot)?;
+    let locked = if opts.update_lock {
+        None
+    } else {
+        recipe::ImageLock::read(&opts.lock)?
+    };
+    let def =
+        match &locked {
+            Some(l) => {
+                let d = &l.definition;
+                let conflict = |flag: &str, given: &str, locked: &str| Error::Bootstrap {
+                    what: format!("{flag} {given}"),
+                    detail: format!(
+                        "{} defines the image with {locked}: drop {flag}, or pass --update-lock to \
+                     define the image anew",
+                        opts.lock.display()
+                    ),
                 };
+                if let Some(s) = opts.suite.as_ref().filter(|s| **s != d.suite) {
+                    return Err(conflict("--suite", s, &d.suite));
+                }
+                if let Some(m) = opts.mirror.as_ref().filter(|m| **m != d.mirror) {
+                    return Err(conflict("--mirror", m, &d.mirror));
+                }
+                if let Some(p) = opts.packages.iter().find(|p| !d.packages.contains(p)) {
+                    return Err(conflict("--package", p, &d.packages.join(",")));
+                }
+                d.clone()
+            }
+            None => {
+                recipe::Definition {
+                    suite: opts.suite.clone().or_else(host_suite).ok_or_else(|| {
+                        Error::Bootstrap {
+                            what: "choose a Debian suite".into(),
+                            detail: "the host has no VERSION_CODENAME; pass --suite".into(),
+                        }
+                    })?,
+                    mirror: opts.mirror.clone().or_else(host_mirror).ok_or_else(|| {
+                        Error::Bootstrap {
+                            what: "choose a Debian mirror".into(),
+                            detail: "no Debian URI in the apt sources; pass --mirror".into(),
+                        }
+                    })?,
+                    packages: {
+                        let mut p: Vec<String> = recipe::BASE_PACKAGES
+                            .iter()
+                            .map(|s| s.to_string())
+                            .chain(opts.packages.iter().cloned())
+                            .collect();
+                        p.sort();
+                        p.dedup();
+                        p
+                    },
+                    rust: tc.version.clone(),
+                    target: tc.target.clone(),
+                    epoch: recipe::epoch_of_date(&tc.commit_date).unwrap_or(0),
+                }
+            }
+        };
+    // Each field becomes an argument of mmdebstrap, run as root.
+    def.validate().map_err(|detail| match &locked {
+        Some(_) => Error::BadImageLock {
+            path: opts.lock.clone(),
+            detail,
+        },
+        None => Error::Bootstrap {
+            what: "define the builder image".into(),
+            detail,
+        },
+    })?;
+    if let Some(l) = &locked
+        && (tc.version != l.definition.rust || tc.target != l.definition.target)
+    {
+        return Err(Error::ImageDiffers {
+            lock: opts.lock.clone(),
+            differences: vec![format!(
+                "rust: {} ({}) here, {} ({}) in the lock: install it (`rustup toolchain \
+                 install {}`) and run with that toolchain",
+                tc.version, tc.target, l.definition.rust, l.definition.target, l.definition.rust
+            )],
+        });
+    }
+    // The locked image is here already: nothing to make.
+    if let Some(l) = &locked
+        && !opts.force
+        && inspect(engine, &l.image)
+            .await
+            .is_ok_and(|i| i.id.as_deref() == Some(l.image.as_str()))
+    {
+        tag(engine, &l.image, &opts.tag).await?;
+        return Ok(Bootstrapped {
+            image: show(engine, &opts.tag).await?,
+            lock: l.clone(),
+            lock_path: opts.lock.clone(),
+            lock_written: false,
+            made: false,
+        });
+    }
+    let dir = opts.scratch.join(format!(
+        "image-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let made = recipe::make(
+        &def,
+        &tc,
+        &dir,
+        &opts.tag,
+        locked.as_ref().map(|l| (opts.lock.as_path(), l)),
+        stage,
+    );
+    let loaded = async {
+        let made = made?;
+        if let Some(l) = &locked {
+            let differences = made.lock.differences(l);
+            if !differences.is_empty() {
+                return Err(Error::ImageDiffers {
+                    lock: opts.lock.clone(),
+                    differences,
+                });
             }
         }
+        stage("loading the image through the API");
+        layers::load(engine, &made.archive, &made.lock.image).await?;
+        Ok(made.lock)
     }
-    let _ = std::fs::remove_file(rootfs.join("var/cache/apt/pkgcache.bin"));
-    let _ = std::fs::remove_file(rootfs.join("var/cache/apt/srcpkgcache.bin"));
-    // debootstrap copies the host's identity; the image must not carry it.
-    std::fs::write(rootfs.join("etc/hostname"), "hermetic\n").at(rootfs.join("etc/hostname"))?;
-    std::fs::write(rootfs.join("etc/resolv.conf"), "").at(rootfs.join("etc/resolv.conf"))?;
-    let opt = rootfs.join("opt/rust");
-    std::fs::create_dir_all(opt.join("bin")).at(&opt)?;
-    for bin in ["rustc", "cargo", "rustdoc"] {
-        let src = sysroot.join("bin").join(bin);
-        if src.is_file() {
-            std::fs::copy(&src, opt.join("bin").join(bin)).at(&src)?;
-        }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let lock = loaded?;
+    tag(engine, &lock.image, &opts.tag).await?;
+    let lock_written = locked.is_none();
+    if lock_written {
+        lock.write(&opts.lock)?;
     }
-    sh(
-        std::process::Command::new("cp")
-            .arg("-a")
-            .arg(sysroot.join("lib"))
-            .arg(&opt),
-        "copy the toolchain's libraries",
-    )?;
-    // Sources and docs are not needed to build; they only make the image bigger.
-    for extra in ["lib/rustlib/src", "lib/rustlib/rustc-src"] {
-        let _ = std::fs::remove_dir_all(opt.join(extra));
-    }
-    Ok(())
+    Ok(Bootstrapped {
+        image: show(engine, &opts.tag).await?,
+        lock,
+        lock_path: opts.lock.clone(),
+        lock_written,
+        made: true,
+    })
 }
 
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// `docker import`: streams `tar` of the rootfs into the engine; a transient failure runs
-/// `tar` again and imports again from the start (an import only adds an image).
-async fn import_rootfs(engine: &Engine, rootfs: &Path, reference: &str) -> Result<()> {
+/// Tags image `id` as `reference` (`repo:tag`).
+async fn tag(engine: &Engine, id: &str, reference: &str) -> Result<()> {
+    let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
+    let opts = bollard::query_parameters::TagImageOptionsBuilder::default()
+        .repo(repo)
+        .tag(tag)
+        .build();
     engine
-        .call_whole("import the rootfs", async || {
-            import_once(engine, rootfs, reference).await
+        .call("tag an image", || {
+            engine.docker.tag_image(id, Some(opts.clone()))
         })
         .await
 }
 
-async fn import_once(
-    engine: &Engine,
-    rootfs: &Path,
-    reference: &str,
-) -> std::result::Result<(), Attempt> {
-    let fatal = Attempt::Fatal;
-    let (repo, tag) = reference.rsplit_once(':').unwrap_or((reference, "latest"));
-    let mut tar = tokio::process::Command::new("tar");
-    for v in hermetic_deps::host::SECRET_VARS {
-        tar.env_remove(v);
+/// Writes image `digest` of the engine to `file` (`docker save`), whole or not at all.
+pub async fn export(engine: &Engine, digest: &str, file: &Path) -> Result<()> {
+    let info = inspect(engine, digest).await?;
+    if info.id.as_deref() != Some(digest) {
+        return Err(Error::ImageDigestMismatch {
+            host: engine.host.clone(),
+            expected: digest.into(),
+            found: info.id.unwrap_or_default(),
+        });
     }
-    let mut child = tar
-        .args([
-            "--numeric-owner",
-            "--exclude=./dev/*",
-            "--exclude=./proc/*",
-            "--exclude=./sys/*",
-            "-C",
-        ])
-        .arg(rootfs)
-        .args(["-cf", "-", "."])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .at("tar")
-        .map_err(fatal)?;
-    let stdout = child.stdout.take().ok_or_else(|| {
-        fatal(Error::Bootstrap {
-            what: "import the rootfs".into(),
-            detail: "tar has no stdout".into(),
+    let tmp = file.with_extension("partial");
+    let written = engine
+        .call_whole("export an image", async || {
+            use tokio::io::AsyncWriteExt;
+            let mut out = tokio::fs::File::create(&tmp)
+                .await
+                .at(&tmp)
+                .map_err(Attempt::Fatal)?;
+            let mut stream = engine.docker.export_image(digest);
+            while let Some(chunk) = stream.next().await {
+                out.write_all(&chunk?)
+                    .await
+                    .at(&tmp)
+                    .map_err(Attempt::Fatal)?;
+            }
+            out.flush().await.at(&tmp).map_err(Attempt::Fatal)?;
+            Ok(())
         })
-    })?;
-    let body = futures_util::stream::unfold(stdout, |mut out| async move {
-        let mut buf = vec![0u8; 1 << 20];
-        match out.read(&mut buf).await {
-            Ok(0) | Err(_) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((bytes::Bytes::from(buf), out))
+        .await;
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, file).at(file)
+}
+
+/// Loads an image file (`docker save` format) and returns its id, which must be the
+/// digest of the configuration the file holds: an engine cannot name it otherwise.
+pub async fn import(engine: &Engine, file: &Path) -> Result<String> {
+    let id = archive_image_id(file)?;
+    layers::load(engine, file, &id).await?;
+    Ok(id)
+}
+
+/// The image id a docker-archive defines: `sha256:` of its one configuration's bytes.
+pub fn archive_image_id(file: &Path) -> Result<String> {
+    use sha2::Digest;
+    let bad = |detail: String| Error::Bootstrap {
+        what: format!("read {}", file.display()),
+        detail,
+    };
+    let read_entry = |want: &str| -> Result<Vec<u8>> {
+        let f = std::fs::File::open(file).at(file)?;
+        let mut archive = tar::Archive::new(std::io::BufReader::new(f));
+        for entry in archive.entries().at(file)? {
+            let mut e = entry.at(file)?;
+            if e.path()
+                .at(file)?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                == want
+            {
+                let mut bytes = vec![];
+                std::io::Read::read_to_end(&mut std::io::Read::take(&mut e, 16 << 20), &mut bytes)
+                    .at(file)?;
+                return Ok(bytes);
             }
         }
-    });
-    let opts = CreateImageOptionsBuilder::default()
-        .from_src("-")
-        .repo(repo)
-        .tag(tag)
-        .changes(vec![
-            "ENV PATH=/opt/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-                .to_string(),
-            "ENV LANG=C.UTF-8".to_string(),
-            "LABEL dev.hermetic.base=1".to_string(),
-        ])
-        .build();
-    let mut stream = engine
-        .docker
-        .create_image(Some(opts), Some(bollard::body_stream(body)), None);
-    while let Some(item) = stream.next().await {
-        item?;
-    }
-    let status = child.wait().await.at("tar").map_err(fatal)?;
-    if !status.success() {
-        return Err(fatal(Error::Bootstrap {
-            what: "import the rootfs".into(),
-            detail: format!("tar exited with {status}"),
-        }));
-    }
-    Ok(())
+        Err(bad(format!(
+            "no {want} in it: not an image saved by `docker save` or hermetic"
+        )))
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&read_entry("manifest.json")?)
+        .map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let images = manifest.as_array().map(Vec::len).unwrap_or(0);
+    let config = manifest[0]["Config"]
+        .as_str()
+        .filter(|_| images == 1)
+        .ok_or_else(|| bad("manifest.json must name exactly one image".into()))?
+        .to_string();
+    let bytes = read_entry(config.trim_start_matches("./"))?;
+    Ok(format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(&bytes))
+    ))
 }
 
 /// Builds `dockerfile` with `BASE=base` through the API (classic builder: no frontend

@@ -8,6 +8,8 @@
 //! - [`fault`]: which engine failures are transient and which are permanent;
 //! - [`image`]: making the builder image offline (`debootstrap` + the host toolchain,
 //!   imported through the API) and building `Dockerfile.hermetic` on top;
+//! - [`recipe`]: the builder image as a function of its definition (`hermetic-image.lock`);
+//! - [`layers`]: deterministic layers, image configurations and docker-archives;
 //! - [`container`]: the isolation every container gets;
 //! - [`cache`]: the engine's copy of a vendored tree, kept between builds;
 //! - [`build`]: one hermetic `cargo build` in a container, with its fixed environment;
@@ -23,6 +25,8 @@ pub mod engine;
 mod error;
 pub mod fault;
 pub mod image;
+pub mod layers;
+pub mod recipe;
 pub mod run;
 mod ssh;
 pub mod vary;

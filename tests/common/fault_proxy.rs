@@ -26,6 +26,9 @@ pub enum Mode {
     /// connection is closed once the engine has answered (a create that happened, though
     /// the client never heard).
     Lose,
+    /// A hostile engine: image lookups are answered with the real answer, its `Id` replaced
+    /// by this string. Other requests are not faulted.
+    ImageId(&'static str),
 }
 
 /// Which requests are faulted: after `pass` requests have gone through, every `every`-th
@@ -168,7 +171,7 @@ impl Drop for FaultProxy {
 }
 
 fn selected(plan: Plan, n: usize, seen: &Seen) -> bool {
-    if let Mode::NoImages = plan.mode {
+    if let Mode::NoImages | Mode::ImageId(_) = plan.mode {
         return seen.method == "GET" && seen.path.starts_with("/images/");
     }
     n >= plan.pass && (n - plan.pass) % plan.every.max(1) == plan.phase % plan.every.max(1)
@@ -218,14 +221,14 @@ fn serve(
     if let Ok(mut s) = seen.lock() {
         s.push(this.clone());
     }
-    if this.faulted && plan.mode != Mode::Lose {
+    if this.faulted && !matches!(plan.mode, Mode::Lose | Mode::ImageId(_)) {
         match plan.mode {
             Mode::Close => {}
             Mode::Unavailable => {
                 answer(&mut client, "503 Service Unavailable", "engine restarting")
             }
             Mode::Delay(d) => std::thread::sleep(d),
-            Mode::NoImages | Mode::Lose => answer(
+            Mode::NoImages | Mode::Lose | Mode::ImageId(_) => answer(
                 &mut client,
                 "404 Not Found",
                 &format!(
@@ -262,7 +265,11 @@ fn serve(
     let body = std::thread::spawn(move || {
         let _ = std::io::copy(&mut client_in, &mut upstream_out);
     });
-    if this.faulted {
+    if let (true, Mode::ImageId(id)) = (this.faulted, plan.mode) {
+        let mut whole = Vec::new();
+        let _ = upstream.read_to_end(&mut whole);
+        let _ = client.write_all(&with_image_id(&whole, id));
+    } else if this.faulted {
         // Mode::Lose: the engine's whole answer is read, and none of it reaches the client.
         let _ = std::io::copy(&mut upstream, &mut std::io::sink());
     } else {
@@ -281,4 +288,42 @@ fn answer(client: &mut UnixStream, status: &str, message: &str) {
          Connection: close\r\n\r\n{body}",
         body.len()
     );
+}
+
+/// The engine's whole HTTP answer (read to its end), with its JSON body's `Id` replaced.
+fn with_image_id(answer: &[u8], id: &str) -> Vec<u8> {
+    let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return answer.to_vec();
+    };
+    let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
+    let mut body = answer[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let mut plain = Vec::new();
+        let mut rest = &body[..];
+        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).trim(), 16)
+                .unwrap_or(0);
+            if size == 0 || rest.len() < eol + 2 + size {
+                break;
+            }
+            plain.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = &rest[(eol + 4 + size).min(rest.len())..];
+        }
+        body = plain;
+    }
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return answer.to_vec();
+    };
+    json["Id"] = serde_json::Value::String(id.to_string());
+    let body = json.to_string();
+    let status = String::from_utf8_lossy(&answer[..split])
+        .lines()
+        .next()
+        .unwrap_or("HTTP/1.1 200 OK")
+        .to_string();
+    format!(
+        "{status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }

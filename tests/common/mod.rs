@@ -346,7 +346,10 @@ pub fn builder_image() -> &'static str {
                     let _unlock = Unlock(lock.clone());
                     if !present() {
                         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermetic"));
-                        cmd.args(["image", "bootstrap"]);
+                        // The tests' own lock, never the repository's.
+                        cmd.args(["image", "bootstrap", "--lock"]).arg(
+                            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hermetic-image.lock"),
+                        );
                         expect(&mut cmd, 0);
                     }
                     return;

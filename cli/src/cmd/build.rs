@@ -512,6 +512,7 @@ pub async fn build_project(
                 reference: result.image.reference.clone(),
                 digest: result.image.digest.clone(),
                 toolchain: result.image.toolchain.clone(),
+                definition: result.image.definition.clone(),
             },
             environment: Environment {
                 variables: result.environment.clone(),

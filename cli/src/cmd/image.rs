@@ -12,24 +12,48 @@ pub const DOCKERFILE: &str = include_str!("../../../Dockerfile.hermetic");
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Make the builder image offline: Debian rootfs (debootstrap) + the host's toolchain,
-    /// imported through the API, then Dockerfile.hermetic built on top.
+    /// Make the builder image offline, the same on every machine: a Debian rootfs
+    /// (mmdebstrap), the host's toolchain and the build user, each a deterministic layer,
+    /// loaded through the API. Its definition and result are checked against
+    /// hermetic-image.lock, or written there.
     Bootstrap {
-        /// Debian suite [default: the host's].
+        /// Debian suite [default: the lock's, else the host's].
         #[arg(long)]
         suite: Option<String>,
-        /// Debian mirror [default: the first Debian URI in the host's apt sources].
+        /// Debian mirror, or a snapshot URL that pins package versions [default: the
+        /// lock's, else the first Debian URI in the host's apt sources].
         #[arg(long)]
         mirror: Option<String>,
-        /// Remake the base even if it exists.
+        /// A Debian package the project's build needs, beyond gcc and libc6-dev
+        /// (repeatable).
+        #[arg(long = "package", value_name = "NAME")]
+        packages: Vec<String>,
+        /// The image's lock file.
+        #[arg(long, default_value = hermetic_sandbox::recipe::LOCK_FILE)]
+        lock: PathBuf,
+        /// Define the image anew from the options and this machine, and rewrite the lock.
+        #[arg(long)]
+        update_lock: bool,
+        /// Make the image even if the engine has the locked one.
         #[arg(long)]
         force: bool,
         /// Tag of the resulting builder image.
         #[arg(long, default_value = DEFAULT_BUILDER)]
         tag: String,
-        /// Dockerfile to build on the base [default: the built-in Dockerfile.hermetic].
+    },
+    /// Write an image to a file (`docker save` format), to pass it to another machine.
+    Export {
+        /// The image, by digest (`sha256:…`).
+        digest: String,
+        file: PathBuf,
+    },
+    /// Load an image file written by `image export` (or `docker save`); its digest is
+    /// computed from the file and checked in the engine.
+    Import {
+        file: PathBuf,
+        /// The digest the file must have.
         #[arg(long)]
-        dockerfile: Option<PathBuf>,
+        expect: Option<String>,
     },
     /// Build Dockerfile.hermetic through the API on a base image present in the engine.
     Build {
@@ -68,25 +92,85 @@ pub async fn run(cmd: &Command, out: &Output) -> Result<Code, Failure> {
         Command::Bootstrap {
             suite,
             mirror,
+            packages,
+            lock,
+            update_lock,
             force,
             tag,
-            dockerfile,
         } => {
-            let (dockerfile, _keep) = dockerfile_path(dockerfile)?;
             let opts = BootstrapOptions {
                 suite: suite.clone(),
                 mirror: mirror.clone(),
+                packages: packages.clone(),
                 sysroot: None,
                 scratch: hermetic_deps::cache::Cache::from_env()
                     .root()
                     .join("scratch"),
-                dockerfile,
                 force: *force,
                 tag: tag.clone(),
+                lock: lock.clone(),
+                update_lock: *update_lock,
             };
             let r = image::bootstrap(&engine, &opts, &stage).await;
             spinner.finish();
-            r?
+            let done = r?;
+            if out.json {
+                out.emit(&json!({
+                    "status": "ok",
+                    "exit_code": 0,
+                    "image": done.image,
+                    "lock": done.lock,
+                    "lock_path": done.lock_path,
+                    "lock_written": done.lock_written,
+                    "made": done.made,
+                }));
+            } else {
+                report(&done.image, out);
+                println!(
+                    "lock:      {} ({})",
+                    done.lock_path.display(),
+                    if done.lock_written {
+                        "written: commit it"
+                    } else {
+                        "matches"
+                    }
+                );
+            }
+            return Ok(Code::Success);
+        }
+        Command::Export { digest, file } => {
+            stage(&format!("writing {digest} to {}", file.display()));
+            let r = image::export(&engine, digest, file).await;
+            spinner.finish();
+            r?;
+            if out.json {
+                out.emit(&json!({"status": "ok", "exit_code": 0, "digest": digest, "file": file}));
+            } else {
+                println!("{digest} written to {}", file.display());
+            }
+            return Ok(Code::Success);
+        }
+        Command::Import { file, expect } => {
+            if let Some(want) = expect {
+                let id = image::archive_image_id(file)?;
+                if &id != want {
+                    spinner.finish();
+                    return Err(Failure {
+                        code: crate::exit::Code::CheckFailed,
+                        message: format!("{}: holds image {id}, not {want}", file.display()),
+                        causes: vec![],
+                        fix: Some(
+                            "pass the file exported from the image you mean, or drop --expect"
+                                .into(),
+                        ),
+                    });
+                }
+            }
+            stage(&format!("loading {}", file.display()));
+            let r = image::import(&engine, file).await;
+            spinner.finish();
+            let id = r?;
+            image::show(&engine, &id).await?
         }
         Command::Build {
             base,
