@@ -853,3 +853,54 @@ fn two_machines_make_the_same_builder_image_and_their_rebuilds_agree() {
         "an image was loaded"
     );
 }
+
+/// An image moves between machines as a file: exported whole, imported with its digest
+/// re-derived from the file and checked in the engine; a file that is not the image
+/// expected is refused before anything is loaded.
+#[test]
+fn an_image_moves_as_a_file_and_its_digest_is_rederived() {
+    let _serial = engine_lock();
+    let digest = image_id();
+    let engine = SecondEngine::start(None);
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("builder.tar");
+    let mut export = hermetic(dir.path());
+    export
+        .env_remove("DOCKER_HOST")
+        .args(["--json", "image", "export", &digest])
+        .arg(&file);
+    expect(&mut export, 0);
+    assert!(file.is_file() && !dir.path().join("builder.partial").exists());
+
+    let import = |expected: &str, code: i32| {
+        let mut cmd = hermetic(dir.path());
+        cmd.env("DOCKER_HOST", engine.endpoint())
+            .args(["--json", "image", "import"])
+            .arg(&file)
+            .args(["--expect", expected]);
+        expect(&mut cmd, code).json()
+    };
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let r = import(&wrong, 1);
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&wrong)),
+        "{r}"
+    );
+    assert!(
+        !engine
+            .docker(&["image", "inspect", &digest])
+            .status
+            .success(),
+        "loaded anyway"
+    );
+    let v = import(&digest, 0);
+    assert_eq!(v["image"]["digest"].as_str(), Some(digest.as_str()), "{v}");
+    assert!(
+        engine
+            .docker(&["image", "inspect", &digest])
+            .status
+            .success()
+    );
+}
