@@ -840,11 +840,11 @@ fn two_machines_make_the_same_builder_image_and_their_rebuilds_agree() {
     .json();
     let msg = r["error"]["message"].as_str().expect("message");
     assert!(
-        msg.contains("toolchain component rust-std: sha256:"),
+        msg.contains(r#"toolchain component "rust-std": "sha256:"#),
         "{msg}"
     );
     assert!(
-        msg.contains(&format!("sha256:{} in the lock", "0".repeat(64))),
+        msg.contains(&format!("\"sha256:{}\" in the lock", "0".repeat(64))),
         "{msg}"
     );
     assert_eq!(

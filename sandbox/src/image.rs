@@ -135,7 +135,20 @@ pub async fn show(engine: &Engine, reference: &str) -> Result<ImageInfo> {
         .as_ref()
         .and_then(|c| c.labels.as_ref())
         .and_then(|l| l.get("dev.hermetic.definition"))
+        .filter(|d| d.len() <= 64 << 10)
         .and_then(|d| serde_json::from_str::<recipe::Definition>(d).ok())
+        .filter(|d| d.validate().is_ok())
+        // Kept only if the image is what this definition and the image's own layers give.
+        .filter(|d| {
+            let layers = inspected
+                .root_fs
+                .as_ref()
+                .and_then(|r| r.layers.clone())
+                .unwrap_or_default();
+            let config = layers::config_json(&layers, &recipe::settings(d));
+            use sha2::Digest;
+            format!("sha256:{}", hex::encode(sha2::Sha256::digest(&config))) == digest
+        })
         .and_then(|d| serde_json::to_value(d).ok());
     Ok(ImageInfo {
         reference: reference.into(),
@@ -343,12 +356,30 @@ pub async fn bootstrap(
             )],
         });
     }
-    // The locked image is here already: nothing to make.
+    // The lock is a project file: its image id must be what its own layers and definition
+    // give, or it could name any image of the engine as "the locked one".
+    if let Some(l) = &locked
+        && !l.image_follows()
+    {
+        return Err(Error::BadImageLock {
+            path: opts.lock.clone(),
+            detail: format!(
+                "its image {} is not the one its layers and definition give",
+                l.image
+            ),
+        });
+    }
+    // The locked image is here already, with the locked layers: nothing to make (the
+    // engine's word for its layers; --force makes it anyway and checks every byte).
+    let locked_layers: Option<Vec<String>> = locked
+        .as_ref()
+        .map(|l| l.layers.values().cloned().collect());
     if let Some(l) = &locked
         && !opts.force
-        && inspect(engine, &l.image)
-            .await
-            .is_ok_and(|i| i.id.as_deref() == Some(l.image.as_str()))
+        && inspect(engine, &l.image).await.is_ok_and(|i| {
+            i.id.as_deref() == Some(l.image.as_str())
+                && i.root_fs.and_then(|r| r.layers) == locked_layers
+        })
     {
         tag(engine, &l.image, &opts.tag).await?;
         return Ok(Bootstrapped {
@@ -359,11 +390,13 @@ pub async fn bootstrap(
             made: false,
         });
     }
-    let dir = opts.scratch.join(format!(
-        "image-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
+    // A private directory (0700, a fresh name): nothing else can swap its files.
+    std::fs::create_dir_all(&opts.scratch).at(&opts.scratch)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("image-")
+        .tempdir_in(&opts.scratch)
+        .at(&opts.scratch)?;
+    let dir = scratch.path().to_path_buf();
     let made = recipe::make(
         &def,
         &tc,
@@ -428,47 +461,148 @@ pub async fn export(engine: &Engine, digest: &str, file: &Path) -> Result<()> {
             found: info.id.unwrap_or_default(),
         });
     }
-    let tmp = file.with_extension("partial");
-    let written = engine
+    // A fresh name beside the file (never a planted link), renamed into place only when
+    // the file has been re-read and holds the image asked for.
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".hermetic-export.")
+        .tempfile_in(dir)
+        .at(dir)?
+        .into_temp_path();
+    engine
         .call_whole("export an image", async || {
             use tokio::io::AsyncWriteExt;
             let mut out = tokio::fs::File::create(&tmp)
                 .await
                 .at(&tmp)
                 .map_err(Attempt::Fatal)?;
+            let mut written: u64 = 0;
             let mut stream = engine.docker.export_image(digest);
             while let Some(chunk) = stream.next().await {
-                out.write_all(&chunk?)
+                let chunk = chunk?;
+                written += chunk.len() as u64;
+                if written > MAX_IMAGE_FILE {
+                    return Err(Attempt::Fatal(Error::Bootstrap {
+                        what: format!("export {digest}"),
+                        detail: format!("the engine sent more than {} GiB", MAX_IMAGE_FILE >> 30),
+                    }));
+                }
+                out.write_all(&chunk)
                     .await
                     .at(&tmp)
                     .map_err(Attempt::Fatal)?;
             }
-            out.flush().await.at(&tmp).map_err(Attempt::Fatal)?;
+            out.sync_all().await.at(&tmp).map_err(Attempt::Fatal)?;
             Ok(())
         })
-        .await;
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+        .await?;
+    let got = checked_archive(&tmp)?;
+    if got != digest {
+        return Err(Error::ImageDigestMismatch {
+            host: engine.host.clone(),
+            expected: digest.into(),
+            found: got,
+        });
     }
-    std::fs::rename(&tmp, file).at(file)
+    tmp.persist(file).map_err(|e| e.error).at(file)
 }
 
-/// Loads an image file (`docker save` format) and returns its id, which must be the
-/// digest of the configuration the file holds: an engine cannot name it otherwise.
-pub async fn import(engine: &Engine, file: &Path) -> Result<String> {
-    let id = archive_image_id(file)?;
-    layers::load(engine, file, &id).await?;
+/// The largest image file hermetic writes or reads.
+pub const MAX_IMAGE_FILE: u64 = 64 << 30;
+
+/// Loads an image file (`docker save` format) and returns its id, which must be the digest
+/// of the configuration the file holds (and `expect`, if given). The file is someone
+/// else's: it is copied first into a private directory, checked there, and only that copy
+/// is read and loaded, so it cannot change between the check and the load.
+pub async fn import(
+    engine: &Engine,
+    file: &Path,
+    scratch: &Path,
+    expect: Option<&str>,
+) -> Result<String> {
+    std::fs::create_dir_all(scratch).at(scratch)?;
+    let private = tempfile::Builder::new()
+        .prefix("import-")
+        .tempdir_in(scratch)
+        .at(scratch)?;
+    let copy = private.path().join("image.tar");
+    {
+        let (src, meta) = hermetic_deps::host::open_regular(file).at(file)?;
+        if meta.len() > MAX_IMAGE_FILE {
+            return Err(Error::Bootstrap {
+                what: format!("import {}", file.display()),
+                detail: format!("larger than {} GiB", MAX_IMAGE_FILE >> 30),
+            });
+        }
+        let mut dst = std::fs::File::create(&copy).at(&copy)?;
+        std::io::copy(&mut std::io::Read::take(src, MAX_IMAGE_FILE), &mut dst).at(&copy)?;
+    }
+    let id = checked_archive(&copy)?;
+    if let Some(want) = expect
+        && want != id
+    {
+        return Err(Error::ImageDiffers {
+            lock: file.to_path_buf(),
+            differences: vec![format!("image: {id:?} in the file, {want:?} expected")],
+        });
+    }
+    layers::load(engine, &copy, &id).await?;
     Ok(id)
 }
 
-/// The image id a docker-archive defines: `sha256:` of its one configuration's bytes.
-pub fn archive_image_id(file: &Path) -> Result<String> {
+/// The image id a docker-archive defines (`sha256:` of its one configuration's bytes),
+/// after checking that the archive holds one image, no tags (loading it must not move
+/// any), each name once, and no oversized header.
+pub fn checked_archive(file: &Path) -> Result<String> {
     use sha2::Digest;
     let bad = |detail: String| Error::Bootstrap {
         what: format!("read {}", file.display()),
         detail,
     };
+    // First pass, on raw entries: bounded headers and entry count, unique names.
+    let mut names = std::collections::HashSet::new();
+    {
+        let f = std::fs::File::open(file).at(file)?;
+        let mut archive = tar::Archive::new(std::io::BufReader::new(f));
+        for (n, entry) in archive.entries().at(file)?.raw(true).enumerate() {
+            let e = entry.at(file)?;
+            let kind = e.header().entry_type();
+            let size = e.header().entry_size().unwrap_or(u64::MAX);
+            if (kind.is_gnu_longname()
+                || kind.is_gnu_longlink()
+                || kind.is_pax_local_extensions()
+                || kind.is_pax_global_extensions())
+                && size > 64 << 10
+            {
+                return Err(bad("an extension header of more than 64 KiB".into()));
+            }
+            if n > 100_000 {
+                return Err(bad("more than 100000 entries".into()));
+            }
+        }
+        let f = std::fs::File::open(file).at(file)?;
+        let mut archive = tar::Archive::new(std::io::BufReader::new(f));
+        for entry in archive.entries().at(file)? {
+            let e = entry.at(file)?;
+            let name = e
+                .path()
+                .at(file)?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
+            if !names.insert(name.clone()) {
+                return Err(bad(format!("{name:?} is in it twice")));
+            }
+            if name == "repositories" || name == "index.json" {
+                return Err(bad(format!(
+                    "{name} would tag images on load: export by digest"
+                )));
+            }
+        }
+    }
     let read_entry = |want: &str| -> Result<Vec<u8>> {
         let f = std::fs::File::open(file).at(file)?;
         let mut archive = tar::Archive::new(std::io::BufReader::new(f));
@@ -498,6 +632,15 @@ pub fn archive_image_id(file: &Path) -> Result<String> {
         .filter(|_| images == 1)
         .ok_or_else(|| bad("manifest.json must name exactly one image".into()))?
         .to_string();
+    if manifest[0]["RepoTags"]
+        .as_array()
+        .is_some_and(|t| !t.is_empty())
+    {
+        return Err(bad(
+            "it tags the image on load: export it by digest (`hermetic image export sha256:…`)"
+                .into(),
+        ));
+    }
     let bytes = read_entry(config.trim_start_matches("./"))?;
     Ok(format!(
         "sha256:{}",
@@ -641,4 +784,70 @@ async fn copy_image(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{LayerWriter, Owner};
+
+    /// A docker-archive with these top-level entries (`name`, bytes), in this order.
+    fn archive(dir: &Path, entries: &[(&str, &[u8])]) -> PathBuf {
+        let path = dir.join(format!("a-{}.tar", fastrand::u32(..)));
+        let mut w = LayerWriter::create(&path, 0).expect("create");
+        for (name, bytes) in entries {
+            w.file(name, bytes, Owner::ROOT_FILE).expect("entry");
+        }
+        w.finish().expect("finish");
+        path
+    }
+
+    /// An image file is someone else's: what it would do on load beyond adding one image
+    /// (tag images, hold two answers to one name) is refused, and its id is derived from
+    /// its own configuration.
+    #[test]
+    fn an_image_file_is_checked_before_it_is_loaded() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let id = hex::encode(sha2::Sha256::digest(config));
+        let manifest = |tags: &str| {
+            format!(r#"[{{"Config":"{id}.json","Layers":[],"RepoTags":{tags}}}]"#).into_bytes()
+        };
+        let config_name = format!("{id}.json");
+        let good = archive(
+            dir.path(),
+            &[(&config_name, config), ("manifest.json", &manifest("null"))],
+        );
+        assert_eq!(
+            checked_archive(&good).expect("good"),
+            format!("sha256:{id}")
+        );
+        let tagged = archive(
+            dir.path(),
+            &[
+                (&config_name, config),
+                ("manifest.json", &manifest(r#"["hermetic/builder:latest"]"#)),
+            ],
+        );
+        assert!(checked_archive(&tagged).is_err());
+        let twice = archive(
+            dir.path(),
+            &[
+                ("manifest.json", &manifest("null")),
+                (&config_name, config),
+                ("manifest.json", &manifest(r#"["x:y"]"#)),
+            ],
+        );
+        assert!(checked_archive(&twice).is_err());
+        let legacy_tags = archive(
+            dir.path(),
+            &[
+                (&config_name, config),
+                ("manifest.json", &manifest("null")),
+                ("repositories", b"{}"),
+            ],
+        );
+        assert!(checked_archive(&legacy_tags).is_err());
+    }
 }

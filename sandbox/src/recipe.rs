@@ -23,6 +23,9 @@ pub const BASE_PACKAGES: &[&str] = &["gcc", "libc6-dev"];
 /// The toolchain components an image carries (for the host target).
 pub const COMPONENTS: &[&str] = &["rustc", "cargo", "rust-std"];
 
+/// The layers, in order (their names sort in that order).
+pub const LAYERS: [&str; 3] = ["1-rootfs", "2-toolchain", "3-builder"];
+
 /// The uid and gid builds run as.
 pub const BUILD_UID: u64 = 10001;
 
@@ -74,12 +77,60 @@ impl ImageLock {
             }
         };
         let text = String::from_utf8_lossy(&bytes);
-        toml::from_str(&text)
-            .map(Some)
-            .map_err(|e| Error::BadImageLock {
-                path: path.into(),
-                detail: e.message().to_string(),
-            })
+        let lock: ImageLock = toml::from_str(&text).map_err(|e| Error::BadImageLock {
+            path: path.into(),
+            detail: e.message().to_string(),
+        })?;
+        let bad = |detail: String| Error::BadImageLock {
+            path: path.into(),
+            detail,
+        };
+        if lock.format != 1 {
+            return Err(bad(format!(
+                "format {} (this hermetic writes and reads format 1)",
+                lock.format
+            )));
+        }
+        lock.definition.validate().map_err(bad)?;
+        let digest = |s: &str| {
+            s.strip_prefix("sha256:")
+                .is_some_and(hermetic_deps::hash::is_sha256_hex)
+        };
+        if !digest(&lock.image)
+            || !lock.layers.values().all(|d| digest(d))
+            || !lock.components.values().all(|d| digest(d))
+        {
+            return Err(bad("every digest must be sha256: and 64 hex digits".into()));
+        }
+        if lock.layers.keys().map(String::as_str).ne(LAYERS) {
+            return Err(bad(format!("the layers must be {}", LAYERS.join(", "))));
+        }
+        let plain = |s: &str| {
+            s.len() <= 128
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.:~_".contains(&b))
+        };
+        if !lock.installed.iter().all(|(k, v)| plain(k) && plain(v))
+            || !lock.components.keys().all(|k| plain(k))
+        {
+            return Err(bad(
+                "a package or component entry holds characters no Debian \
+                 package or version has"
+                    .into(),
+            ));
+        }
+        Ok(Some(lock))
+    }
+
+    /// True if the lock's image id is what its layers and definition give: the id is the
+    /// SHA-256 of a configuration made from nothing else.
+    pub fn image_follows(&self) -> bool {
+        let diff_ids: Vec<String> = self.layers.values().cloned().collect();
+        let config = layers::config_json(&diff_ids, &settings(&self.definition));
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&config))
+        ) == self.image
     }
 
     /// Written whole to a temporary file and renamed: a reader never sees half of it.
@@ -92,9 +143,19 @@ impl ImageLock {
                 detail: e.to_string(),
             })?
         );
-        let tmp = path.with_extension("lock.partial");
-        std::fs::write(&tmp, text).at(&tmp)?;
-        std::fs::rename(&tmp, path).at(path)
+        // A new file of a random name (never a link the project planted), renamed over the
+        // lock: the rename replaces a link at the lock's name, it does not follow it.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".hermetic-image.lock.")
+            .tempfile_in(dir)
+            .at(dir)?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes()).at(tmp.path())?;
+        tmp.persist(path).map_err(|e| e.error).at(path)?;
+        Ok(())
     }
 
     /// What differs between this machine's result (`self`) and the lock, one line each,
@@ -104,7 +165,7 @@ impl ImageLock {
         let (d, l) = (&self.definition, &locked.definition);
         let mut field = |name: &str, here: String, there: String| {
             if here != there {
-                out.push(format!("{name}: {here} here, {there} in the lock"));
+                out.push(format!("{name}: {here:?} here, {there:?} in the lock"));
             }
         };
         field("suite", d.suite.clone(), l.suite.clone());
@@ -120,10 +181,14 @@ impl ImageLock {
                 match (a.get(k), b.get(k)) {
                     (Some(x), Some(y)) if x == y => {}
                     (Some(x), Some(y)) => {
-                        lines.push(format!("{what} {k}: {x} here, {y} in the lock"))
+                        lines.push(format!("{what} {k:?}: {x:?} here, {y:?} in the lock"))
                     }
-                    (Some(x), None) => lines.push(format!("{what} {k}: {x} here, not in the lock")),
-                    (None, Some(y)) => lines.push(format!("{what} {k}: not here, {y} in the lock")),
+                    (Some(x), None) => {
+                        lines.push(format!("{what} {k:?}: {x:?} here, not in the lock"))
+                    }
+                    (None, Some(y)) => {
+                        lines.push(format!("{what} {k:?}: not here, {y:?} in the lock"))
+                    }
                     (None, None) => {}
                 }
             }
@@ -138,7 +203,7 @@ impl ImageLock {
         out.extend(pairs(&self.layers, &locked.layers, "layer"));
         if self.image != locked.image {
             out.push(format!(
-                "image: {} here, {} in the lock",
+                "image: {:?} here, {:?} in the lock",
                 self.image, locked.image
             ));
         }
@@ -167,6 +232,21 @@ impl Definition {
                  sources lines or files)",
                 self.mirror
             ));
+        }
+        let version = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        };
+        if !version(&self.rust) || !version(&self.target) {
+            return Err(format!(
+                "rust {:?} or target {:?} is not a toolchain version and target",
+                self.rust, self.target
+            ));
+        }
+        if self.packages.len() > 256 {
+            return Err(format!("{} packages: at most 256", self.packages.len()));
         }
         if let Some(p) = self.packages.iter().find(|p| !is_debian_package(p)) {
             return Err(format!(
@@ -217,8 +297,8 @@ pub fn epoch_of_date(date: &str) -> Option<u64> {
     let mp = (m + 9) % 12;
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400).ok()
+    let days = era.checked_mul(146_097)?.checked_add(doe - 719_468)?;
+    u64::try_from(days.checked_mul(86_400)?).ok()
 }
 
 /// The host toolchain: its sysroot, version, target and commit date (`rustc -vV`).
@@ -487,8 +567,9 @@ pub fn make_rootfs(def: &Definition, out: &Path) -> Result<()> {
             "--quiet",
         ])
         .arg(format!("--include={}", def.packages.join(",")))
-        .arg("--customize-hook=printf 'hermetic\\n' > \"$1/etc/hostname\"")
-        .arg("--customize-hook=: > \"$1/etc/resolv.conf\"")
+        // Removed first: a package's link there would be followed out of the rootfs.
+        .arg("--customize-hook=rm -f \"$1/etc/hostname\" && printf 'hermetic\\n' > \"$1/etc/hostname\"")
+        .arg("--customize-hook=rm -f \"$1/etc/resolv.conf\" && : > \"$1/etc/resolv.conf\"")
         // Validated already; and after `--` nothing is an option.
         .arg("--")
         .arg(&def.suite)
@@ -687,6 +768,10 @@ mod tests {
         assert!(!got.contains_key("gone"));
     }
 
+    fn h(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
     fn lock() -> ImageLock {
         ImageLock {
             format: 1,
@@ -698,9 +783,9 @@ mod tests {
                 target: "x86_64-unknown-linux-gnu".into(),
                 epoch: 1_776_124_800,
             },
-            image: "sha256:aa".into(),
-            layers: BTreeMap::from([("1-rootfs".into(), "sha256:r".into())]),
-            components: BTreeMap::from([("rust-std".into(), "sha256:s".into())]),
+            image: h('a'),
+            layers: LAYERS.iter().map(|l| (l.to_string(), h('1'))).collect(),
+            components: BTreeMap::from([("rust-std".into(), h('5'))]),
             installed: BTreeMap::from([("gcc-12".into(), "12.2.0-14".into())]),
         }
     }
@@ -711,22 +796,30 @@ mod tests {
         let locked = lock();
         assert!(locked.differences(&locked).is_empty());
         let mut here = lock();
-        here.components.insert("rust-std".into(), "sha256:t".into());
+        here.components.insert("rust-std".into(), h('6'));
         here.installed
             .insert("gcc-12".into(), "12.2.0-14+deb12u1".into());
-        here.image = "sha256:bb".into();
+        here.image = h('b');
         let d = here.differences(&locked);
         assert_eq!(
             d[0],
-            "toolchain component rust-std: sha256:t here, sha256:s in the lock"
+            format!(
+                r#"toolchain component "rust-std": "{}" here, "{}" in the lock"#,
+                h('6'),
+                h('5')
+            )
         );
         assert_eq!(
             d[1],
-            "package gcc-12: 12.2.0-14+deb12u1 here, 12.2.0-14 in the lock"
+            r#"package "gcc-12": "12.2.0-14+deb12u1" here, "12.2.0-14" in the lock"#
         );
         assert_eq!(
-            d.last().map(String::as_str),
-            Some("image: sha256:bb here, sha256:aa in the lock")
+            d.last(),
+            Some(&format!(
+                r#"image: "{}" here, "{}" in the lock"#,
+                h('b'),
+                h('a')
+            ))
         );
     }
 
@@ -741,5 +834,37 @@ mod tests {
             ImageLock::read(&path),
             Err(Error::BadImageLock { .. })
         ));
+        // What a lock holds is checked, not just its shape.
+        for bad in [
+            ImageLock {
+                format: 2,
+                ..lock()
+            },
+            ImageLock {
+                image: "sha256:../../x".into(),
+                ..lock()
+            },
+            ImageLock {
+                layers: BTreeMap::new(),
+                ..lock()
+            },
+            ImageLock {
+                installed: BTreeMap::from([("gcc".into(), "1\u{1b}[2J".into())]),
+                ..lock()
+            },
+        ] {
+            bad.write(&path).expect("write");
+            assert!(
+                matches!(ImageLock::read(&path), Err(Error::BadImageLock { .. })),
+                "{bad:?}"
+            );
+        }
+        // A link planted at a temporary name is not followed: the lock replaces nothing else.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").expect("victim");
+        std::os::unix::fs::symlink(&victim, dir.path().join("hermetic-image.lock.partial"))
+            .expect("ln");
+        lock().write(&path).expect("write");
+        assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "keep");
     }
 }

@@ -151,23 +151,11 @@ pub async fn run(cmd: &Command, out: &Output) -> Result<Code, Failure> {
             return Ok(Code::Success);
         }
         Command::Import { file, expect } => {
-            if let Some(want) = expect {
-                let id = image::archive_image_id(file)?;
-                if &id != want {
-                    spinner.finish();
-                    return Err(Failure {
-                        code: crate::exit::Code::CheckFailed,
-                        message: format!("{}: holds image {id}, not {want}", file.display()),
-                        causes: vec![],
-                        fix: Some(
-                            "pass the file exported from the image you mean, or drop --expect"
-                                .into(),
-                        ),
-                    });
-                }
-            }
             stage(&format!("loading {}", file.display()));
-            let r = image::import(&engine, file).await;
+            let scratch = hermetic_deps::cache::Cache::from_env()
+                .root()
+                .join("scratch");
+            let r = image::import(&engine, file, &scratch, expect.as_deref()).await;
             spinner.finish();
             let id = r?;
             image::show(&engine, &id).await?
