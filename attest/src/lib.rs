@@ -28,7 +28,7 @@ pub mod record;
 pub mod report;
 pub mod sbom;
 pub mod statement;
-pub mod time;
+pub use hermetic_deps::time;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

@@ -12,6 +12,8 @@
 //!   `.cargo-checksum.json` files and the archives themselves;
 //! - [`policy`]: `vendor-policy.toml` rules (sources, licenses, bans, build scripts,
 //!   proc macros, duplicates).
+//! - [`time`]: RFC 3339 timestamps, shared by the layers, documents and reports of the later
+//!   stages.
 
 pub mod archive;
 pub mod cache;
@@ -24,6 +26,7 @@ pub mod lockfile;
 pub mod manifest;
 mod metadata;
 pub mod policy;
+pub mod time;
 pub mod validate;
 mod vendor;
 

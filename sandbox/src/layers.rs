@@ -183,24 +183,7 @@ pub fn config_json(diff_ids: &[String], s: &ImageSettings) -> Vec<u8> {
 
 /// Seconds since the epoch as RFC 3339 in UTC (`1970-01-01T00:00:00Z`).
 pub fn rfc3339(epoch: u64) -> String {
-    let days = epoch / 86_400;
-    let secs = epoch % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    hermetic_deps::time::rfc3339(i64::try_from(epoch).unwrap_or(i64::MAX))
 }
 
 /// Writes a docker-archive (`docker save` format) of one image: its configuration, its
