@@ -468,44 +468,37 @@ pub enum Waited {
 /// Waits for a container to exit, at most `timeout`; on timeout it is killed. A wait whose
 /// connection breaks is made again (waiting has no effect), within the retry policy.
 pub async fn wait(engine: &Engine, id: &str, timeout: Duration) -> Result<Waited> {
+    // The shared retry: a wait has no effect, so a broken one is simply made again.
     let waiting = async {
-        let mut broke = false;
-        let policy = RetryPolicy::default();
-        let started = std::time::Instant::now();
-        let mut tries = 1;
-        loop {
-            let mut stream = engine
-                .docker
-                .wait_container(id, None::<WaitContainerOptions>);
-            let e = match stream.next().await {
-                Some(Ok(r)) => break Ok((r.status_code, broke)),
-                // bollard reports a non-zero exit as an error carrying the code.
-                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
-                    break Ok((code, broke));
+        let mut tries = 0;
+        let waited = retry_while(
+            RetryPolicy::default(),
+            async || {
+                tries += 1;
+                let mut stream = engine
+                    .docker
+                    .wait_container(id, None::<WaitContainerOptions>);
+                match stream.next().await {
+                    Some(Ok(r)) => Ok(r.status_code),
+                    // bollard reports a non-zero exit as an error carrying the code.
+                    Some(Err(bollard::errors::Error::DockerContainerWaitError {
+                        code, ..
+                    })) => Ok(code),
+                    Some(Err(e)) => Err(e),
+                    None => Err(bollard::errors::Error::IOError {
+                        err: std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the engine closed the wait stream without a status",
+                        ),
+                    }),
                 }
-                Some(Err(e)) => e,
-                None => bollard::errors::Error::IOError {
-                    err: std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the engine closed the wait stream without a status",
-                    ),
-                },
-            };
-            let delay = policy.delay(tries);
-            if !is_transient(&e)
-                || tries >= policy.attempts
-                || started.elapsed() + delay > policy.total
-            {
-                break Err(failure(
-                    &engine.host,
-                    "wait for a container",
-                    (e, tries, started.elapsed()),
-                ));
-            }
-            broke = true;
-            tries += 1;
-            tokio::time::sleep(delay).await;
-        }
+            },
+            is_transient,
+        )
+        .await;
+        waited
+            .map(|code| (code, tries > 1))
+            .map_err(|failed| failure(&engine.host, "wait for a container", failed))
     };
     match tokio::time::timeout(timeout, waiting).await {
         Ok(Ok((code, false))) => Ok(Waited::Exited(code)),

@@ -564,6 +564,7 @@ pub fn checked_archive(file: &Path) -> Result<String> {
     };
     // First pass, on raw entries: bounded headers and entry count, unique names.
     let mut names = std::collections::HashSet::new();
+    let mut documents = std::collections::HashMap::new();
     {
         let f = std::fs::File::open(file).at(file)?;
         let mut archive = tar::Archive::new(std::io::BufReader::new(f));
@@ -583,10 +584,13 @@ pub fn checked_archive(file: &Path) -> Result<String> {
                 return Err(bad("more than 100000 entries".into()));
             }
         }
+        // Second pass, parsed: unique names, and every small JSON document kept (the
+        // manifest and the configuration it names are among them), so the file is read
+        // twice in all, not once per document.
         let f = std::fs::File::open(file).at(file)?;
         let mut archive = tar::Archive::new(std::io::BufReader::new(f));
         for entry in archive.entries().at(file)? {
-            let e = entry.at(file)?;
+            let mut e = entry.at(file)?;
             let name = e
                 .path()
                 .at(file)?
@@ -601,30 +605,21 @@ pub fn checked_archive(file: &Path) -> Result<String> {
                     "{name} would tag images on load: export by digest"
                 )));
             }
-        }
-    }
-    let read_entry = |want: &str| -> Result<Vec<u8>> {
-        let f = std::fs::File::open(file).at(file)?;
-        let mut archive = tar::Archive::new(std::io::BufReader::new(f));
-        for entry in archive.entries().at(file)? {
-            let mut e = entry.at(file)?;
-            if e.path()
-                .at(file)?
-                .to_string_lossy()
-                .trim_start_matches("./")
-                == want
-            {
+            if name.ends_with(".json") && e.size() <= 16 << 20 && documents.len() < 1000 {
                 let mut bytes = vec![];
-                std::io::Read::read_to_end(&mut std::io::Read::take(&mut e, 16 << 20), &mut bytes)
-                    .at(file)?;
-                return Ok(bytes);
+                std::io::Read::read_to_end(&mut e, &mut bytes).at(file)?;
+                documents.insert(name, bytes);
             }
         }
-        Err(bad(format!(
-            "no {want} in it: not an image saved by `docker save` or hermetic"
-        )))
+    }
+    let read_entry = |want: &str| -> Result<&Vec<u8>> {
+        documents.get(want).ok_or_else(|| {
+            bad(format!(
+                "no {want} in it: not an image saved by `docker save` or hermetic"
+            ))
+        })
     };
-    let manifest: serde_json::Value = serde_json::from_slice(&read_entry("manifest.json")?)
+    let manifest: serde_json::Value = serde_json::from_slice(read_entry("manifest.json")?)
         .map_err(|e| bad(format!("manifest.json: {e}")))?;
     let images = manifest.as_array().map(Vec::len).unwrap_or(0);
     let config = manifest[0]["Config"]
@@ -644,7 +639,7 @@ pub fn checked_archive(file: &Path) -> Result<String> {
     let bytes = read_entry(config.trim_start_matches("./"))?;
     Ok(format!(
         "sha256:{}",
-        hex::encode(sha2::Sha256::digest(&bytes))
+        hex::encode(sha2::Sha256::digest(bytes))
     ))
 }
 
