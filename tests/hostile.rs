@@ -786,3 +786,180 @@ fn what_verification_skips_is_not_sent() {
         "a file verification skipped reached the build"
     );
 }
+
+/// A project of one git dependency, `secret`, from `url` at `commit`, with the lockfile
+/// cargo would write for it.
+fn git_dependency_project(url: &str, commit: &str) -> tempfile::TempDir {
+    let project = tempfile::tempdir().expect("tempdir");
+    let p = project.path();
+    std::fs::create_dir_all(p.join("src")).expect("mkdir");
+    std::fs::write(
+        p.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"borrower\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+             publish = false\n\n[dependencies]\nsecret = {{ git = \"{url}\", rev = \"{commit}\" }}\n\n\
+             [workspace]\n"
+        ),
+    )
+    .expect("manifest");
+    std::fs::write(p.join("src/main.rs"), "fn main() {}\n").expect("main");
+    std::fs::write(
+        p.join("Cargo.lock"),
+        format!(
+            "version = 3\n\n[[package]]\nname = \"borrower\"\nversion = \"0.1.0\"\n\
+             dependencies = [\n \"secret\",\n]\n\n[[package]]\nname = \"secret\"\n\
+             version = \"0.1.0\"\nsource = \"git+{url}?rev={commit}#{commit}\"\n"
+        ),
+    )
+    .expect("lock");
+    project
+}
+
+#[test]
+fn dependencies_cannot_borrow_the_hosts_files_or_keys() {
+    let _serial = engine_lock();
+    let outside = Outside::new();
+    let (_, secret) = outside.secret();
+    // A repository on the host that the project has no business reading.
+    let repo = outside.path("private-repo");
+    std::fs::create_dir_all(repo.join("src")).expect("mkdir");
+    std::fs::write(
+        repo.join("Cargo.toml"),
+        "[package]\nname = \"secret\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .expect("manifest");
+    std::fs::write(
+        repo.join("src/lib.rs"),
+        format!("pub const S: &str = \"{secret}\";\n"),
+    )
+    .expect("lib");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "private"]);
+    let commit = git_stdout(&repo, &["rev-parse", "HEAD"], "");
+    let url = format!("file://{}", repo.display());
+    let project = git_dependency_project(&url, &commit);
+    let p = project.path();
+    let listed = format!("[sources]\ngit = [\"{url}\"]\n");
+
+    // Refused, also when the project's own policy lists the source.
+    for own_policy in [false, true] {
+        if own_policy {
+            std::fs::write(p.join("vendor-policy.toml"), &listed).expect("policy");
+        }
+        for args in [vec!["vendor"], vec!["build", "--image", builder_image()]] {
+            let v = hermetic_json(p, &args, 2);
+            let msg = message(&v);
+            assert!(
+                msg.contains("Cargo.lock")
+                    && msg.contains("secret@0.1.0")
+                    && msg.contains("reads this machine's disk"),
+                "{v}"
+            );
+            assert!(
+                fix(&v).contains("--policy") && fix(&v).contains(&format!("git = [\"{url}\"]")),
+                "{v}"
+            );
+        }
+        assert!(!p.join("target/hermetic").exists());
+        assert!(!p.join("dist").exists());
+        nowhere_under(p, &secret);
+    }
+    // The user can vouch for it, with a policy of their own.
+    let users = outside.path("users-policy.toml");
+    std::fs::write(&users, &listed).expect("policy");
+    let v = hermetic_json(
+        p,
+        &["vendor", "--policy", users.to_str().expect("utf-8")],
+        0,
+    );
+    assert_eq!(v["status"], "ok", "{v}");
+    assert!(
+        p.join("target/hermetic/deps/vendor/secret-0.1.0/src/lib.rs")
+            .is_file()
+    );
+
+    // ssh:// would sign in with this machine's keys: refused before anything connects.
+    let project = git_dependency_project("ssh://git@127.0.0.1:1/private.git", &commit);
+    let v = hermetic_json(project.path(), &["vendor"], 2);
+    assert!(message(&v).contains("ssh keys"), "{v}");
+}
+
+/// A git server on loopback that asks every client for a password and records what each
+/// request carried.
+fn asking_git_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut buf = vec![0u8; 8192];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            log.lock()
+                .expect("log")
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ = stream.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"private\"\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn a_fetch_lends_none_of_the_users_credentials() {
+    let outside = Outside::new();
+    let (canary, ran) = outside.canary();
+    // The user's own git config hands out a password to any host that asks.
+    let home = outside.path("home");
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::write(
+        home.join(".gitconfig"),
+        format!(
+            "[credential]\n\thelper = \"!{} ; echo username=user; echo password=hunter2\"\n",
+            canary.display()
+        ),
+    )
+    .expect("gitconfig");
+    std::fs::write(
+        home.join(".git-credentials"),
+        "http://user:hunter2@127.0.0.1\n",
+    )
+    .expect("credentials");
+    let (port, seen) = asking_git_server();
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let project = git_dependency_project(&format!("http://127.0.0.1:{port}/private.git"), commit);
+    let mut cmd = hermetic(project.path());
+    // The user's home, and the toolchain found without it.
+    let real_home = std::env::var("HOME").expect("HOME");
+    cmd.env("HOME", &home)
+        .env(
+            "CARGO_HOME",
+            std::env::var("CARGO_HOME").unwrap_or(format!("{real_home}/.cargo")),
+        )
+        .env(
+            "RUSTUP_HOME",
+            std::env::var("RUSTUP_HOME").unwrap_or(format!("{real_home}/.rustup")),
+        )
+        .args(["--json", "vendor"]);
+    let v = expect(&mut cmd, 2).json();
+    assert!(message(&v).contains("needs credentials"), "{v}");
+    assert!(fix(&v).contains("cargo fetch --locked"), "{v}");
+    let requests = seen.lock().expect("log").clone();
+    assert!(
+        !requests.is_empty(),
+        "cargo never asked the server: the attack was not tried"
+    );
+    for r in &requests {
+        assert!(
+            !r.to_ascii_lowercase().contains("authorization:"),
+            "a request carried the user's credentials: {r}"
+        );
+    }
+    assert!(!ran.exists(), "the user's credential helper ran");
+}

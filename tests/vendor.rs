@@ -300,7 +300,12 @@ fn git_project(dep: &str) -> (tempfile::TempDir, String) {
 #[test]
 fn git_dependency_without_pinned_commit_is_a_violation() {
     let (project, _) = git_project("branch = \"main\"");
-    let v = vendor_json(&project.path().join("app"), &["--out", "deps"], 1);
+    // A file:// repository is on this machine: only a policy the user names may allow it.
+    let v = vendor_json(
+        &project.path().join("app"),
+        &["--out", "deps", "--policy", "vendor-policy.toml"],
+        1,
+    );
     assert_eq!(codes(&v), ["git-not-pinned gitdep"]);
 }
 
@@ -308,7 +313,11 @@ fn git_dependency_without_pinned_commit_is_a_violation() {
 fn pinned_git_dependency_is_vendored_and_builds_offline() {
     let (project, _) = git_project("rev = \"COMMIT\"");
     let app = project.path().join("app");
-    vendor_json(&app, &["--out", "deps"], 0);
+    vendor_json(
+        &app,
+        &["--out", "deps", "--policy", "vendor-policy.toml"],
+        0,
+    );
     let home = tempfile::tempdir().expect("tempdir");
     let mut build = std::process::Command::new("cargo");
     build

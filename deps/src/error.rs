@@ -59,6 +59,16 @@ pub enum Error {
         version: String,
         searched: PathBuf,
     },
+    #[error("{path}: {name}@{version} comes from {url:?}: {why}")]
+    HostSource {
+        path: PathBuf,
+        name: String,
+        version: String,
+        url: String,
+        why: &'static str,
+    },
+    #[error("{path}: a dependency needs credentials to be fetched: {detail}")]
+    CredentialsNeeded { path: PathBuf, detail: String },
     #[error("{path}: {detail}")]
     Unsupported { path: PathBuf, detail: String },
     #[error("{path}: {message}")]
@@ -107,6 +117,8 @@ impl Error {
             | Error::Cargo { .. }
             | Error::PathDependencyOutside { .. }
             | Error::Unsupported { .. }
+            | Error::HostSource { .. }
+            | Error::CredentialsNeeded { .. }
             | Error::Policy { .. }
             | Error::BadVendorDir { .. } => ErrorKind::Input,
             Error::ArchiveChecksum { .. }
@@ -166,6 +178,28 @@ impl Error {
             Error::ArchiveNotFound { .. } => {
                 "check that no source replacement in your cargo config hides the registry".into()
             }
+            Error::HostSource { url, .. } => format!(
+                "a project cannot make hermetic read this machine's files or use its keys: \
+                 depend on a published version or an https:// repository, or, if you trust \
+                 this source, list it in a policy of your own and pass it with --policy \
+                 ([sources] {} = [\"{}\"]); a project's own vendor-policy.toml cannot \
+                 allow it",
+                if url.starts_with("git+") {
+                    "git"
+                } else {
+                    "registries"
+                },
+                url.split_once('+')
+                    .map_or(url.as_str(), |(_, u)| u)
+                    .split(['?', '#'])
+                    .next()
+                    .unwrap_or_default()
+            ),
+            Error::CredentialsNeeded { .. } => "hermetic lends host cargo none of your \
+                 credentials, since the project chooses where it fetches from: if you trust \
+                 this dependency, fetch it yourself once (`cargo fetch --locked`); hermetic \
+                 then takes it from cargo's cache"
+                .into(),
             Error::Policy { .. } => "see the policy format in the README".into(),
             Error::BadVendorDir { .. } => {
                 "pass a directory written by `hermetic vendor --out DIR`".into()

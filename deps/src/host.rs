@@ -36,13 +36,99 @@ pub fn scrub(cmd: &mut Command) -> &mut Command {
 /// here, and nothing but root can place one.
 pub const NEUTRAL_DIR: &str = "/";
 
-/// `cargo` (or `$CARGO`), run from [`NEUTRAL_DIR`] with no secret in its environment. The
-/// caller passes absolute paths (`--manifest-path`, `--config FILE`).
-pub fn cargo() -> Command {
+/// `cargo` (or `$CARGO`), run from [`NEUTRAL_DIR`] with no secret in its environment and
+/// none of the user's credentials within reach (see [`lend_no_credentials`]). The caller
+/// passes absolute paths (`--manifest-path`, `--config FILE`).
+pub fn cargo() -> std::io::Result<HostCommand> {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(NEUTRAL_DIR)
         .env("CARGO_TARGET_DIR", cargo_target_dir());
     scrub(&mut cmd);
+    HostCommand::new(cmd)
+}
+
+/// A host command and the empty home it runs with, removed when both are done.
+pub struct HostCommand {
+    cmd: Command,
+    _home: tempfile::TempDir,
+}
+
+impl HostCommand {
+    /// Gives `cmd` an empty home of its own and lends it no credentials.
+    pub fn new(mut cmd: Command) -> std::io::Result<HostCommand> {
+        let home = tempfile::Builder::new()
+            .prefix("hermetic-home-")
+            .tempdir()?;
+        lend_no_credentials(&mut cmd, home.path());
+        Ok(HostCommand { cmd, _home: home })
+    }
+}
+
+impl std::ops::Deref for HostCommand {
+    type Target = Command;
+    fn deref(&self) -> &Command {
+        &self.cmd
+    }
+}
+
+impl std::ops::DerefMut for HostCommand {
+    fn deref_mut(&mut self) -> &mut Command {
+        &mut self.cmd
+    }
+}
+
+/// Variables through which a fetch could authenticate as the user.
+const CREDENTIAL_VARS: &[&str] = &[
+    "SSH_AUTH_SOCK",
+    "SSH_ASKPASS",
+    "GIT_ASKPASS",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "XDG_CONFIG_HOME",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "CARGO_REGISTRY_TOKEN",
+    "CARGO_REGISTRY_CREDENTIAL_PROVIDER",
+    "CARGO_CREDENTIAL_PROVIDER",
+];
+
+/// Makes `cmd` fetch as nobody. The project names the URLs host cargo fetches from (git
+/// dependencies, registries): answered with a 401, cargo would run the user's git
+/// credential helper and send its user name and password to that host, or offer the
+/// user's ssh agent, and the repository it then reads (the user's private one) would be
+/// built into the project's binary. So cargo gets a home of hermetic's own, empty, in
+/// place of the user's (no `~/.gitconfig`, `~/.git-credentials`, `~/.config/git`), no ssh
+/// agent, no askpass program and no registry token; `CARGO_HOME` and `RUSTUP_HOME` are
+/// pinned to what they were, so the toolchain and the download cache stay the user's; `home` is an empty
+/// directory (a fresh private one: see [`HostCommand`]). A
+/// dependency that needs credentials is fetched by the user (`cargo fetch`): hermetic then
+/// finds it in cargo's cache.
+pub fn lend_no_credentials<'a>(cmd: &'a mut Command, home: &Path) -> &'a mut Command {
+    for v in CREDENTIAL_VARS {
+        cmd.env_remove(v);
+    }
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("CARGO_REGISTRIES_")
+            && (k.ends_with("_TOKEN") || k.ends_with("_CREDENTIAL_PROVIDER"))
+        {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    if let Some(cargo_home) = crate::cache::cargo_home() {
+        cmd.env("CARGO_HOME", cargo_home);
+    }
+    if let Some(rustup_home) = std::env::var_os("RUSTUP_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|h| h.join(".rustup")))
+    {
+        cmd.env("RUSTUP_HOME", rustup_home);
+    }
+    cmd.env("HOME", home)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
     cmd
 }
 
@@ -440,9 +526,10 @@ mod tests {
 
     #[test]
     fn children_get_no_secret_and_no_project_directory() {
-        for cmd in [cargo(), git(Path::new("/tmp/p"))] {
+        let cargo = cargo().expect("home");
+        for cmd in [&*cargo, &git(Path::new("/tmp/p"))] {
             for v in SECRET_VARS {
-                assert_eq!(env_of(&cmd, v), Some(None), "{v} is not removed");
+                assert_eq!(env_of(cmd, v), Some(None), "{v} is not removed");
             }
             assert_eq!(cmd.get_current_dir(), Some(Path::new(NEUTRAL_DIR)));
         }
@@ -457,6 +544,10 @@ mod tests {
             env_of(&git, "GIT_CONFIG_GLOBAL"),
             Some(Some("/dev/null".into()))
         );
+        // cargo fetches as nobody: an empty home, no agent.
+        let home = env_of(&cargo, "HOME").flatten().expect("HOME set");
+        assert_eq!(std::fs::read_dir(&home).expect("home").count(), 0);
+        assert_eq!(env_of(&cargo, "SSH_AUTH_SOCK"), Some(None));
     }
 
     #[test]

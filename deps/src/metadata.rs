@@ -29,7 +29,11 @@ pub(crate) fn cargo_metadata(
     cmd.other_options(opts);
     // Run with a time limit (a member manifest that is a fifo would block cargo forever)
     // and a bounded answer.
-    let mut command = cmd.cargo_command();
+    let mut command =
+        crate::host::HostCommand::new(cmd.cargo_command()).map_err(|source| Error::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
     let out = crate::host::output_within(&mut command, None, CARGO_TIMEOUT)
         .map_err(|f| crate::vendor::cargo_failure(manifest_path, "cargo metadata", f))?;
     if !out.status.success() {
@@ -68,6 +72,8 @@ pub(crate) fn classify_stderr(path: PathBuf, stderr: &str) -> Error {
     let has = |needle: &str| stderr.contains(needle);
     if has("needs to be updated but --locked") || has("cannot update the lock file") {
         Error::LockOutdated { path, detail }
+    } else if has("failed to authenticate") || has("no authentication methods succeeded") {
+        Error::CredentialsNeeded { path, detail }
     } else if has("Couldn't resolve host")
         || has("failed to download")
         || has("failed to query replaced source")

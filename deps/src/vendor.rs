@@ -22,6 +22,9 @@ pub struct VendorOptions {
     pub out: PathBuf,
     pub cache: Cache,
     pub policy: Option<Policy>,
+    /// `policy` is the user's (`--policy`), not a file of the project's: only such a
+    /// policy can allow a source that reaches this machine (see [`host_source`]).
+    pub policy_is_users: bool,
 }
 
 #[derive(Debug)]
@@ -82,6 +85,29 @@ enum Attempt {
 }
 
 /// The nearest directory, from the manifest's upwards, that holds a Cargo.lock.
+/// Why a Cargo.lock source would make host cargo reach into this machine rather than
+/// fetch from the network: `file://` reads any repository or registry on the host's disk
+/// (whose files would then be built into the project's binary), and `ssh://` signs in with
+/// the host's ssh keys (`~/.ssh` is found through the user database, not `$HOME`, so an
+/// empty home does not hide it). A project names its sources, so these are refused unless
+/// a policy of the user's lists them.
+pub fn host_source(source: &str) -> Option<&'static str> {
+    let url = source
+        .strip_prefix("registry+")
+        .or_else(|| source.strip_prefix("sparse+"))
+        .or_else(|| source.strip_prefix("git+"))
+        .unwrap_or(source)
+        .to_ascii_lowercase();
+    if url.starts_with("file:") {
+        Some("a file:// source reads this machine's disk")
+    } else if url.starts_with("ssh:") || url.starts_with("git+ssh:") || url.starts_with("ssh+git:")
+    {
+        Some("an ssh:// source signs in with this machine's ssh keys")
+    } else {
+        None
+    }
+}
+
 fn guess_root(manifest_path: &Path) -> Option<PathBuf> {
     manifest_path
         .ancestors()
@@ -122,6 +148,21 @@ fn vendor_in(
     stage: &dyn Fn(&str),
 ) -> Result<Attempt> {
     let lock = Lockfile::read(&root.join("Cargo.lock"))?;
+    let users_policy = opts.policy.as_ref().filter(|_| opts.policy_is_users);
+    for p in lock.external() {
+        if let Some(why) = p.source.as_deref().and_then(host_source)
+            && !users_policy
+                .is_some_and(|policy| policy.lists_source(p.source.as_deref().unwrap_or_default()))
+        {
+            return Err(Error::HostSource {
+                path: lock.path.clone(),
+                name: p.name.clone(),
+                version: p.version.clone(),
+                url: p.source.clone().unwrap_or_default(),
+                why,
+            });
+        }
+    }
     manifests_are_files(root)?;
     let expected = expected_from_lock(&lock);
     let key = lock.vendor_key();
@@ -362,7 +403,7 @@ fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
 }
 
 fn workspace_root(manifest_path: &Path) -> Result<PathBuf> {
-    let mut cmd = crate::host::cargo();
+    let mut cmd = crate::host::cargo().at(std::env::temp_dir())?;
     cmd.args(["locate-project", "--workspace", "--message-format", "plain"])
         .arg("--manifest-path")
         .arg(manifest_path);
@@ -523,7 +564,7 @@ fn write_checksum_file(
 }
 
 fn cargo_fetch(manifest_path: &Path) -> Result<()> {
-    let mut cmd = crate::host::cargo();
+    let mut cmd = crate::host::cargo().at(std::env::temp_dir())?;
     cmd.args(["fetch", "--locked", "--manifest-path"])
         .arg(manifest_path);
     // Downloads take their time; a cargo blocked on a hostile manifest must not forever.

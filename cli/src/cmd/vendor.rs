@@ -55,6 +55,7 @@ pub fn vendor_step(
     let policy_path = policy
         .map(Path::to_path_buf)
         .or_else(|| Some(dir.join("vendor-policy.toml")).filter(|p| p.is_file()));
+    let policy_is_users = policy.is_some();
     let policy = match &policy_path {
         Some(p) => Some(Policy::load(p)?),
         None => None,
@@ -65,6 +66,7 @@ pub fn vendor_step(
         out: build_vendor_dir(&cache, &dir),
         cache,
         policy,
+        policy_is_users,
     };
     let outcome = vendor(&opts, &|msg| spinner.stage(msg))?;
     for w in &outcome.warnings {
@@ -114,6 +116,7 @@ pub fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             .unwrap_or_else(|| dir.join("target").join("hermetic").join("deps")),
         cache,
         policy,
+        policy_is_users: args.policy.is_some(),
     };
     let result = vendor(&opts, &|msg| spinner.stage(msg));
     spinner.finish();

@@ -93,6 +93,12 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The policy names `url` (a source string of Cargo.lock, with or without its
+    /// `registry+`/`git+` prefix) among its registries or git repositories.
+    pub fn lists_source(&self, url: &str) -> bool {
+        sources::lists(&self.sources, url)
+    }
+
     pub fn load(path: &Path) -> Result<Policy> {
         let text = crate::host::read_small(path, crate::lockfile::MAX_PROJECT_FILE)
             .and_then(|b| {

@@ -57,6 +57,16 @@ pub(crate) fn check(
     }
 }
 
+/// `url` (a registry index or git repository, as Cargo.lock writes it) is named in `cfg`.
+pub(crate) fn lists(cfg: &cfg::Config, url: &str) -> bool {
+    let url = normalize(url.split(['?', '#']).next().unwrap_or_default());
+    cfg.registries
+        .get_ref()
+        .iter()
+        .chain(cfg.git.get_ref().iter())
+        .any(|r| normalize(r.get_ref()) == url)
+}
+
 /// Compares URLs without the scheme prefix cargo adds, trailing slashes and `.git`.
 fn normalize(url: &str) -> String {
     let url = url
