@@ -207,7 +207,7 @@ fn fuzz_hermetic_toml() {
 
 #[test]
 fn fuzz_deps_json() {
-    fuzz("deps", |bytes, dir| {
+    fuzz("deps-json", |bytes, dir| {
         let _ = hermetic_deps::manifest::DepManifest::read(&write(dir, "deps.json", bytes));
     });
 }

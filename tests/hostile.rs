@@ -949,7 +949,7 @@ fn a_fetch_lends_none_of_the_users_credentials() {
         .args(["--json", "vendor"]);
     let v = expect(&mut cmd, 2).json();
     assert!(message(&v).contains("needs credentials"), "{v}");
-    assert!(fix(&v).contains("cargo fetch --locked"), "{v}");
+    assert!(fix(&v).contains("HERMETIC_CARGO_HOME"), "{v}");
     let requests = seen.lock().expect("log").clone();
     assert!(
         !requests.is_empty(),
@@ -962,4 +962,101 @@ fn a_fetch_lends_none_of_the_users_credentials() {
         );
     }
     assert!(!ran.exists(), "the user's credential helper ran");
+}
+
+/// Serves `root`'s files over HTTP on loopback (git's "dumb" protocol needs nothing more).
+fn static_http_server(root: PathBuf) -> u16 {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(stream);
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let path = path.split('?').next().unwrap_or("/");
+            let file = root.join(path.trim_start_matches('/'));
+            let mut stream = reader.into_inner();
+            let reply = match std::fs::read(&file) {
+                Ok(body) if !path.contains("..") => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend(body);
+                    r
+                }
+                _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            };
+            let _ = stream.write_all(&reply);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_submodule_cannot_bring_in_a_host_repository() {
+    let outside = Outside::new();
+    let (_, secret) = outside.secret();
+    let private = outside.path("private");
+    std::fs::create_dir_all(&private).expect("mkdir");
+    std::fs::write(private.join("secret.txt"), &secret).expect("secret");
+    git(&private, &["init", "-q", "-b", "main"]);
+    git(&private, &["add", "."]);
+    git(&private, &["commit", "-q", "-m", "private"]);
+    // A public-looking dependency, served over http, whose submodule is the host's repo.
+    let work = outside.path("dep-work");
+    std::fs::create_dir_all(work.join("src")).expect("mkdir");
+    std::fs::write(
+        work.join("Cargo.toml"),
+        "[package]\nname = \"secret\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .expect("manifest");
+    std::fs::write(work.join("src/lib.rs"), "").expect("lib");
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(
+        &work,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &format!("file://{}", private.display()),
+            "sub",
+        ],
+    );
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "dep"]);
+    let commit = git_stdout(&work, &["rev-parse", "HEAD"], "");
+    let served = outside.path("served");
+    std::fs::create_dir_all(&served).expect("mkdir");
+    let bare = served.join("dep.git");
+    let mut clone = Command::new("git");
+    clone.args(["clone", "-q", "--bare"]).arg(&work).arg(&bare);
+    expect(&mut clone, 0);
+    git(&bare, &["update-server-info"]);
+    let port = static_http_server(served);
+    let project = git_dependency_project(&format!("http://127.0.0.1:{port}/dep.git"), &commit);
+    let p = project.path();
+    let mut cmd = hermetic(p);
+    cmd.args(["--json", "vendor"]);
+    let out = cmd.output().expect("run");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_ne!(v["status"], "ok", "the submodule was fetched: {v}");
+    assert!(
+        message(&v).contains("file") && message(&v).contains("not allowed"),
+        "git refused the file transport: {v}"
+    );
+    nowhere_under(p, &secret);
+    nowhere_under(&shared_cache().join("cargo-home"), &secret);
 }

@@ -297,13 +297,26 @@ fn git_project(dep: &str) -> (tempfile::TempDir, String) {
     (project, commit)
 }
 
+/// The project's policy copied outside it, as the user's own: named with `--policy`, a
+/// policy inside the project is still the project's.
+fn users_policy(app: &Path) -> std::path::PathBuf {
+    let path = app
+        .parent()
+        .expect("project")
+        .join("users-vendor-policy.toml");
+    std::fs::copy(app.join("vendor-policy.toml"), &path).expect("copy policy");
+    path
+}
+
 #[test]
 fn git_dependency_without_pinned_commit_is_a_violation() {
     let (project, _) = git_project("branch = \"main\"");
-    // A file:// repository is on this machine: only a policy the user names may allow it.
+    // A file:// repository is on this machine: only a policy of the user's (outside the
+    // project) may allow it.
+    let users = users_policy(&project.path().join("app"));
     let v = vendor_json(
         &project.path().join("app"),
-        &["--out", "deps", "--policy", "vendor-policy.toml"],
+        &["--out", "deps", "--policy", users.to_str().expect("utf-8")],
         1,
     );
     assert_eq!(codes(&v), ["git-not-pinned gitdep"]);
@@ -313,9 +326,10 @@ fn git_dependency_without_pinned_commit_is_a_violation() {
 fn pinned_git_dependency_is_vendored_and_builds_offline() {
     let (project, _) = git_project("rev = \"COMMIT\"");
     let app = project.path().join("app");
+    let users = users_policy(&app);
     vendor_json(
         &app,
-        &["--out", "deps", "--policy", "vendor-policy.toml"],
+        &["--out", "deps", "--policy", users.to_str().expect("utf-8")],
         0,
     );
     let home = tempfile::tempdir().expect("tempdir");

@@ -129,12 +129,28 @@ impl Cache {
     }
 }
 
-/// Cargo's own home (`CARGO_HOME`, else `~/.cargo`).
+/// The cargo home host cargo fetches into: hermetic's own (`cargo-home` in its cache), not
+/// the user's. The user's holds `credentials.toml` (registry tokens a project's registry
+/// URL could ask for), `config.toml` (credential providers, programs) and git checkouts
+/// fetched with the user's credentials, which a project naming their commit would get.
+/// `HERMETIC_CARGO_HOME` lends another, the user's say, with all of that: only for a
+/// project the user trusts.
 pub fn cargo_home() -> Option<PathBuf> {
-    std::env::var_os("CARGO_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| dirs::home_dir().map(|h| h.join(".cargo")))
+    if let Some(lent) = std::env::var_os("HERMETIC_CARGO_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(lent));
+    }
+    let own = Cache::from_env().root().join("cargo-home");
+    std::fs::create_dir_all(&own).ok()?;
+    // hermetic writes no configuration there; whatever is found was put by someone else.
+    for file in ["config.toml", "config", "credentials.toml", "credentials"] {
+        let path = own.join(file);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            std::fs::remove_file(&path)
+                .or_else(|_| std::fs::remove_dir_all(&path))
+                .ok()?;
+        }
+    }
+    Some(own)
 }
 
 impl Cache {

@@ -196,9 +196,10 @@ impl Error {
                     .unwrap_or_default()
             ),
             Error::CredentialsNeeded { .. } => "hermetic lends host cargo none of your \
-                 credentials, since the project chooses where it fetches from: if you trust \
-                 this dependency, fetch it yourself once (`cargo fetch --locked`); hermetic \
-                 then takes it from cargo's cache"
+                 credentials, since the project chooses where it fetches from: only for a \
+                 project you trust, lend it a cargo home that can fetch this dependency \
+                 (HERMETIC_CARGO_HOME=~/.cargo), knowing that its tokens and your git \
+                 credentials then serve the project's URLs"
                 .into(),
             Error::Policy { .. } => "see the policy format in the README".into(),
             Error::BadVendorDir { .. } => {

@@ -80,6 +80,13 @@ impl std::ops::DerefMut for HostCommand {
 /// Variables through which a fetch could authenticate as the user.
 const CREDENTIAL_VARS: &[&str] = &[
     "SSH_AUTH_SOCK",
+    "GIT_SSL_CERT",
+    "GIT_SSL_KEY",
+    "GIT_SSL_CERT_PASSWORD_PROTECTED",
+    "GIT_PROXY_COMMAND",
+    "GIT_SSH_VARIANT",
+    "GIT_EXEC_PATH",
+    "GIT_TEMPLATE_DIR",
     "SSH_ASKPASS",
     "GIT_ASKPASS",
     "GIT_SSH",
@@ -99,11 +106,11 @@ const CREDENTIAL_VARS: &[&str] = &[
 /// user's ssh agent, and the repository it then reads (the user's private one) would be
 /// built into the project's binary. So cargo gets a home of hermetic's own, empty, in
 /// place of the user's (no `~/.gitconfig`, `~/.git-credentials`, `~/.config/git`), no ssh
-/// agent, no askpass program and no registry token; `CARGO_HOME` and `RUSTUP_HOME` are
-/// pinned to what they were, so the toolchain and the download cache stay the user's; `home` is an empty
-/// directory (a fresh private one: see [`HostCommand`]). A
-/// dependency that needs credentials is fetched by the user (`cargo fetch`): hermetic then
-/// finds it in cargo's cache.
+/// agent, no askpass program and no registry token; `CARGO_HOME` is hermetic's own (see
+/// [`crate::cache::cargo_home`]) and `RUSTUP_HOME` is pinned; `home` is an empty
+/// directory (a fresh private one: see [`HostCommand`]). A dependency that needs
+/// credentials fails to fetch; a user who trusts the project can lend a cargo home
+/// (`HERMETIC_CARGO_HOME`).
 pub fn lend_no_credentials<'a>(cmd: &'a mut Command, home: &Path) -> &'a mut Command {
     for v in CREDENTIAL_VARS {
         cmd.env_remove(v);
@@ -116,9 +123,10 @@ pub fn lend_no_credentials<'a>(cmd: &'a mut Command, home: &Path) -> &'a mut Com
             cmd.env_remove(k.as_ref());
         }
     }
-    if let Some(cargo_home) = crate::cache::cargo_home() {
-        cmd.env("CARGO_HOME", cargo_home);
-    }
+    match crate::cache::cargo_home() {
+        Some(cargo_home) => cmd.env("CARGO_HOME", cargo_home),
+        None => cmd.env("CARGO_HOME", "/nonexistent/hermetic-cargo-home"),
+    };
     if let Some(rustup_home) = std::env::var_os("RUSTUP_HOME")
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from)
@@ -126,10 +134,35 @@ pub fn lend_no_credentials<'a>(cmd: &'a mut Command, home: &Path) -> &'a mut Com
     {
         cmd.env("RUSTUP_HOME", rustup_home);
     }
+    // Every git fetch goes through the git CLI, which honours what follows (libgit2 reads
+    // /etc/gitconfig, credential helpers included, whatever the environment says): no
+    // global or system config, no prompt, no ssh, and only network protocols, submodules
+    // included (a fetched repository's `.gitmodules` can name `file:///…` or `ssh://…`).
     cmd.env("HOME", home)
+        .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true")
         .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_CONFIG_NOSYSTEM", "1");
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_SSH_COMMAND", "false")
+        .env("GIT_ALLOW_PROTOCOL", NETWORK_PROTOCOLS);
     cmd
+}
+
+/// The git protocols host cargo may fetch with unless the user's policy allows more.
+pub const NETWORK_PROTOCOLS: &str = "https:http:git";
+
+/// Lets `cmd` fetch git sources over `file` and `ssh` too (with the user's ssh), for
+/// sources a policy of the user's lists.
+pub fn allow_host_protocols(cmd: &mut Command, file: bool, ssh: bool) {
+    let mut protocols = NETWORK_PROTOCOLS.to_string();
+    if file {
+        protocols.push_str(":file");
+    }
+    if ssh {
+        protocols.push_str(":ssh");
+        cmd.env_remove("GIT_SSH_COMMAND");
+    }
+    cmd.env("GIT_ALLOW_PROTOCOL", protocols);
 }
 
 /// Where host cargo may write (it caches `rustc -vV` in its target directory): hermetic's

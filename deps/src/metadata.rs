@@ -72,7 +72,11 @@ pub(crate) fn classify_stderr(path: PathBuf, stderr: &str) -> Error {
     let has = |needle: &str| stderr.contains(needle);
     if has("needs to be updated but --locked") || has("cannot update the lock file") {
         Error::LockOutdated { path, detail }
-    } else if has("failed to authenticate") || has("no authentication methods succeeded") {
+    } else if has("failed to authenticate")
+        || has("no authentication methods succeeded")
+        || has("could not read Username")
+        || has("Authentication failed for")
+    {
         Error::CredentialsNeeded { path, detail }
     } else if has("Couldn't resolve host")
         || has("failed to download")

@@ -60,10 +60,9 @@ pub fn vendor(opts: &VendorOptions, stage: &dyn Fn(&str)) -> Result<VendorOutcom
         })?;
     // Finding the lockfile by walking up spares a cargo process on the warm path; cargo's
     // own answer (the workspace root in its metadata) is checked afterwards.
-    let mut root = match guess_root(&manifest_path) {
-        Some(r) => r,
-        None => workspace_root(&manifest_path)?,
-    };
+    // cargo's own answer (`locate-project` fetches nothing), never a guess: the lockfile
+    // checked before any fetch must be the one cargo then fetches for.
+    let mut root = workspace_root(&manifest_path)?;
     match vendor_in(opts, &manifest_path, &root, stage)? {
         Attempt::Done(outcome) => Ok(*outcome),
         Attempt::WrongRoot(actual) => {
@@ -84,7 +83,6 @@ enum Attempt {
     WrongRoot(PathBuf),
 }
 
-/// The nearest directory, from the manifest's upwards, that holds a Cargo.lock.
 /// Why a Cargo.lock source would make host cargo reach into this machine rather than
 /// fetch from the network: `file://` reads any repository or registry on the host's disk
 /// (whose files would then be built into the project's binary), and `ssh://` signs in with
@@ -106,14 +104,6 @@ pub fn host_source(source: &str) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-fn guess_root(manifest_path: &Path) -> Option<PathBuf> {
-    manifest_path
-        .ancestors()
-        .skip(1)
-        .find(|d| d.join("Cargo.lock").is_file())
-        .map(Path::to_path_buf)
 }
 
 /// Name of the stat index beside `vendor/`, in the cache and in the output directory.
@@ -149,7 +139,16 @@ fn vendor_in(
 ) -> Result<Attempt> {
     let lock = Lockfile::read(&root.join("Cargo.lock"))?;
     let users_policy = opts.policy.as_ref().filter(|_| opts.policy_is_users);
+    let mut host_protocols = HostProtocols::default();
     for p in lock.external() {
+        let source = p.source.as_deref().unwrap_or_default();
+        if host_source(source).is_some() {
+            if source.contains("file:") {
+                host_protocols.file = true;
+            } else {
+                host_protocols.ssh = true;
+            }
+        }
         if let Some(why) = p.source.as_deref().and_then(host_source)
             && !users_policy
                 .is_some_and(|policy| policy.lists_source(p.source.as_deref().unwrap_or_default()))
@@ -210,6 +209,7 @@ fn vendor_in(
             if !cache_hit {
                 build_tree(
                     manifest_path,
+                    host_protocols,
                     &lock,
                     &key,
                     &expected,
@@ -434,8 +434,10 @@ fn expected_from_lock(lock: &Lockfile) -> Vec<Expected> {
 
 /// Cold path: gathers every archive (asking cargo to download what is missing), extracts
 /// them into a fresh tree and moves it into the cache.
+#[allow(clippy::too_many_arguments)]
 fn build_tree(
     manifest_path: &Path,
+    host: HostProtocols,
     lock: &Lockfile,
     key: &str,
     expected: &[Expected],
@@ -484,7 +486,7 @@ fn build_tree(
         .collect();
     if !missing(cache)?.is_empty() || !git.is_empty() {
         stage("downloading crates (cargo fetch --locked)");
-        cargo_fetch(manifest_path)?;
+        cargo_fetch(manifest_path, host)?;
     }
     if let Some(p) = missing(cache)?.first() {
         return Err(Error::ArchiveNotFound {
@@ -563,8 +565,18 @@ fn write_checksum_file(
     std::fs::write(&path, text).at(&path)
 }
 
-fn cargo_fetch(manifest_path: &Path) -> Result<()> {
+/// The host protocols that sources the user's policy allows need (see [`host_source`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct HostProtocols {
+    file: bool,
+    ssh: bool,
+}
+
+fn cargo_fetch(manifest_path: &Path, host: HostProtocols) -> Result<()> {
     let mut cmd = crate::host::cargo().at(std::env::temp_dir())?;
+    if host.file || host.ssh {
+        crate::host::allow_host_protocols(&mut cmd, host.file, host.ssh);
+    }
     cmd.args(["fetch", "--locked", "--manifest-path"])
         .arg(manifest_path);
     // Downloads take their time; a cargo blocked on a hostile manifest must not forever.

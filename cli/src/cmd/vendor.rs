@@ -46,6 +46,16 @@ fn build_vendor_dir(cache: &Cache, project: &Path) -> PathBuf {
         .join("deps")
 }
 
+/// `path` lies in the project's directory (by real location): a policy there is the
+/// project's, whoever names it on the command line.
+fn inside(path: &Path, project: &Path) -> bool {
+    match (std::fs::canonicalize(path), std::fs::canonicalize(project)) {
+        (Ok(p), Ok(d)) => p.starts_with(d),
+        // Not resolvable: not the user's to vouch for.
+        _ => true,
+    }
+}
+
 pub fn vendor_step(
     manifest_path: &Path,
     policy: Option<&Path>,
@@ -55,7 +65,7 @@ pub fn vendor_step(
     let policy_path = policy
         .map(Path::to_path_buf)
         .or_else(|| Some(dir.join("vendor-policy.toml")).filter(|p| p.is_file()));
-    let policy_is_users = policy.is_some();
+    let policy_is_users = policy.is_some_and(|p| !inside(p, &dir));
     let policy = match &policy_path {
         Some(p) => Some(Policy::load(p)?),
         None => None,
@@ -116,7 +126,7 @@ pub fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             .unwrap_or_else(|| dir.join("target").join("hermetic").join("deps")),
         cache,
         policy,
-        policy_is_users: args.policy.is_some(),
+        policy_is_users: args.policy.as_deref().is_some_and(|p| !inside(p, &dir)),
     };
     let result = vendor(&opts, &|msg| spinner.stage(msg));
     spinner.finish();
