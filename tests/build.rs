@@ -769,3 +769,70 @@ fn binaries_whose_required_features_are_off_are_not_expected() {
         listing.stdout
     );
 }
+
+/// A real `-sys` crate whose build script runs `make` (tikv-jemalloc-sys): without `make`
+/// in the image the failure names the program, the crate and the line to add; with the
+/// line in hermetic.toml, `hermetic image bootstrap` makes the project's image (its own
+/// tag, beside the default one) and the project verifies reproducibly on it.
+#[test]
+fn a_build_script_that_needs_make_is_told_then_builds_reproducibly() {
+    let _serial = engine_lock();
+    let base = builder_image();
+    let project = fixture("jemalloc");
+    let p = project.path();
+    let config = std::fs::read_to_string(p.join("hermetic.toml")).expect("hermetic.toml");
+    std::fs::remove_file(p.join("hermetic.toml")).expect("rm");
+    let mut cmd = hermetic(p);
+    cmd.args(["--json", "build", "--image", base]);
+    let v = expect(&mut cmd, 3).json();
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the build script of tikv-jemalloc-sys 0.6.1")
+            && message.contains("ran `make`, which the builder image does not have"),
+        "{v}"
+    );
+    let fix = v["error"]["fix"].as_str().unwrap_or_default();
+    assert!(
+        fix.contains("[image]\npackages = [\"make\"]"),
+        "the fix gives the line to add: {v}"
+    );
+
+    // The project says what it needs; its image is made beside the default one.
+    std::fs::write(p.join("hermetic.toml"), config).expect("hermetic.toml");
+    let mut boot = hermetic(p);
+    boot.args(["--json", "image", "bootstrap"]);
+    let b = expect(&mut boot, 0).json();
+    let tag = b["image"]["tags"]
+        .as_array()
+        .and_then(|t| t.iter().find_map(|t| t.as_str()))
+        .unwrap_or_default()
+        .to_string();
+    assert!(tag.starts_with("hermetic/builder:packages-"), "{b}");
+    let lock = std::fs::read_to_string(p.join("hermetic-image.lock")).expect("lock");
+    assert!(
+        lock.contains("packages = [\"gcc\", \"libc6-dev\", \"make\"]")
+            && lock.lines().any(|l| l.starts_with("make = ")),
+        "the lock defines the image with make, and pins its version: {lock}"
+    );
+    let digest = b["image"]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut verify = hermetic(p);
+    verify.args(["--json", "verify", "--runners", "2"]);
+    let v = expect(&mut verify, 0).json();
+    assert_eq!(v["verdict"], "reproducible", "{v}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.join("dist/hermetic-build.json")).expect("record"))
+            .expect("record json");
+    assert_eq!(record["image"]["digest"], digest.as_str(), "{record}");
+    assert_eq!(
+        record["image"]["definition"]["packages"],
+        serde_json::json!(["gcc", "libc6-dev", "make"]),
+        "the record (and so the provenance) names the packages"
+    );
+    let out = expect(&mut Command::new(p.join("dist/jemalloc")), 0);
+    assert_eq!(out.stdout, "jemalloc ok\n");
+    // Only the test's own image goes; the default one stays for the other tests.
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+}

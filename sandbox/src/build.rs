@@ -1348,6 +1348,11 @@ async fn build_inner(
             return Err(Error::BuildFailed {
                 exit_code: c,
                 diagnostics: dir,
+                cause: log_tail(&spec.log_path)
+                    .as_deref()
+                    .and_then(crate::needs::diagnose)
+                    .map(Box::new),
+                declared: declared_packages(&info),
             });
         }
         Some(_) => {}
@@ -1492,6 +1497,36 @@ async fn within<T>(
 }
 
 /// Takes one output as it downloads: to its file, and to the caller's sink.
+/// The end of a build log, where cargo reports why it stopped: at most 4 MiB, read from the
+/// file hermetic wrote (already bounded), never more.
+fn log_tail(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 4 << 20;
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut bytes = Vec::new();
+    f.take(TAIL).read_to_end(&mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The packages an image made by hermetic has beyond its base ones (from the definition it
+/// carries): what the project already declared.
+fn declared_packages(info: &crate::image::ImageInfo) -> Vec<String> {
+    info.definition
+        .as_ref()
+        .and_then(|d| d.get("packages"))
+        .and_then(|p| p.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str())
+                .filter(|p| !crate::recipe::BASE_PACKAGES.contains(p))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The build log as it streams from the container (hostile: it can be endless, or one
 /// endless line): written to the log file and shown line by line up to `limit` bytes, lines
 /// cut at [`container::LOG_LINE_BYTES`]; past the limit the rest is only counted, and the

@@ -53,6 +53,10 @@ pub struct RunnerConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub runners: Vec<RunnerConfig>,
+    /// `[image] packages`: the Debian packages the project's build scripts need beyond gcc
+    /// and libc6-dev (sorted, each once). They become part of the builder image's
+    /// definition, and so of its digest.
+    pub packages: Vec<String>,
 }
 
 /// An error in the file, with where it is and what to do.
@@ -70,6 +74,14 @@ pub struct ConfigError {
 struct RawFile {
     #[serde(default)]
     runners: Vec<RawRunner>,
+    image: Option<RawImage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    #[serde(default)]
+    packages: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -237,7 +249,34 @@ impl Config {
                 vary: r.vary.map(Spanned::into_inner),
             });
         }
-        Ok(Config { runners })
+        // Packages come from Debian's signed archive: a project may choose them, but each
+        // must be a plain package name (it becomes an argument of mmdebstrap).
+        let mut packages: Vec<String> = Vec::new();
+        let listed = raw.image.map(|i| i.packages).unwrap_or_default();
+        if listed.len() > 128 {
+            return Err(error(
+                listed[128].span().start,
+                format!("{} packages: at most 128", listed.len()),
+            ));
+        }
+        for p in listed {
+            if !crate::recipe::is_debian_package(p.get_ref()) {
+                return Err(error(
+                    p.span().start,
+                    format!(
+                        "image.packages: {:?} is not a Debian package name (lowercase letters, \
+                         digits, `+`, `-`, `.`; as `apt-cache search` lists it)",
+                        p.get_ref()
+                    ),
+                ));
+            }
+            let name = p.into_inner();
+            if !crate::recipe::BASE_PACKAGES.contains(&name.as_str()) && !packages.contains(&name) {
+                packages.push(name);
+            }
+        }
+        packages.sort();
+        Ok(Config { runners, packages })
     }
 }
 

@@ -44,10 +44,14 @@ pub enum Error {
     },
     #[error("{host}: the engine went away while the build ran ({detail}); its result is not used")]
     EngineLost { host: String, detail: String },
-    #[error("the build failed with exit code {exit_code}; diagnostics in {diagnostics}")]
+    #[error("the build failed with exit code {exit_code}{}; diagnostics in {diagnostics}", cause.as_ref().map(|c| format!(": {}", c.sentence())).unwrap_or_default())]
     BuildFailed {
         exit_code: i64,
         diagnostics: PathBuf,
+        /// What the log says the image lacked, if it says.
+        cause: Option<Box<crate::needs::Missing>>,
+        /// The packages the project already adds to its image.
+        declared: Vec<String>,
     },
     #[error("the {stage} stage timed out after {after:?}{}", diagnostics.as_ref().map(|d| format!("; diagnostics in {}", d.display())).unwrap_or_default())]
     Timeout {
@@ -165,6 +169,11 @@ impl Error {
                  by the file itself (or by a link to a file inside the workspace), and remove \
                  sockets, fifos and devices from the tree"
                 .into(),
+            Error::BuildFailed {
+                cause: Some(cause),
+                declared,
+                ..
+            } => cause.fix(declared),
             Error::BuildFailed { .. } => "read build.log in the diagnostics folder; \
                  reproduce.sh there reruns the same build"
                 .into(),

@@ -13,6 +13,24 @@ use std::path::{Path, PathBuf};
 
 /// The reference `hermetic build` uses unless told otherwise.
 pub const DEFAULT_BUILDER: &str = "hermetic/builder:latest";
+/// The builder image a project's builds use: `hermetic/builder:latest` for the base
+/// definition, and for a project whose `hermetic.toml` adds packages a tag named by that
+/// set, so that images differing only in packages coexist in one engine.
+pub fn builder_reference(extra_packages: &[String]) -> String {
+    let mut extra: Vec<&str> = extra_packages
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !crate::recipe::BASE_PACKAGES.contains(p))
+        .collect();
+    extra.sort_unstable();
+    extra.dedup();
+    if extra.is_empty() {
+        return DEFAULT_BUILDER.to_string();
+    }
+    let digest = hermetic_deps::hash::sha256_hex(extra.join("\n").as_bytes());
+    format!("hermetic/builder:packages-{}", &digest[..16])
+}
+
 /// The uid/gid builds run as (the `builder` user of Dockerfile.hermetic).
 pub const BUILD_UID: u32 = 10001;
 

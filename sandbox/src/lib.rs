@@ -10,6 +10,8 @@
 //!   imported through the API) and building `Dockerfile.hermetic` on top;
 //! - [`recipe`]: the builder image as a function of its definition (`hermetic-image.lock`);
 //! - [`layers`]: deterministic layers, image configurations and docker-archives;
+//! - [`needs`]: what a build needs from its image, proposed before it and read from its
+//!   log after a failure;
 //! - [`container`]: the isolation every container gets;
 //! - [`cache`]: the engine's copy of a vendored tree, kept between builds;
 //! - [`build`]: one hermetic `cargo build` in a container, with its fixed environment;
@@ -26,6 +28,7 @@ mod error;
 pub mod fault;
 pub mod image;
 pub mod layers;
+pub mod needs;
 pub mod recipe;
 pub mod run;
 mod ssh;

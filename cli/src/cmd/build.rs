@@ -158,7 +158,38 @@ fn ms(since: std::time::Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The packages the project's own `hermetic.toml` (beside its manifest) adds to its
+/// builder image.
+pub fn project_packages(manifest_path: &Path) -> Result<Vec<String>, Failure> {
+    let path = manifest_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(hermetic_sandbox::config::FILE);
+    let config =
+        hermetic_sandbox::config::Config::load(&path, hermetic_sandbox::config::Origin::Project)
+            .map_err(|e| Failure {
+                code: Code::Input,
+                message: e.to_string(),
+                causes: vec![],
+                fix: Some("fix the file (see the README's hermetic.toml section)".into()),
+            })?;
+    Ok(config.map(|c| c.packages).unwrap_or_default())
+}
+
+/// `args` with the builder image the project's build uses: unless `--image` names one, the
+/// image made for the packages its `hermetic.toml` declares (`hermetic image bootstrap` in
+/// the project makes and tags it).
+pub fn with_project_image(args: &Args) -> Result<Args, Failure> {
+    let mut args = args.clone();
+    if args.image == DEFAULT_BUILDER {
+        args.image =
+            hermetic_sandbox::image::builder_reference(&project_packages(&args.manifest_path)?);
+    }
+    Ok(args)
+}
+
 pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
+    let args = &with_project_image(args)?;
     let spinner = Spinner::new(out.json);
     let clock = std::time::Instant::now();
     let vendored =

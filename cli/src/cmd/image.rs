@@ -37,9 +37,10 @@ pub enum Command {
         /// Make the image even if the engine has the locked one.
         #[arg(long)]
         force: bool,
-        /// Tag of the resulting builder image.
-        #[arg(long, default_value = DEFAULT_BUILDER)]
-        tag: String,
+        /// Tag of the resulting builder image [default: hermetic/builder:latest, or, for
+        /// a project whose hermetic.toml adds packages, the tag its builds look for].
+        #[arg(long)]
+        tag: Option<String>,
     },
     /// Write an image to a file (`docker save` format), to pass it to another machine.
     Export {
@@ -98,16 +99,44 @@ pub async fn run(cmd: &Command, out: &Output) -> Result<Code, Failure> {
             force,
             tag,
         } => {
+            // The project's hermetic.toml, beside the lock, adds the packages its build
+            // scripts need; they are part of the definition, and name the image's tag.
+            let config_path = lock
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."))
+                .join("hermetic.toml");
+            let declared = hermetic_sandbox::config::Config::load(
+                &config_path,
+                hermetic_sandbox::config::Origin::Project,
+            )
+            .map_err(|e| Failure {
+                code: Code::Input,
+                message: e.to_string(),
+                causes: vec![],
+                fix: Some("fix the file (see the README's hermetic.toml section)".into()),
+            })?
+            .map(|c| c.packages)
+            .unwrap_or_default();
+            let mut all_packages = packages.clone();
+            for p in declared {
+                if !all_packages.contains(&p) {
+                    all_packages.push(p);
+                }
+            }
+            let tag = tag
+                .clone()
+                .unwrap_or_else(|| image::builder_reference(&all_packages));
             let opts = BootstrapOptions {
                 suite: suite.clone(),
                 mirror: mirror.clone(),
-                packages: packages.clone(),
+                packages: all_packages,
                 sysroot: None,
                 scratch: hermetic_deps::cache::Cache::from_env()
                     .root()
                     .join("scratch"),
                 force: *force,
-                tag: tag.clone(),
+                tag,
                 lock: lock.clone(),
                 update_lock: *update_lock,
             };

@@ -497,6 +497,10 @@ fn differing(a: &Built, b: &Built) -> Vec<String> {
 }
 
 pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
+    let args = &Args {
+        build: crate::cmd::build::with_project_image(&args.build)?,
+        ..args.clone()
+    };
     let variations = vary::parse(&args.vary).map_err(|e| {
         input(
             format!("--vary: {e}"),
