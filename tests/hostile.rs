@@ -986,8 +986,14 @@ fn static_http_server(root: PathBuf) -> u16 {
             let mut stream = reader.into_inner();
             let reply = match std::fs::read(&file) {
                 Ok(body) if !path.contains("..") => {
+                    let kind = if path.ends_with("/info/refs") {
+                        "text/plain"
+                    } else {
+                        "application/octet-stream"
+                    };
                     let mut r = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n",
                         body.len()
                     )
                     .into_bytes();
@@ -1059,4 +1065,96 @@ fn a_submodule_cannot_bring_in_a_host_repository() {
     );
     nowhere_under(p, &secret);
     nowhere_under(&shared_cache().join("cargo-home"), &secret);
+}
+
+/// cargo reads what a dependency's manifest names: a registry at `sparse+file://` of a host
+/// file (cargo's error would print the file), a path dependency at a host directory. Host
+/// cargo sees none of the host's files, so neither is read, and nothing of them is
+/// anywhere.
+#[test]
+fn a_fetch_reads_no_host_file() {
+    let outside = Outside::new();
+    let (secret_file, secret) = outside.secret();
+    // A host directory that looks like a crate.
+    let host_crate = outside.path("host-crate");
+    std::fs::create_dir_all(host_crate.join("src")).expect("mkdir");
+    std::fs::write(
+        host_crate.join("Cargo.toml"),
+        "[package]\nname = \"hostcrate\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .expect("manifest");
+    std::fs::write(host_crate.join("src/lib.rs"), format!("// {secret}\n")).expect("lib");
+    // A git dependency, served over http, whose own manifest has a path dependency on it.
+    let work = outside.path("dep-work");
+    std::fs::create_dir_all(work.join("src")).expect("mkdir");
+    std::fs::write(
+        work.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"innocent\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nhostcrate = {{ path = \"{}\" }}\n",
+            host_crate.display()
+        ),
+    )
+    .expect("manifest");
+    std::fs::write(work.join("src/lib.rs"), "").expect("lib");
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "dep"]);
+    let commit = git_stdout(&work, &["rev-parse", "HEAD"], "");
+    let served = outside.path("served");
+    std::fs::create_dir_all(&served).expect("mkdir");
+    let bare = served.join("innocent.git");
+    let mut clone = Command::new("git");
+    clone.args(["clone", "-q", "--bare"]).arg(&work).arg(&bare);
+    expect(&mut clone, 0);
+    git(&bare, &["update-server-info"]);
+    let port = static_http_server(served);
+    let cases = [
+        (
+            "hello",
+            format!(
+                "leak = {{ version = \"0.1\", registry-index = \"sparse+file://{}?x=/\" }}",
+                secret_file.display()
+            ),
+        ),
+        (
+            "git",
+            format!(
+                "innocent = {{ git = \"http://127.0.0.1:{port}/innocent.git\", rev = \"{commit}\" }}"
+            ),
+        ),
+    ];
+    for (kind, dep) in cases {
+        let project = fixture("hello");
+        let p = project.path();
+        let manifest = std::fs::read_to_string(p.join("Cargo.toml")).expect("manifest");
+        std::fs::write(
+            p.join("Cargo.toml"),
+            manifest.replace("itoa = \"1\"", &format!("itoa = \"1\"\n{dep}")),
+        )
+        .expect("manifest");
+        if kind == "git" {
+            // The lockfile cargo writes for it (the path package counts as the git
+            // source's): made by the test's own cargo, which may read the test's files.
+            let mut lock = Command::new("cargo");
+            lock.current_dir(p)
+                .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true")
+                .arg("generate-lockfile");
+            expect(&mut lock, 0);
+            let text = std::fs::read_to_string(p.join("Cargo.lock")).expect("lock");
+            assert!(text.contains("name = \"hostcrate\""), "{text}");
+        }
+        let mut cmd = hermetic(p);
+        cmd.args(["--json", "vendor"]);
+        let out = cmd.output().expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{dep}: vendored: {stdout}");
+        assert!(
+            !stdout.contains(&secret) && !String::from_utf8_lossy(&out.stderr).contains(&secret),
+            "{dep}: the host file is in hermetic's answer: {stdout}"
+        );
+        nowhere_under(p, &secret);
+        nowhere_under(&shared_cache().join("cargo-home"), &secret);
+        nowhere_under(&shared_cache().join("trees"), &secret);
+    }
 }

@@ -24,6 +24,8 @@ pub enum Error {
     Cargo { path: PathBuf, detail: String },
     #[error("could not run cargo: {0}")]
     CargoMissing(std::io::Error),
+    #[error("{0}")]
+    SandboxMissing(#[from] crate::host::SandboxMissing),
     #[error("the package registry could not be reached while vendoring {path}: {detail}")]
     RegistryUnreachable { path: PathBuf, detail: String },
     #[error("{manifest}: path dependency `{name}` at {dep_path} is outside the workspace {root}")]
@@ -125,6 +127,7 @@ impl Error {
             | Error::CachedArchiveChecksum { .. }
             | Error::BadArchive { .. } => ErrorKind::Check,
             Error::CargoMissing(_)
+            | Error::SandboxMissing(_)
             | Error::RegistryUnreachable { .. }
             | Error::ArchiveNotFound { .. }
             | Error::Io { .. }
@@ -157,6 +160,9 @@ impl Error {
                 "fix the manifest so that `cargo metadata --locked` succeeds".into()
             }
             Error::CargoMissing(_) => "install cargo (rustup) and make sure it is on PATH".into(),
+            Error::SandboxMissing(_) => {
+                "install bubblewrap (`apt-get install bubblewrap`, `dnf install bubblewrap`)".into()
+            }
             Error::RegistryUnreachable { .. } => "vendoring needs the registry once per lockfile: \
                  run again with network access, or on a machine whose hermetic cache \
                  (HERMETIC_CACHE) already holds this lockfile's crates"

@@ -36,33 +36,228 @@ pub fn scrub(cmd: &mut Command) -> &mut Command {
 /// here, and nothing but root can place one.
 pub const NEUTRAL_DIR: &str = "/";
 
-/// `cargo` (or `$CARGO`), run from [`NEUTRAL_DIR`] with no secret in its environment and
-/// none of the user's credentials within reach (see [`lend_no_credentials`]). The caller
-/// passes absolute paths (`--manifest-path`, `--config FILE`).
-pub fn cargo() -> std::io::Result<HostCommand> {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+/// `cargo` (or `$CARGO`), run from [`NEUTRAL_DIR`] with no secret in its environment,
+/// none of the user's credentials within reach (see [`lend_no_credentials`]) and, once
+/// [`HostCommand::sandboxed`], seeing only the system, the toolchain, hermetic's cargo
+/// home and `visible`. The caller passes absolute paths (`--manifest-path`, `--config
+/// FILE`).
+pub fn cargo(visible: Visible) -> std::io::Result<HostCommand> {
+    let mut cmd = Command::new(cargo_program());
     cmd.current_dir(NEUTRAL_DIR)
         .env("CARGO_TARGET_DIR", cargo_target_dir());
     scrub(&mut cmd);
-    HostCommand::new(cmd)
+    HostCommand::new(cmd, visible)
 }
 
-/// A host command and the empty home it runs with, removed when both are done.
+/// The cargo hermetic runs: `$CARGO`, else the first `cargo` on `PATH`, as an absolute
+/// path (the sandbox has its own `PATH`).
+pub fn cargo_program() -> std::path::PathBuf {
+    if let Some(c) = std::env::var_os("CARGO").filter(|c| !c.is_empty()) {
+        return c.into();
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("cargo"))
+        .find(|c| c.is_file())
+        .unwrap_or_else(|| "cargo".into())
+}
+
+/// What a host command may see of the host besides the system and the toolchain.
+#[derive(Debug, Clone, Default)]
+pub struct Visible {
+    /// Read only: the project's tree, a vendored tree, a config file's directory.
+    pub read: Vec<std::path::PathBuf>,
+    /// Read and written: hermetic's cargo home and host target directory.
+    pub write: Vec<std::path::PathBuf>,
+}
+
+impl Visible {
+    /// The directories of the workspace around `manifest_path`: the highest ancestor of
+    /// its directory that still holds a `Cargo.toml` (cargo looks upwards for the
+    /// workspace root), read only.
+    pub fn project(manifest_path: &Path) -> Visible {
+        let start = manifest_path.parent().unwrap_or(Path::new("."));
+        let start = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
+        let top = start
+            .ancestors()
+            .take_while(|d| d.join("Cargo.toml").is_file())
+            .last()
+            .unwrap_or(&start)
+            .to_path_buf();
+        Visible {
+            read: vec![top],
+            write: vec![],
+        }
+    }
+
+    pub fn and_read(mut self, path: &Path) -> Visible {
+        self.read.push(path.to_path_buf());
+        self
+    }
+}
+
+/// A host command, the empty home it runs with (removed when both are done), and what it
+/// may see of the host.
 pub struct HostCommand {
     cmd: Command,
-    _home: tempfile::TempDir,
+    home: tempfile::TempDir,
+    visible: Visible,
 }
 
 impl HostCommand {
     /// Gives `cmd` an empty home of its own and lends it no credentials.
-    pub fn new(mut cmd: Command) -> std::io::Result<HostCommand> {
+    pub fn new(mut cmd: Command, visible: Visible) -> std::io::Result<HostCommand> {
         let home = tempfile::Builder::new()
             .prefix("hermetic-home-")
             .tempdir()?;
         lend_no_credentials(&mut cmd, home.path());
-        Ok(HostCommand { cmd, _home: home })
+        Ok(HostCommand { cmd, home, visible })
+    }
+
+    /// The command to run: this one inside bubblewrap, with a view of the host made of
+    /// the system's programs and libraries, a few files of `/etc` (name resolution and
+    /// certificates), the toolchain, its empty home, hermetic's cargo home and target
+    /// directory, and what `visible` names; the rest of the host (the user's files, other
+    /// projects, `/root`, `/etc/shadow`) is not there. cargo can be made to read any path
+    /// it can see (a `sparse+file://` registry named in a dependency's manifest, a path
+    /// dependency of a git dependency), so what it can see is what it may read. Its own
+    /// pid, ipc and uts namespaces and a new session (no terminal to prompt on); the
+    /// network is shared, to reach the registry.
+    pub fn sandboxed(&self) -> Result<Command, SandboxMissing> {
+        let bwrap = ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.is_file())
+            .ok_or(SandboxMissing)?;
+        let mut b = Command::new(bwrap);
+        b.args([
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",
+        ]);
+        for d in [
+            "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+        ] {
+            match std::fs::symlink_metadata(d) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    if let Ok(target) = std::fs::read_link(d) {
+                        b.arg("--symlink").arg(target).arg(d);
+                    }
+                }
+                Ok(m) if m.is_dir() => {
+                    b.args(["--ro-bind", d, d]);
+                }
+                _ => {}
+            }
+        }
+        b.args(["--dir", "/etc"]);
+        for f in [
+            "resolv.conf",
+            "hosts",
+            "nsswitch.conf",
+            "host.conf",
+            "gai.conf",
+            "services",
+            "protocols",
+            "ssl",
+            "ca-certificates",
+            "ca-certificates.conf",
+            "pki",
+            "passwd",
+            "group",
+            "localtime",
+            "alternatives",
+            "ld.so.cache",
+            "ld.so.conf",
+            "ld.so.conf.d",
+        ] {
+            let path = format!("/etc/{f}");
+            b.args(["--ro-bind-try", &path, &path]);
+        }
+        let program = std::path::PathBuf::from(self.cmd.get_program());
+        if !program.is_file() {
+            // Nothing to run: the command as it is fails to start, which says so.
+            return Ok(Command::new(&program));
+        }
+        let mut read: Vec<std::path::PathBuf> = self.visible.read.clone();
+        if let Some(dir) = program.parent().filter(|d| d.is_absolute()) {
+            read.push(dir.to_path_buf());
+            // A rustup proxy is a link to rustup, which may live elsewhere.
+            if let Ok(real) = std::fs::canonicalize(&program)
+                && let Some(real_dir) = real.parent()
+            {
+                read.push(real_dir.to_path_buf());
+            }
+        }
+        let env_of = |k: &str| {
+            self.cmd
+                .get_envs()
+                .find(|(name, _)| *name == k)
+                .and_then(|(_, v)| v.map(std::path::PathBuf::from))
+        };
+        if let Some(rustup) = env_of("RUSTUP_HOME") {
+            read.push(rustup);
+        }
+        let mut write: Vec<std::path::PathBuf> = self.visible.write.clone();
+        write.push(self.home.path().to_path_buf());
+        if let Some(cargo_home) = env_of("CARGO_HOME") {
+            let _ = std::fs::create_dir_all(&cargo_home);
+            write.push(cargo_home);
+        }
+        if let Some(target) = env_of("CARGO_TARGET_DIR") {
+            let _ = std::fs::create_dir_all(&target);
+            write.push(target);
+        }
+        for r in &read {
+            b.arg("--ro-bind-try").arg(r).arg(r);
+        }
+        for w in &write {
+            b.arg("--bind-try").arg(w).arg(w);
+        }
+        b.arg("--chdir")
+            .arg(self.cmd.get_current_dir().unwrap_or(Path::new("/")));
+        b.arg("--").arg(&program).args(self.cmd.get_args());
+        // The environment the command would have had, whole: what it inherits, with its
+        // own settings and removals applied.
+        b.env_clear();
+        let mut env: std::collections::BTreeMap<std::ffi::OsString, std::ffi::OsString> =
+            std::env::vars_os().collect();
+        for (k, v) in self.cmd.get_envs() {
+            match v {
+                Some(v) => env.insert(k.to_os_string(), v.to_os_string()),
+                None => env.remove(k),
+            };
+        }
+        let path = format!(
+            "{}:/usr/local/bin:/usr/bin:/bin",
+            program
+                .parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        );
+        env.insert("PATH".into(), path.into());
+        b.envs(env);
+        Ok(b)
     }
 }
+
+/// bubblewrap is not installed: host cargo does not run without it.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "bubblewrap (bwrap) is not installed: hermetic runs host cargo only inside it, since a \
+     project can make cargo read any file cargo can see"
+)]
+pub struct SandboxMissing;
 
 impl std::ops::Deref for HostCommand {
     type Target = Command;
@@ -97,6 +292,7 @@ const CREDENTIAL_VARS: &[&str] = &[
     "GIT_CONFIG_COUNT",
     "CARGO_REGISTRY_TOKEN",
     "CARGO_REGISTRY_CREDENTIAL_PROVIDER",
+    "CARGO_REGISTRY_GLOBAL_CREDENTIAL_PROVIDERS",
     "CARGO_CREDENTIAL_PROVIDER",
 ];
 
@@ -203,6 +399,9 @@ const GIT_OVERRIDES: &[&str] = &[
 /// follow a `.git` file, or `core.worktree`, wherever they point. Without an accepted
 /// repository the command has no repository at all, and fails.
 pub fn git(workspace: &Path) -> Command {
+    // git runs from `/`: a relative workspace (`--source .`) is made absolute first.
+    let absolute = std::path::absolute(workspace).unwrap_or_else(|_| workspace.to_path_buf());
+    let workspace = absolute.as_path();
     let mut cmd = Command::new("git");
     cmd.current_dir(NEUTRAL_DIR)
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -559,7 +758,7 @@ mod tests {
 
     #[test]
     fn children_get_no_secret_and_no_project_directory() {
-        let cargo = cargo().expect("home");
+        let cargo = cargo(Visible::default()).expect("home");
         for cmd in [&*cargo, &git(Path::new("/tmp/p"))] {
             for v in SECRET_VARS {
                 assert_eq!(env_of(cmd, v), Some(None), "{v} is not removed");

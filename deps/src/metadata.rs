@@ -7,21 +7,27 @@ use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, TargetKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-/// Runs `cargo metadata --locked`, optionally offline against a source-replacement config.
+/// Runs `cargo metadata --locked`, optionally offline against a source-replacement config
+/// (`offline_config`: the config file and the vendored tree it serves).
 pub(crate) fn cargo_metadata(
     manifest_path: &Path,
-    offline_config: Option<&Path>,
+    offline_config: Option<(&Path, &Path)>,
 ) -> Result<Metadata> {
     let mut cmd = MetadataCommand::new();
     // From a directory the project does not control, without secrets (see `host`).
-    cmd.manifest_path(manifest_path)
+    cmd.cargo_path(crate::host::cargo_program())
+        .manifest_path(manifest_path)
         .current_dir(crate::host::NEUTRAL_DIR)
         .env("CARGO_TARGET_DIR", crate::host::cargo_target_dir());
     for v in crate::host::SECRET_VARS {
         cmd.env_remove(v);
     }
     let mut opts = vec!["--locked".to_string()];
-    if let Some(config) = offline_config {
+    let mut visible = crate::host::Visible::project(manifest_path);
+    if let Some((config, tree)) = offline_config {
+        visible = visible
+            .and_read(config.parent().unwrap_or(Path::new("/nonexistent")))
+            .and_read(tree);
         opts.push("--offline".into());
         opts.push("--config".into());
         opts.push(config.display().to_string());
@@ -29,11 +35,13 @@ pub(crate) fn cargo_metadata(
     cmd.other_options(opts);
     // Run with a time limit (a member manifest that is a fifo would block cargo forever)
     // and a bounded answer.
-    let mut command =
-        crate::host::HostCommand::new(cmd.cargo_command()).map_err(|source| Error::Io {
+    let host = crate::host::HostCommand::new(cmd.cargo_command(), visible).map_err(|source| {
+        Error::Io {
             path: std::env::temp_dir(),
             source,
-        })?;
+        }
+    })?;
+    let mut command = host.sandboxed()?;
     let out = crate::host::output_within(&mut command, None, CARGO_TIMEOUT)
         .map_err(|f| crate::vendor::cargo_failure(manifest_path, "cargo metadata", f))?;
     if !out.status.success() {
@@ -70,6 +78,35 @@ pub(crate) fn classify_stderr(path: PathBuf, stderr: &str) -> Error {
         .collect::<Vec<_>>()
         .join(" / ");
     let has = |needle: &str| stderr.contains(needle);
+    // A path dependency that host cargo could not read because it is outside the
+    // workspace, the only tree it sees (and the only one a hermetic build sees).
+    let dependency = stderr
+        .split("failed to load manifest for dependency `")
+        .nth(1)
+        .and_then(|r| r.split('`').next());
+    let read = stderr
+        .split("failed to read `")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+        .map(PathBuf::from);
+    if let (Some(name), Some(dep_manifest)) = (dependency, read) {
+        let root = crate::host::Visible::project(&path)
+            .read
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        if !dep_manifest.starts_with(&root) {
+            return Error::PathDependencyOutside {
+                manifest: path,
+                name: name.to_string(),
+                dep_path: dep_manifest
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+                root,
+            };
+        }
+    }
     if has("needs to be updated but --locked") || has("cannot update the lock file") {
         Error::LockOutdated { path, detail }
     } else if has("failed to authenticate")

@@ -143,8 +143,10 @@ fn vendor_in(
     for p in lock.external() {
         let source = p.source.as_deref().unwrap_or_default();
         if host_source(source).is_some() {
-            if source.contains("file:") {
+            if let Some((_, path)) = source.split_once("file://") {
                 host_protocols.file = true;
+                let path = path.split(['?', '#']).next().unwrap_or_default();
+                host_protocols.paths.push(PathBuf::from(path));
             } else {
                 host_protocols.ssh = true;
             }
@@ -209,7 +211,7 @@ fn vendor_in(
             if !cache_hit {
                 build_tree(
                     manifest_path,
-                    host_protocols,
+                    &host_protocols,
                     &lock,
                     &key,
                     &expected,
@@ -234,7 +236,7 @@ fn vendor_in(
             write_source_config(&served_from.display().to_string(), &lock),
         )
         .at(&config)?;
-        let meta = match cargo_metadata(manifest_path, Some(&config)) {
+        let meta = match cargo_metadata(manifest_path, Some((&config, served_from))) {
             Ok(meta) => meta,
             // Offline against the vendored tree, a stale lockfile shows up as a missing
             // package; ask cargo again as usual to get its real diagnosis.
@@ -403,11 +405,12 @@ fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
 }
 
 fn workspace_root(manifest_path: &Path) -> Result<PathBuf> {
-    let mut cmd = crate::host::cargo().at(std::env::temp_dir())?;
+    let mut cmd =
+        crate::host::cargo(crate::host::Visible::project(manifest_path)).at(std::env::temp_dir())?;
     cmd.args(["locate-project", "--workspace", "--message-format", "plain"])
         .arg("--manifest-path")
         .arg(manifest_path);
-    let output = run_cargo(&mut cmd, manifest_path, 120)?;
+    let output = run_cargo(&mut cmd.sandboxed()?, manifest_path, 120)?;
     if !output.status.success() {
         return Err(Error::Cargo {
             path: manifest_path.to_path_buf(),
@@ -437,7 +440,7 @@ fn expected_from_lock(lock: &Lockfile) -> Vec<Expected> {
 #[allow(clippy::too_many_arguments)]
 fn build_tree(
     manifest_path: &Path,
-    host: HostProtocols,
+    host: &HostProtocols,
     lock: &Lockfile,
     key: &str,
     expected: &[Expected],
@@ -566,21 +569,31 @@ fn write_checksum_file(
 }
 
 /// The host protocols that sources the user's policy allows need (see [`host_source`]).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct HostProtocols {
     file: bool,
     ssh: bool,
+    /// The directories `file://` sources name.
+    paths: Vec<PathBuf>,
 }
 
-fn cargo_fetch(manifest_path: &Path, host: HostProtocols) -> Result<()> {
-    let mut cmd = crate::host::cargo().at(std::env::temp_dir())?;
+fn cargo_fetch(manifest_path: &Path, host: &HostProtocols) -> Result<()> {
+    let mut visible = crate::host::Visible::project(manifest_path);
+    // The sources of this machine that the user's policy allows, and nothing else of it.
+    visible.read.extend(host.paths.iter().cloned());
+    if host.ssh
+        && let Some(home) = dirs::home_dir()
+    {
+        visible.read.push(home.join(".ssh"));
+    }
+    let mut cmd = crate::host::cargo(visible).at(std::env::temp_dir())?;
     if host.file || host.ssh {
         crate::host::allow_host_protocols(&mut cmd, host.file, host.ssh);
     }
     cmd.args(["fetch", "--locked", "--manifest-path"])
         .arg(manifest_path);
     // Downloads take their time; a cargo blocked on a hostile manifest must not forever.
-    let output = run_cargo(&mut cmd, manifest_path, 1800)?;
+    let output = run_cargo(&mut cmd.sandboxed()?, manifest_path, 1800)?;
     if output.status.success() {
         return Ok(());
     }
@@ -661,14 +674,35 @@ fn vendor_git(manifest_path: &Path, git: &[&LockedPackage], vendor: &Path) -> Re
                 detail: format!("cargo metadata does not list {}@{}", p.name, p.version),
             });
         };
-        let src = pkg
+        let listed = pkg
             .manifest_path
             .parent()
             .map(|d| d.as_std_path().to_path_buf())
             .unwrap_or_default();
+        // A git package is its repository's checkout, nothing else: a path dependency of
+        // a git dependency (or a link in the repository) naming a directory of the host
+        // would otherwise be copied into the build.
+        let src = std::fs::canonicalize(&listed).at(&listed)?;
+        let checkouts = crate::cache::cargo_home()
+            .map(|h| h.join("git").join("checkouts"))
+            .and_then(|c| std::fs::canonicalize(c).ok());
+        if !checkouts.as_ref().is_some_and(|c| src.starts_with(c)) {
+            return Err(Error::Unsupported {
+                path: listed,
+                detail: format!(
+                    "the git package {}@{} is not inside its repository's checkout: a git \
+                     dependency's packages must live in its own repository (a path \
+                     dependency or a link out of it is refused)",
+                    p.name, p.version
+                ),
+            });
+        }
         let dest = vendor.join(p.dir_name());
         let mut files = crate::archive::Listing::new();
+        let mut total: u64 = 0;
         let walker = walkdir::WalkDir::new(&src)
+            .follow_links(false)
+            .follow_root_links(false)
             .sort_by_file_name()
             .into_iter()
             .filter_entry(|e| {
@@ -691,17 +725,59 @@ fn vendor_git(manifest_path: &Path, git: &[&LockedPackage], vendor: &Path) -> Re
             if crate::archive::is_skipped(&rel) {
                 continue;
             }
-            let bytes = std::fs::read(entry.path()).at(entry.path())?;
             let out = dest.join(&rel);
             if let Some(parent) = out.parent() {
                 std::fs::create_dir_all(parent).at(parent)?;
             }
-            std::fs::write(&out, &bytes).at(&out)?;
-            files.insert(rel, crate::hash::sha256_hex(&bytes));
+            // Streamed, and bounded as a crate archive is: a repository can hold a file far
+            // larger than its packed size.
+            let left = crate::archive::MAX_UNPACKED.saturating_sub(total);
+            let (copied, sha) = copy_hashed(entry.path(), &out, left)?;
+            total += copied;
+            if copied > left {
+                return Err(Error::BadArchive {
+                    archive: src.clone(),
+                    detail: format!(
+                        "the git package {}@{} holds more than {} MiB, the most a crate may \
+                         unpack to",
+                        p.name,
+                        p.version,
+                        crate::archive::MAX_UNPACKED >> 20
+                    ),
+                });
+            }
+            files.insert(rel, sha);
         }
         write_checksum_file(&dest, files, None)?;
     }
     Ok(())
+}
+
+/// Copies the regular file `from` to `to`, at most `limit` bytes (one more is read, to
+/// tell that there was more), and returns how many were read and the SHA-256 of what was
+/// written.
+fn copy_hashed(from: &Path, to: &Path, limit: u64) -> Result<(u64, String)> {
+    use sha2::Digest;
+    use std::io::{Read, Write};
+    let (f, _) = crate::host::open_regular(from).at(from)?;
+    let mut reader = f.take(limit.saturating_add(1));
+    let mut w = std::fs::File::create(to).at(to)?;
+    let mut hash = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n_total: u64 = 0;
+    loop {
+        let n = reader.read(&mut buf).at(from)?;
+        if n == 0 {
+            break;
+        }
+        n_total += n as u64;
+        if n_total > limit {
+            break;
+        }
+        hash.update(&buf[..n]);
+        w.write_all(&buf[..n]).at(to)?;
+    }
+    Ok((n_total, hex::encode(hash.finalize())))
 }
 
 /// The source-replacement config for a vendored tree in the directory `dir_name`.

@@ -46,14 +46,17 @@ fn build_vendor_dir(cache: &Cache, project: &Path) -> PathBuf {
         .join("deps")
 }
 
-/// `path` lies in the project's directory (by real location): a policy there is the
-/// project's, whoever names it on the command line.
+/// `path` lies in the project (by real location): in its directory, or in any directory
+/// above it that belongs to it (holds a `Cargo.toml`, the workspace's root, or `.git`, the
+/// checkout's). A policy there is the project's, whoever names it on the command line.
 fn inside(path: &Path, project: &Path) -> bool {
-    match (std::fs::canonicalize(path), std::fs::canonicalize(project)) {
-        (Ok(p), Ok(d)) => p.starts_with(d),
+    let (Ok(p), Ok(d)) = (std::fs::canonicalize(path), std::fs::canonicalize(project)) else {
         // Not resolvable: not the user's to vouch for.
-        _ => true,
-    }
+        return true;
+    };
+    d.ancestors().enumerate().any(|(i, a)| {
+        (i == 0 || a.join("Cargo.toml").exists() || a.join(".git").exists()) && p.starts_with(a)
+    })
 }
 
 pub fn vendor_step(
@@ -85,6 +88,9 @@ pub fn vendor_step(
     let shown = policy_path.clone().unwrap_or_default();
     for d in &outcome.diagnostics {
         spinner.println(d.render(&shown).trim_end());
+    }
+    for line in proposal_lines(&image_proposals(&outcome, manifest_path)) {
+        spinner.println(&line);
     }
     if !outcome.written {
         return Err(Failure {
@@ -148,6 +154,7 @@ pub fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             "policy": policy_path.as_ref().map(|p| p.display().to_string()),
             "diagnostics": outcome.diagnostics,
             "warnings": outcome.warnings,
+            "image_proposals": image_proposals(&outcome, &args.manifest_path),
         }));
         return Ok(code);
     }
@@ -189,7 +196,59 @@ pub fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         "build offline with: cargo build --offline --frozen --config {}",
         outcome.out.join("config.toml").display()
     );
+    for line in proposal_lines(&image_proposals(&outcome, &args.manifest_path)) {
+        eprintln!("{line}");
+    }
     Ok(code)
+}
+
+/// What the builder image lacks for dependencies known to need more than the compiler,
+/// given the packages the project's hermetic.toml declares (an unreadable file declares
+/// none: the build reports it).
+fn image_proposals(
+    outcome: &hermetic_deps::VendorOutcome,
+    manifest_path: &Path,
+) -> Vec<hermetic_sandbox::needs::Proposal> {
+    let declared = crate::cmd::build::project_packages(manifest_path, None).unwrap_or_default();
+    hermetic_sandbox::needs::proposals(
+        outcome.manifest.packages.iter().map(|p| p.name.as_str()),
+        &declared,
+    )
+}
+
+/// The proposals as notes, with the line to add.
+fn proposal_lines(proposals: &[hermetic_sandbox::needs::Proposal]) -> Vec<String> {
+    let mut all: Vec<&str> = proposals
+        .iter()
+        .flat_map(|p| p.packages.iter().map(String::as_str))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    let mut lines: Vec<String> = proposals
+        .iter()
+        .map(|p| {
+            format!(
+                "note: the build script of {} usually needs {}, which the builder image lacks",
+                p.krate,
+                p.packages
+                    .iter()
+                    .map(|x| format!("`{x}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    if !all.is_empty() {
+        lines.push(format!(
+            "note: add to hermetic.toml (beside Cargo.toml), then run `hermetic image \
+             bootstrap`:\n[image]\npackages = [{}]",
+            all.iter()
+                .map(|p| format!("\"{p}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    lines
 }
 
 fn check(dir: &Path, cache: &Cache, out: &Output) -> Result<Code, Failure> {
