@@ -797,6 +797,16 @@ fn a_build_script_that_needs_make_is_told_then_builds_reproducibly() {
         "the fix gives the line to add: {v}"
     );
 
+    // Before any build, vendoring proposes it from what the dependency is.
+    let mut vendor = hermetic(p);
+    vendor.args(["--json", "vendor"]);
+    let v = expect(&mut vendor, 0).json();
+    assert_eq!(
+        v["image_proposals"],
+        serde_json::json!([{"krate": "tikv-jemalloc-sys", "packages": ["make"]}]),
+        "{v}"
+    );
+
     // The project says what it needs; its image is made beside the default one.
     std::fs::write(p.join("hermetic.toml"), config).expect("hermetic.toml");
     let mut boot = hermetic(p);
@@ -835,4 +845,41 @@ fn a_build_script_that_needs_make_is_told_then_builds_reproducibly() {
     assert_eq!(out.stdout, "jemalloc ok\n");
     // Only the test's own image goes; the default one stays for the other tests.
     let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+}
+
+/// A build script that writes into its own package (completions into a new directory, and
+/// over a committed file) builds on the first try, also as another user and at another
+/// path; the writes land in the run's copy, never in the checkout.
+#[test]
+fn a_build_script_that_writes_into_its_package_builds_and_the_checkout_is_untouched() {
+    let _serial = engine_lock();
+    let image = builder_image();
+    let project = fixture("writes-source");
+    let p = project.path();
+    let mut cmd = hermetic(p);
+    cmd.args([
+        "--json",
+        "verify",
+        "--image",
+        image,
+        "--runners",
+        "2",
+        "--vary",
+        "all",
+    ]);
+    let v = expect(&mut cmd, 0).json();
+    assert_eq!(v["verdict"], "reproducible", "{v}");
+    let out = expect(&mut Command::new(p.join("dist/writes-source")), 0);
+    assert_eq!(
+        out.stdout, "complete -W 'run check' writes-source\n7 fresh\n",
+        "the binary holds what the build script wrote"
+    );
+    assert!(
+        !p.join("completions").exists(),
+        "the build wrote into the checkout"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("generated.txt")).expect("generated.txt"),
+        "stale\n"
+    );
 }

@@ -1,7 +1,8 @@
 //! One hermetic `cargo build` in a container.
 //!
 //! Layout inside the container (`P` is the build path, `/hermetic` unless varied):
-//! - `P` — a volume with the workspace, mounted read-only at `P/src`, owned by root;
+//! - `P` — a volume of the run's own with the workspace at `P/src`, writable by the build
+//!   (a build script may write into its own package; the copy goes with the run);
 //! - `P/deps` — a volume with the vendored tree and its source-replacement config, mounted
 //!   read-only; kept by the engine between builds of the same tree ([`crate::cache`]);
 //! - `P/work` — a second volume, the only writable place besides `/tmp`: `target/`, `home/`,
@@ -118,6 +119,9 @@ pub struct BuildSpec {
     /// toolchain ([`crate::cache`]); `false` uploads the tree for this build alone and reads
     /// the toolchain from the image.
     pub engine_cache: bool,
+    /// The Debian packages the project declares (`[image] packages`): an image made by
+    /// hermetic must carry them in its definition.
+    pub packages: Vec<String>,
 }
 
 /// What a successful build produced, with what provenance needs to know about it.
@@ -652,6 +656,8 @@ struct TarWriter {
     builder: tar::Builder<Vec<u8>>,
     mtime: u64,
     dirs: std::collections::BTreeSet<PathBuf>,
+    /// Entries writable by every user (see [`TarWriter::writable`]).
+    writable: bool,
 }
 
 impl TarWriter {
@@ -660,6 +666,19 @@ impl TarWriter {
             builder: tar::Builder::new(Vec::new()),
             mtime: mtime.max(0) as u64,
             dirs: Default::default(),
+            writable: false,
+        }
+    }
+
+    /// For the workspace: its directories and files writable by whichever user the build
+    /// runs as (the uid is varied), so that a build script that writes into its own package
+    /// (shell completions, generated code) works as it does in a checkout. The writes land
+    /// in the run's own copy, removed with the run; the snapshot that was hashed and
+    /// recorded is these bytes, and vendored dependencies stay read-only.
+    fn writable(mtime: i64) -> TarWriter {
+        TarWriter {
+            writable: true,
+            ..TarWriter::new(mtime)
         }
     }
 
@@ -672,7 +691,7 @@ impl TarWriter {
         }
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
+        h.set_mode(if self.writable { 0o777 } else { 0o755 });
         h.set_uid(uid as u64);
         h.set_gid(uid as u64);
         h.set_mtime(self.mtime);
@@ -688,7 +707,12 @@ impl TarWriter {
             self.dir(parent, 0)?;
         }
         let mut h = tar::Header::new_gnu();
-        h.set_mode(if executable { 0o755 } else { 0o644 });
+        h.set_mode(match (executable, self.writable) {
+            (true, false) => 0o755,
+            (false, false) => 0o644,
+            (true, true) => 0o777,
+            (false, true) => 0o666,
+        });
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(self.mtime);
@@ -891,7 +915,7 @@ impl Snapshot {
     ) -> Result<Snapshot> {
         let mut contents = Vec::with_capacity(files.len());
         let mut total: u64 = 0;
-        let mut src = TarWriter::new(source_date_epoch);
+        let mut src = TarWriter::writable(source_date_epoch);
         for rel in &files {
             // Classified again as it is read: the tree may have changed since it was listed.
             let content = match source_kind(workspace, rel)? {
@@ -994,7 +1018,7 @@ impl Snapshot {
     /// second way (reversed), from memory.
     fn archives(&self, reverse_file_order: bool) -> Result<Vec<bytes::Bytes>> {
         let src = if reverse_file_order {
-            let mut tar = TarWriter::new(self.source_date_epoch);
+            let mut tar = TarWriter::writable(self.source_date_epoch);
             for (rel, content) in self.files.iter().zip(&self.contents).rev() {
                 tar.entry(&Path::new("src").join(rel), content)?;
             }
@@ -1154,6 +1178,22 @@ async fn build_inner(
     let clock = std::time::Instant::now();
     stage("checking the builder image");
     let info = image::show(engine, &spec.image).await?;
+    // The image was found by a tag or digest; what it holds is in its definition.
+    if info.definition.is_some() {
+        let has = declared_packages(&info);
+        let missing: Vec<String> = spec
+            .packages
+            .iter()
+            .filter(|p| !has.contains(p))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::ImageLacksPackages {
+                image: info.digest.clone(),
+                missing,
+            });
+        }
+    }
     let p = spec.env.build_path.trim_end_matches('/').to_string();
 
     stage("packing inputs");
@@ -1249,8 +1289,10 @@ async fn build_inner(
         container::upload(engine, &helper, &format!("{p}/work"), work.into()).await?;
         let upload_ms = ms_since(uploading);
         let mut body = body.clone();
+        // The workspace is the run's own copy, writable (see `TarWriter::writable`); the
+        // vendored tree and the toolchain are shared, and read-only.
         let mut mounts = vec![
-            volume_mount(&in_vol, &p, true),
+            volume_mount(&in_vol, &p, false),
             volume_mount(&deps.name, &format!("{p}/deps"), true),
             volume_mount(&work_vol, &format!("{p}/work"), false),
         ];

@@ -18,6 +18,10 @@ pub enum Error {
     TlsFiles { host: String, missing: PathBuf },
     #[error("image {reference} is not present in the engine at {host}")]
     ImageMissing { reference: String, host: String },
+    #[error("the builder image {image} lacks {} that hermetic.toml declares", missing.join(", "))]
+    ImageLacksPackages { image: String, missing: Vec<String> },
+    #[error("--base {base}: {why}")]
+    BaseNotPinned { base: String, why: String },
     #[error("the image loaded into {host} has digest {found}, not {expected}")]
     ImageDigestMismatch {
         host: String,
@@ -114,6 +118,8 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::ImageMissing { .. }
+            | Error::BaseNotPinned { .. }
+            | Error::ImageLacksPackages { .. }
             | Error::InputsChanged { .. }
             | Error::BadImageLock { .. }
             | Error::UnsafeSource { .. } => ErrorKind::Input,
@@ -157,6 +163,14 @@ impl Error {
             Error::TlsFiles { .. } => "put ca.pem, cert.pem and key.pem in DOCKER_CERT_PATH \
                  (default ~/.docker), or set the runner's cert-path in hermetic.toml"
                 .into(),
+            Error::ImageLacksPackages { .. } => "run `hermetic image bootstrap` in the \
+                 project: it makes the image for the packages hermetic.toml declares (and \
+                 tags it as the project's builds look for it)"
+                .into(),
+            Error::BaseNotPinned { base, .. } => format!(
+                "pull it and pass the digest the engine records: `docker pull {base}`, then \
+                 `docker inspect --format '{{{{index .RepoDigests 0}}}}' {base}`"
+            ),
             Error::ImageMissing { .. } => {
                 "run `hermetic image bootstrap` to make the builder image \
                  offline, or `hermetic image build` if a base image is present"

@@ -102,7 +102,17 @@ async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
         return Ok(t);
     }
     let run = RunId::new();
-    let (code, toolchain) = run_probe(engine, &run, digest, &["rustc", "-vV"]).await?;
+    let (code, toolchain) = match run_probe(engine, &run, digest, &["rustc", "-vV"]).await {
+        // An image without rustc (a base image, say) has no toolchain; the engine says so
+        // when it cannot start the probe.
+        Err(e) if e.to_string().contains("executable file not found") => {
+            return Ok(Toolchain {
+                toolchain: None,
+                sysroot: None,
+            });
+        }
+        r => r?,
+    };
     let (_, sysroot) = run_probe(engine, &run, digest, &["rustc", "--print", "sysroot"]).await?;
     let t = Toolchain {
         toolchain: (code == 0).then(|| toolchain.trim().to_string()),
@@ -318,6 +328,19 @@ pub async fn bootstrap(
                 }
                 if let Some(p) = opts.packages.iter().find(|p| !d.packages.contains(p)) {
                     return Err(conflict("--package", p, &d.packages.join(",")));
+                }
+                // Nor more than asked for: the image's tag names the packages asked for,
+                // and a project that asks for these must get only these.
+                if let Some(extra) = d.packages.iter().find(|p| {
+                    !recipe::BASE_PACKAGES.contains(&p.as_str()) && !opts.packages.contains(p)
+                }) {
+                    return Err(Error::Bootstrap {
+                        what: format!("the package {extra} of {}", opts.lock.display()),
+                        detail: "it is not asked for (hermetic.toml's [image] packages, or \
+                                 --package): add it there, or pass --update-lock to define \
+                                 the image without it"
+                            .into(),
+                    });
                 }
                 d.clone()
             }

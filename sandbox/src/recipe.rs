@@ -277,6 +277,8 @@ pub fn is_mirror_url(url: &str) -> bool {
 pub fn is_debian_package(name: &str) -> bool {
     name.len() >= 2
         && name.len() <= 128
+        // apt reads `name-` as "remove name".
+        && !name.ends_with('-')
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name
             .bytes()
@@ -674,6 +676,22 @@ pub fn make(
     make_rootfs(def, &rootfs)?;
     let rootfs_id = layers::file_digest(&rootfs)?;
     let facts = rootfs_facts(&rootfs)?;
+    // apt reads a name that no package has as a pattern (`x.y` is a regular expression):
+    // each package asked for must be installed under its own name.
+    if let Some(p) = def
+        .packages
+        .iter()
+        .find(|p| !facts.installed.contains_key(p.as_str()))
+    {
+        return Err(Error::Bootstrap {
+            what: "make the rootfs".into(),
+            detail: format!(
+                "the package {p:?} is not installed in it: {} has no package of that name \
+                 (check its spelling with `apt-cache policy {p}`)",
+                def.suite
+            ),
+        });
+    }
     let builder = dir.join("builder.tar");
     let builder_id = builder_layer(&facts, def.epoch, &builder)?;
     let diff_ids = vec![rootfs_id.clone(), toolchain_id.clone(), builder_id.clone()];

@@ -158,15 +158,22 @@ fn ms(since: std::time::Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The packages the project's own `hermetic.toml` (beside its manifest) adds to its
-/// builder image.
-pub fn project_packages(manifest_path: &Path) -> Result<Vec<String>, Failure> {
-    let path = manifest_path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(hermetic_sandbox::config::FILE);
+/// The packages a `hermetic.toml` (`config`, else the project's own, beside its manifest)
+/// adds to the builder image.
+pub fn project_packages(
+    manifest_path: &Path,
+    config: Option<&Path>,
+) -> Result<Vec<String>, Failure> {
+    let path = config.map(Path::to_path_buf).unwrap_or_else(|| {
+        manifest_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(hermetic_sandbox::config::FILE)
+    });
+    // Only its packages are read here (any project may name them); its runners are checked
+    // where they are used, as the file's origin allows.
     let config =
-        hermetic_sandbox::config::Config::load(&path, hermetic_sandbox::config::Origin::Project)
+        hermetic_sandbox::config::Config::load(&path, hermetic_sandbox::config::Origin::User)
             .map_err(|e| Failure {
                 code: Code::Input,
                 message: e.to_string(),
@@ -179,17 +186,19 @@ pub fn project_packages(manifest_path: &Path) -> Result<Vec<String>, Failure> {
 /// `args` with the builder image the project's build uses: unless `--image` names one, the
 /// image made for the packages its `hermetic.toml` declares (`hermetic image bootstrap` in
 /// the project makes and tags it).
-pub fn with_project_image(args: &Args) -> Result<Args, Failure> {
+pub fn with_project_image(args: &Args, config: Option<&Path>) -> Result<Args, Failure> {
     let mut args = args.clone();
     if args.image == DEFAULT_BUILDER {
-        args.image =
-            hermetic_sandbox::image::builder_reference(&project_packages(&args.manifest_path)?);
+        args.image = hermetic_sandbox::image::builder_reference(&project_packages(
+            &args.manifest_path,
+            config,
+        )?);
     }
     Ok(args)
 }
 
 pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
-    let args = &with_project_image(args)?;
+    let args = &with_project_image(args, None)?;
     let spinner = Spinner::new(out.json);
     let clock = std::time::Instant::now();
     let vendored =
@@ -444,6 +453,7 @@ pub async fn build_project(
         diagnostics_dir: hermetic_dir.join("diagnostics").join(&run.0),
         cargo_args,
         engine_cache: !args.no_engine_cache,
+        packages: project_packages(&args.manifest_path, None).unwrap_or_default(),
     };
     let stage = |m: &str| spinner.stage(m);
     let log_line = |l: &str| {

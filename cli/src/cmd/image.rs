@@ -56,13 +56,18 @@ pub enum Command {
         #[arg(long)]
         expect: Option<String>,
     },
-    /// Build Dockerfile.hermetic through the API on a base image present in the engine.
+    /// Add hermetic's layer (the build user and /hermetic, as Dockerfile.hermetic) to a
+    /// base image pinned by digest and present in the engine; the result's digest follows
+    /// from the base's, the same on every machine.
     Build {
-        /// Base image (e.g. a registry image pinned by digest, or hermetic/base:…).
+        /// Base image, pinned: REF@sha256:… (as `docker pull` records it) or sha256:… (an
+        /// image id).
         #[arg(long)]
         base: String,
         #[arg(long, default_value = DEFAULT_BUILDER)]
         tag: String,
+        /// A Dockerfile of your own instead of hermetic's layer (run by the engine's
+        /// builder, so its digest is not the same on every machine).
         #[arg(long)]
         dockerfile: Option<PathBuf>,
     },
@@ -108,7 +113,7 @@ pub async fn run(cmd: &Command, out: &Output) -> Result<Code, Failure> {
                 .join("hermetic.toml");
             let declared = hermetic_sandbox::config::Config::load(
                 &config_path,
-                hermetic_sandbox::config::Origin::Project,
+                hermetic_sandbox::config::Origin::User,
             )
             .map_err(|e| Failure {
                 code: Code::Input,
@@ -194,12 +199,27 @@ pub async fn run(cmd: &Command, out: &Output) -> Result<Code, Failure> {
             tag,
             dockerfile,
         } => {
-            let (dockerfile, _keep) = dockerfile_path(dockerfile)?;
-            image::inspect(&engine, base).await?;
-            stage("building Dockerfile.hermetic");
-            let r = image::build_dockerfile(&engine, &dockerfile, base, tag).await;
-            spinner.finish();
-            r?;
+            match dockerfile {
+                // A Dockerfile of the user's: the engine's builder runs it (its result is
+                // not the same on every machine).
+                Some(_) => {
+                    let (dockerfile, _keep) = dockerfile_path(dockerfile)?;
+                    image::inspect(&engine, base).await?;
+                    stage("building the Dockerfile");
+                    let r = image::build_dockerfile(&engine, &dockerfile, base, tag).await;
+                    spinner.finish();
+                    r?;
+                }
+                None => {
+                    let scratch = hermetic_deps::cache::Cache::from_env()
+                        .root()
+                        .join("scratch");
+                    let r =
+                        hermetic_sandbox::base::build(&engine, base, tag, &scratch, &stage).await;
+                    spinner.finish();
+                    r?;
+                }
+            }
             image::show(&engine, tag).await?
         }
         Command::Show { reference } => {

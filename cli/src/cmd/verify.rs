@@ -498,7 +498,7 @@ fn differing(a: &Built, b: &Built) -> Vec<String> {
 
 pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     let args = &Args {
-        build: crate::cmd::build::with_project_image(&args.build)?,
+        build: crate::cmd::build::with_project_image(&args.build, args.config.as_deref())?,
         ..args.clone()
     };
     let variations = vary::parse(&args.vary).map_err(|e| {
