@@ -739,116 +739,439 @@ fn bootstrap_from_nothing(
     expect(&mut cmd, code)
 }
 
-/// Independent machines agree: two builder images made from nothing, on two engines, with
-/// two homes and caches, have the same digest and the same lock; a rebuild on each, signed
-/// by each machine's key, passes a 2-of-2 gate. A lock that names another toolchain
-/// component is told which one differs, and nothing is loaded.
-#[test]
-fn two_machines_make_the_same_builder_image_and_their_rebuilds_agree() {
-    let _serial = engine_lock();
-    let engine = SecondEngine::start(None);
-    let (one, two) = (
-        tempfile::tempdir().expect("tmp"),
-        tempfile::tempdir().expect("tmp"),
-    );
-    let (lock1, lock2) = (
-        one.path().join("hermetic-image.lock"),
-        two.path().join("hermetic-image.lock"),
-    );
-    let a = bootstrap_from_nothing(None, one.path(), &lock1, "hermetic/twin:one", 0).json();
-    let b = bootstrap_from_nothing(
-        Some(&engine.endpoint()),
-        two.path(),
-        &lock2,
-        "hermetic/twin:two",
-        0,
-    )
-    .json();
-    let digest = a["image"]["digest"].as_str().expect("digest").to_string();
-    assert_eq!(
-        b["image"]["digest"].as_str(),
-        Some(digest.as_str()),
-        "{a}\n{b}"
-    );
-    assert_eq!(
-        std::fs::read(&lock1).expect("lock"),
-        std::fs::read(&lock2).expect("lock"),
-        "the two machines wrote different locks"
-    );
-    assert_eq!(a["lock"]["image"].as_str(), Some(digest.as_str()));
-    assert!(a["lock"]["installed"]["gcc"].is_string(), "{}", a["lock"]);
+/// One job of the workflow, as the harness runs it: its own engine, home, temp dir and
+/// workspace; artifacts pass between jobs only as files under `artifacts`.
+struct Job<'a> {
+    docker_host: Option<String>,
+    root: &'a Path,
+    name: String,
+    checkout: &'a Path,
+    artifacts: &'a Path,
+    shims: &'a Path,
+}
 
-    // Each machine rebuilds with its own image and key; the gate counts both.
-    let keys = tempfile::tempdir().expect("tmp");
-    let key = |name: &str| {
-        let mut cmd = hermetic(keys.path());
+/// What a job did: the name of the step that failed, if one did, and what it printed.
+struct JobRun {
+    failed: Option<String>,
+    log: String,
+}
+
+impl Job<'_> {
+    /// Runs the steps of `job` (from tests/helpers/workflow.py) in order, as a runner
+    /// does: `run:` scripts with `bash -eo pipefail`, the environment that earlier steps
+    /// appended to `$GITHUB_ENV`, and the three actions the workflow uses done here
+    /// (checkout copies the checkout; upload and download copy artifacts as files).
+    fn run(&self, job: &serde_json::Value) -> JobRun {
+        let dir = self.root.join(&self.name);
+        let (ws, home, tmp) = (dir.join("ws"), dir.join("home"), dir.join("tmp"));
+        for d in [&ws, &home, &tmp] {
+            std::fs::create_dir_all(d).expect("job dirs");
+        }
+        // The machine's one toolchain (a hosted runner has it under its home too).
+        let rustup_home = std::env::var_os("RUSTUP_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".rustup")
+            });
+        std::os::unix::fs::symlink(&rustup_home, home.join(".rustup")).expect("rustup link");
+        let github_env = tmp.join("github-env");
+        let summary = tmp.join("step-summary.md");
+        std::fs::write(&github_env, "").expect("env file");
+        let hermetic_dir = Path::new(env!("CARGO_BIN_EXE_hermetic"))
+            .parent()
+            .expect("bin dir")
+            .to_path_buf();
+        let cargo_bin = cargo_bin_dir();
+        let path = format!(
+            "{}:{}:{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            self.shims.display(),
+            hermetic_dir.display(),
+            cargo_bin.display()
+        );
+        let mut log = String::new();
+        for step in job["steps"].as_array().expect("steps") {
+            let name = step["name"].as_str().unwrap_or_default().to_string();
+            log.push_str(&format!("== {}: {name}\n", self.name));
+            if let Some(uses) = step["uses"].as_str() {
+                let with = &step["with"];
+                match uses {
+                    // As actions/checkout does: a clone of the repository at its commit.
+                    "actions/checkout" => {
+                        let mut clone = Command::new("git");
+                        clone.args(["clone", "-q"]).arg(self.checkout).arg(&ws);
+                        expect(&mut clone, 0);
+                    }
+                    "actions/upload-artifact" => {
+                        let to = self.artifacts.join(with["name"].as_str().expect("name"));
+                        let paths: Vec<PathBuf> = with["path"]
+                            .as_str()
+                            .expect("path")
+                            .lines()
+                            .map(|l| l.trim().trim_end_matches('/'))
+                            .filter(|l| !l.is_empty())
+                            .map(|l| ws.join(l.replace("${RUNNER_TEMP}", &tmp.to_string_lossy())))
+                            .collect();
+                        if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+                            return JobRun {
+                                failed: Some(format!("{name}: no {} to upload", missing.display())),
+                                log,
+                            };
+                        }
+                        // As upload-artifact does: the paths' common ancestor is the
+                        // artifact's root (one directory alone: its contents).
+                        let root = match paths.as_slice() {
+                            [one] if one.is_dir() => one.clone(),
+                            _ => {
+                                let mut root = paths[0].parent().expect("parent").to_path_buf();
+                                while !paths.iter().all(|p| p.starts_with(&root)) {
+                                    root = root.parent().expect("common ancestor").to_path_buf();
+                                }
+                                root
+                            }
+                        };
+                        for from in &paths {
+                            let rel = from.strip_prefix(&root).expect("under the root");
+                            if from.is_dir() {
+                                copy_dir(from, &to.join(rel));
+                            } else {
+                                let dest = to.join(rel);
+                                std::fs::create_dir_all(dest.parent().expect("parent"))
+                                    .expect("artifact dir");
+                                std::fs::copy(from, dest).expect("artifact");
+                            }
+                        }
+                    }
+                    "actions/download-artifact" => {
+                        let into = ws.join(
+                            with["path"]
+                                .as_str()
+                                .expect("path")
+                                .replace("${RUNNER_TEMP}", &tmp.to_string_lossy()),
+                        );
+                        for a in std::fs::read_dir(self.artifacts)
+                            .expect("artifacts")
+                            .flatten()
+                        {
+                            copy_dir(&a.path(), &into.join(a.file_name()));
+                        }
+                    }
+                    other => panic!("the harness does not run {other}"),
+                }
+                continue;
+            }
+            let script = tmp.join("step.sh");
+            std::fs::write(&script, step["run"].as_str().expect("run")).expect("script");
+            let mut cmd = Command::new("bash");
+            cmd.args(["--noprofile", "--norc", "-eo", "pipefail"])
+                .arg(&script)
+                .current_dir(&ws)
+                .env_clear()
+                .env("PATH", &path)
+                .env("HOME", &home)
+                .env("USER", "root")
+                .env("LANG", "C.UTF-8")
+                .env("RUNNER_TEMP", &tmp)
+                .env("GITHUB_ENV", &github_env)
+                .env("GITHUB_STEP_SUMMARY", &summary)
+                .env("GITHUB_WORKSPACE", &ws)
+                // hermetic's own host cargo is the toolchain's, not the stand-in for
+                // `cargo install` (which the sandbox that host cargo runs in would not find).
+                .env("CARGO", cargo_bin.join("cargo"));
+            if let Some(h) = &self.docker_host {
+                cmd.env("DOCKER_HOST", h);
+            }
+            for line in std::fs::read_to_string(&github_env)
+                .expect("env file")
+                .lines()
+            {
+                if let Some((k, v)) = line.split_once('=') {
+                    cmd.env(k, v);
+                }
+            }
+            if let Some(env) = step["env"].as_object() {
+                for (k, v) in env {
+                    cmd.env(k, v.as_str().unwrap_or_default());
+                }
+            }
+            let out = cmd.output().expect("bash");
+            log.push_str(&String::from_utf8_lossy(&out.stdout));
+            log.push_str(&String::from_utf8_lossy(&out.stderr));
+            if !out.status.success() {
+                // What a step redirected (`--json > image.json`) is part of its story.
+                let redirected = std::fs::read_dir(&ws)
+                    .into_iter()
+                    .chain(std::fs::read_dir(&tmp));
+                for f in redirected.flatten().flatten() {
+                    if f.path().extension().is_some_and(|e| e == "json") {
+                        log.push_str(&format!("-- {}:\n", f.path().display()));
+                        log.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
+                    }
+                }
+                return JobRun {
+                    failed: Some(name),
+                    log,
+                };
+            }
+        }
+        JobRun { failed: None, log }
+    }
+}
+
+/// Where this machine's `cargo` (a rustup proxy) is.
+fn cargo_bin_dir() -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", "command -v cargo"])
+        .output()
+        .expect("sh");
+    let cargo = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(cargo.is_absolute(), "cargo is not on PATH");
+    cargo.parent().expect("cargo's directory").to_path_buf()
+}
+
+/// Stand-ins for the steps that install tools on a hosted runner; everything else in the
+/// workflow runs as written. `sudo`: the tests run as root (the command gets the real
+/// tools). `apt-get`: .ci/run installed
+/// the packages; each one named must be there. `rustup toolchain install`/`default V`:
+/// this machine's one toolchain must be version V (none can be fetched here). `cargo
+/// install --path cli`: the hermetic under test is already on PATH.
+fn workflow_shims(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("shims");
+    let real_cargo = cargo_bin_dir().join("cargo");
+    let real_cargo = real_cargo.display();
+    // The real tools under sudo: a `PATH=` the command is given loses the stand-ins
+    // (mmdebstrap must find the real apt-get).
+    write_executable(
+        &dir.join("sudo"),
+        &format!(
+            "#!/bin/sh\nshims='{}'\nn=$#\nfor a in \"$@\"; do\n  case \"$a\" in\n    \
+             PATH=*) a=\"PATH=$(printf '%s' \"${{a#PATH=}}\" | tr ':' '\\n' | grep -vxF \"$shims\" | paste -sd: -)\" ;;\n  \
+             esac\n  set -- \"$@\" \"$a\"\ndone\nshift \"$n\"\nexec \"$@\"\n",
+            dir.display()
+        ),
+    );
+    write_executable(
+        &dir.join("apt-get"),
+        "#!/bin/sh\nfor p; do case \"$p\" in -*|update|install) ;; \
+         *) dpkg -s \"$p\" >/dev/null 2>&1 || { echo \"apt-get: $p is not installed here\" >&2; exit 1; };; \
+         esac; done\n",
+    );
+    write_executable(
+        &dir.join("rustup"),
+        "#!/bin/sh\ncase \"$1 $2\" in\n\
+         'toolchain install') v=$3 ;;\n\
+         default*) v=$2 ;;\n\
+         *) echo \"rustup $*: not available here\" >&2; exit 1 ;;\n\
+         esac\n\
+         rustc -V | grep -q \"^rustc $v \" || { echo \"rustup: this machine has $(rustc -V), not $v\" >&2; exit 1; }\n",
+    );
+    write_executable(
+        &dir.join("cargo"),
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = install ]; then hermetic --version; exit $?; fi\n\
+             exec '{real_cargo}' \"$@\"\n"
+        ),
+    );
+}
+
+/// The release workflow, run: every `run:` step of every job, as written, job by job on
+/// this machine. Each rebuild job has its own engine (runner 1 the local one, runners 2
+/// and 3 engines of their own started empty), home, caches and key; the gate job has an
+/// engine of its own too, and sees the rebuilds only as artifact files. The secrets are
+/// test keys. The builder image is derived from the lock on every engine and its digest
+/// is the same; the gate passes 2 of 3 and the audit rebuilds; with the artifact that the
+/// release is cut from tampered, the gate job fails and publishes nothing. A lock that
+/// names another toolchain component is told which one differs.
+#[test]
+fn the_release_workflow_runs_job_by_job_and_its_gate_holds() {
+    let _serial = engine_lock();
+    builder_image();
+    let root = tempfile::Builder::new()
+        .prefix("hermetic-workflow-")
+        .tempdir_in("/tmp")
+        .expect("tmp");
+    let r = root.path();
+    // The repository the workflow runs in: a small project with the machine's image lock,
+    // its policy and the committed public keys.
+    let checkout = r.join("repository");
+    copy_dir(&repo_root().join("tests/fixtures/hello"), &checkout);
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hermetic-image.lock"),
+        checkout.join("hermetic-image.lock"),
+    )
+    .expect("lock");
+    std::fs::copy(
+        repo_root().join("vendor-policy.toml"),
+        checkout.join("vendor-policy.toml"),
+    )
+    .expect("policy");
+    std::fs::create_dir_all(checkout.join("keys")).expect("keys");
+    let secrets_dir = r.join("secrets");
+    std::fs::create_dir_all(&secrets_dir).expect("secrets");
+    let mut secrets = serde_json::Map::new();
+    for (name, secret) in [
+        ("runner-1", "RUNNER_KEY_1"),
+        ("runner-2", "RUNNER_KEY_2"),
+        ("runner-3", "RUNNER_KEY_3"),
+        ("release", "RELEASE_KEY"),
+    ] {
+        let mut cmd = hermetic(&secrets_dir);
         cmd.args(["keygen", "--output-key-prefix", name]);
         expect(&mut cmd, 0);
-        (
-            keys.path().join(format!("{name}.key")),
-            keys.path().join(format!("{name}.pub")),
+        std::fs::copy(
+            secrets_dir.join(format!("{name}.pub")),
+            checkout.join(format!("keys/{name}.pub")),
         )
-    };
-    let ((k1, p1), (k2, p2)) = (key("machine1"), key("machine2"));
-    let project = fixture("hello");
-    let attest = |host: Option<&str>, key: &Path, id: &str| {
-        let att = keys.path().join(format!("{id}.json"));
-        let mut cmd = hermetic(project.path());
-        match host {
-            Some(h) => cmd.env("DOCKER_HOST", h),
-            None => cmd.env_remove("DOCKER_HOST"),
-        };
-        cmd.args(["--json", "rebuild", "--image", &digest, "--runner-id", id])
-            .arg("--key")
-            .arg(key)
-            .arg("--emit-attestation")
-            .arg(&att);
-        expect(&mut cmd, 0);
-        att
-    };
-    let a1 = attest(None, &k1, "machine-1");
-    let a2 = attest(Some(&engine.endpoint()), &k2, "machine-2");
-    let mut gate = hermetic(keys.path());
-    gate.args(["--json", "gate"])
-        .arg(&a1)
-        .arg(&a2)
-        .arg("--trusted-key")
-        .arg(&p1)
-        .arg("--trusted-key")
-        .arg(&p2)
-        .args(["--quorum", "2"]);
-    let g = expect(&mut gate, 0).json();
-    assert_eq!(g["status"], "ok", "{g}");
+        .expect("pub");
+        let key = std::fs::read_to_string(secrets_dir.join(format!("{name}.key"))).expect("key");
+        secrets.insert(secret.into(), key.into());
+        let password = secret.replace("_KEY", "_KEY_PASSWORD");
+        secrets.insert(password, PASSWORD.into());
+    }
+    // The tagged commit the workflow releases.
+    git(&checkout, &["init", "-q", "-b", "main"]);
+    git(&checkout, &["add", "."]);
+    git(&checkout, &["commit", "-q", "-m", "release 0.1.0"]);
+    let secrets_file = r.join("secrets.json");
+    std::fs::write(
+        &secrets_file,
+        serde_json::Value::Object(secrets).to_string(),
+    )
+    .expect("secrets");
+    let out = Command::new("python3")
+        .arg(repo_root().join("tests/helpers/workflow.py"))
+        .arg(repo_root().join(".github/workflows/release.yml"))
+        .arg(&secrets_file)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let jobs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("jobs");
+    let names: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            format!(
+                "{}{}",
+                j["job"].as_str().unwrap_or(""),
+                j["matrix"]["runner"]
+            )
+        })
+        .collect();
+    assert_eq!(names, ["rebuild1", "rebuild2", "rebuild3", "gatenull"]);
+    let shims = r.join("shims");
+    workflow_shims(&shims);
+    let artifacts = r.join("artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts");
+    let (e2, e3, e4) = (
+        SecondEngine::start(None),
+        SecondEngine::start(None),
+        SecondEngine::start(None),
+    );
+    let hosts = [
+        None,
+        Some(e2.endpoint()),
+        Some(e3.endpoint()),
+        Some(e4.endpoint()),
+    ];
+    fn job<'a>(
+        host: &Option<String>,
+        root: &'a Path,
+        name: &str,
+        checkout: &'a Path,
+        artifacts: &'a Path,
+        shims: &'a Path,
+    ) -> Job<'a> {
+        Job {
+            docker_host: host.clone(),
+            root,
+            name: name.to_string(),
+            checkout,
+            artifacts,
+            shims,
+        }
+    }
+    let mut digests = vec![];
+    for (i, j) in jobs.iter().take(3).enumerate() {
+        let name = format!("rebuild-{}", i + 1);
+        let run = job(&hosts[i], r, &name, &checkout, &artifacts, &shims).run(j);
+        assert_eq!(run.failed, None, "{}", run.log);
+        let image: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(r.join(&name).join("tmp/image.json")).expect("image.json"),
+        )
+        .expect("image json");
+        digests.push(image["image"]["digest"].as_str().unwrap_or("").to_string());
+    }
+    assert!(digests[0].starts_with("sha256:"), "{digests:?}");
+    assert!(
+        digests.iter().all(|d| *d == digests[0]),
+        "every job derives the same builder image: {digests:?}"
+    );
+    let gate = job(&hosts[3], r, "gate", &checkout, &artifacts, &shims).run(&jobs[3]);
+    assert_eq!(gate.failed, None, "{}", gate.log);
+    let gate_tmp = r.join("gate/tmp");
+    let report =
+        std::fs::read_to_string(gate_tmp.join("gate/gate-report.md")).expect("gate report");
+    assert!(
+        report.contains("3 trusted runner(s) agree, 2 required"),
+        "{report}"
+    );
+    let summary = std::fs::read_to_string(gate_tmp.join("step-summary.md")).expect("summary");
+    assert_eq!(summary, report);
+    assert!(artifacts.join("release/SHA256SUMS.sig").is_file());
+    // The image the gate's engine derived is the one every runner had.
+    let image: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(gate_tmp.join("image.json")).expect("image.json"))
+            .expect("json");
+    assert_eq!(image["image"]["digest"], digests[0].as_str());
 
-    // A lock that says the toolchain's standard library was another: that line is named.
-    let text = std::fs::read_to_string(&lock2).expect("lock");
+    // The release is cut from runner 1's artifact: tampered there, the gate job fails and
+    // nothing is published.
+    let tampered = r.join("artifacts-tampered");
+    for a in ["rebuild-1", "rebuild-2", "rebuild-3"] {
+        copy_dir(&artifacts.join(a), &tampered.join(a));
+    }
+    let binary = tampered.join("rebuild-1/dist/hello");
+    let mut bytes = std::fs::read(&binary).expect("binary");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(&binary, bytes).expect("tamper");
+    let gate = job(&hosts[3], r, "gate-tampered", &checkout, &tampered, &shims).run(&jobs[3]);
+    assert!(
+        gate.failed.is_some(),
+        "a tampered release passed:\n{}",
+        gate.log
+    );
+    assert!(
+        !tampered.join("release").exists(),
+        "the tampered release was published:\n{}",
+        gate.log
+    );
+
+    // A machine whose lock says another standard library is told which component differs,
+    // and loads nothing.
+    let lock = r.join("rebuild-2/ws/hermetic-image.lock");
+    let text = std::fs::read_to_string(&lock).expect("lock");
     let std_line = text
         .lines()
         .find(|l| l.starts_with("rust-std = "))
         .expect("rust-std in the lock")
         .to_string();
     let other = format!("rust-std = \"sha256:{}\"", "0".repeat(64));
-    std::fs::write(&lock2, text.replace(&std_line, &other)).expect("lock");
-    let before = engine.docker(&["images", "-q"]).stdout;
-    let r = bootstrap_from_nothing(
-        Some(&engine.endpoint()),
-        two.path(),
-        &lock2,
-        "hermetic/twin:three",
-        1,
-    )
-    .json();
-    let msg = r["error"]["message"].as_str().expect("message");
+    std::fs::write(&lock, text.replace(&std_line, &other)).expect("lock");
+    let before = e2.docker(&["images", "-q"]).stdout;
+    let home = r.join("rebuild-2/home");
+    let r2 =
+        bootstrap_from_nothing(Some(&e2.endpoint()), &home, &lock, "hermetic/twin:three", 1).json();
+    let msg = r2["error"]["message"].as_str().expect("message");
     assert!(
-        msg.contains(r#"toolchain component "rust-std": "sha256:"#),
-        "{msg}"
-    );
-    assert!(
-        msg.contains(&format!("\"sha256:{}\" in the lock", "0".repeat(64))),
+        msg.contains(r#"toolchain component "rust-std": "sha256:"#)
+            && msg.contains(&format!("\"sha256:{}\" in the lock", "0".repeat(64))),
         "{msg}"
     );
     assert_eq!(
-        engine.docker(&["images", "-q"]).stdout,
+        e2.docker(&["images", "-q"]).stdout,
         before,
         "an image was loaded"
     );
@@ -903,4 +1226,132 @@ fn an_image_moves_as_a_file_and_its_digest_is_rederived() {
             .status
             .success()
     );
+}
+
+/// A docker-archive of a tiny base image (no tags), made here: one layer with the files a
+/// builder layer reads, a configuration with fixed times.
+fn tiny_base(dir: &Path) -> PathBuf {
+    use sha2::Digest;
+    let mut layer = tar::Builder::new(Vec::new());
+    for (name, body) in [
+        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+        ("etc/group", "root:x:0:\n"),
+        ("usr/local/bin/tool", "#!/bin/sh\n"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        layer
+            .append_data(&mut h, name, body.as_bytes())
+            .expect("layer");
+    }
+    let layer = layer.into_inner().expect("layer");
+    let diff = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&layer)));
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2026-01-01T00:00:00Z",
+        "config": {"Env": ["PATH=/usr/bin:/bin", "RUSTUP_HOME=/usr/local/rustup"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff]},
+        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "a tiny base"}],
+    })
+    .to_string();
+    let id = hex::encode(sha2::Sha256::digest(config.as_bytes()));
+    let manifest = serde_json::json!([{
+        "Config": format!("{id}.json"),
+        "Layers": ["layer.tar"],
+        "RepoTags": null,
+    }])
+    .to_string();
+    let mut archive = tar::Builder::new(Vec::new());
+    for (name, body) in [
+        (format!("{id}.json"), config.into_bytes()),
+        ("layer.tar".to_string(), layer),
+        ("manifest.json".to_string(), manifest.into_bytes()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        archive
+            .append_data(&mut h, name, body.as_slice())
+            .expect("archive");
+    }
+    let file = dir.join("base.tar");
+    std::fs::write(&file, archive.into_inner().expect("archive")).expect("write");
+    file
+}
+
+/// Registry users: hermetic's layer on a base pinned by digest gives the same builder
+/// digest on every engine that has the same base, and again after the image is removed; a
+/// base named by a tag is refused with the fix.
+#[test]
+fn a_builder_on_a_pinned_base_has_the_same_digest_everywhere() {
+    let _serial = engine_lock();
+    let engine = SecondEngine::start(None);
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = tiny_base(dir.path());
+    let run = |host: Option<&str>, args: &[&str], code: i32| {
+        let mut cmd = hermetic(dir.path());
+        match host {
+            Some(h) => cmd.env("DOCKER_HOST", h),
+            None => cmd.env_remove("DOCKER_HOST"),
+        };
+        cmd.arg("--json").args(args);
+        expect(&mut cmd, code).json()
+    };
+    let second = engine.endpoint();
+    let file = file.to_str().expect("utf-8");
+    let base = run(None, &["image", "import", file], 0)["image"]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    run(Some(&second), &["image", "import", file], 0);
+
+    let v = run(
+        None,
+        &["image", "build", "--base", "hermetic/builder:latest"],
+        2,
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("pinned by digest")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("docker pull")),
+        "{v}"
+    );
+
+    let build = |host: Option<&str>, tag: &str| {
+        run(host, &["image", "build", "--base", &base, "--tag", tag], 0)["image"]["digest"]
+            .as_str()
+            .expect("digest")
+            .to_string()
+    };
+    let here = build(None, "hermetic/onbase:test");
+    let there = build(Some(&second), "hermetic/onbase:test");
+    assert_eq!(here, there, "two engines made two builders from one base");
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "hermetic/onbase:test"])
+        .output();
+    assert_eq!(
+        build(None, "hermetic/onbase:test"),
+        here,
+        "not the same again"
+    );
+    let user = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Config.User}}", &here])
+        .output()
+        .expect("docker");
+    assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "10001:10001");
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", "hermetic/onbase:test", &base])
+        .output();
 }

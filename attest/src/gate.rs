@@ -210,7 +210,7 @@ pub fn decide(
 impl GateReport {
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "# hermetic gate: {}\n\n{} of {} required trusted runners agree.\n\n",
+            "# hermetic gate: {}\n\n{} trusted runner(s) agree, {} required.\n\n",
             if self.passed {
                 "✅ passed"
             } else {

@@ -207,7 +207,7 @@ pub fn gate(args: &GateArgs, out: &Output) -> Result<Code, Failure> {
             eprintln!("warning: {}: ignored: {}", i.file, i.reason);
         }
         eprintln!(
-            "gate {}: {} of {} required trusted runners agree",
+            "gate {}: {} trusted runner(s) agree, {} required",
             if report.passed { "passed" } else { "FAILED" },
             report.agreeing.len(),
             report.quorum
