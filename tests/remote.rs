@@ -1351,7 +1351,123 @@ fn a_builder_on_a_pinned_base_has_the_same_digest_everywhere() {
         .output()
         .expect("docker");
     assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "10001:10001");
+
+    // As a registry user pins it: pushed to a registry (Debian's, on this machine's
+    // loopback, the test's own) and pulled by the digest the registry gave it.
+    let registry = Registry::start(dir.path());
+    let name = format!("127.0.0.1:{}/tiny-base", registry.port);
+    let docker = |args: &[&str]| {
+        let mut cmd = Command::new("docker");
+        cmd.args(args);
+        expect(&mut cmd, 0).stdout
+    };
+    docker(&["tag", &base, &format!("{name}:1")]);
+    docker(&["push", "-q", &format!("{name}:1")]);
+    let repo_digest = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .RepoDigests 0}}",
+        &format!("{name}:1"),
+    ])
+    .trim()
+    .to_string();
+    assert!(
+        repo_digest.starts_with(&format!("{name}@sha256:")),
+        "{repo_digest}"
+    );
+    docker(&["rmi", &format!("{name}:1")]);
+    let _ = Command::new("docker").args(["rmi", "-f", &base]).output();
+    docker(&["pull", "-q", &repo_digest]);
+    let by_repo_digest = || {
+        run(
+            None,
+            &[
+                "image",
+                "build",
+                "--base",
+                &repo_digest,
+                "--tag",
+                "hermetic/onbase:registry",
+            ],
+            0,
+        )["image"]["digest"]
+            .as_str()
+            .expect("digest")
+            .to_string()
+    };
+    let pinned = by_repo_digest();
     let _ = Command::new("docker")
-        .args(["rmi", "-f", "hermetic/onbase:test", &base])
+        .args(["rmi", "-f", "hermetic/onbase:registry"])
         .output();
+    let again = by_repo_digest();
+    assert_eq!(pinned, again, "one registry base, two builder digests");
+    // A digest the engine does not hold is named, with the pull to run.
+    let other = format!("{name}@sha256:{}", "0".repeat(64));
+    let v = run(None, &["image", "build", "--base", &other], 2);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&other)),
+        "{v}"
+    );
+    let _ = Command::new("docker")
+        .args([
+            "rmi",
+            "-f",
+            "hermetic/onbase:test",
+            "hermetic/onbase:registry",
+            &repo_digest,
+            &base,
+        ])
+        .output();
+}
+
+/// A container registry (Debian's `docker-registry`) on this machine's loopback, owned by
+/// the test; stopped on drop.
+struct Registry {
+    child: Child,
+    port: u16,
+}
+
+impl Registry {
+    fn start(dir: &Path) -> Registry {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let config = dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    \
+                 rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("registry").display()
+            ),
+        )
+        .expect("config");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (Debian's docker-registry package; .ci/run installs it)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the registry did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Registry { child, port }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

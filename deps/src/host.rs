@@ -19,6 +19,8 @@ use std::process::Command;
 /// Variables that hold secrets or name key files: never passed to a child process.
 pub const SECRET_VARS: &[&str] = &[
     "COSIGN_PASSWORD",
+    "RUNNER_KEY",
+    "RELEASE_KEY",
     "COSIGN_KEY",
     "HERMETIC_KEY",
     "SIGSTORE_ID_TOKEN",
@@ -52,15 +54,21 @@ pub fn cargo(visible: Visible) -> std::io::Result<HostCommand> {
 /// The cargo hermetic runs: `$CARGO`, else the first `cargo` on `PATH`, as an absolute
 /// path (the sandbox has its own `PATH`).
 pub fn cargo_program() -> std::path::PathBuf {
-    if let Some(c) = std::env::var_os("CARGO").filter(|c| !c.is_empty()) {
-        return c.into();
+    let named: std::path::PathBuf = std::env::var_os("CARGO")
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "cargo".into())
+        .into();
+    if named.is_absolute() {
+        return named;
     }
+    // A bare name is looked up on PATH, once, here.
     std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
-        .map(|d| d.join("cargo"))
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(&named))
         .find(|c| c.is_file())
-        .unwrap_or_else(|| "cargo".into())
+        .unwrap_or(named)
 }
 
 /// What a host command may see of the host besides the system and the toolchain.
@@ -73,16 +81,22 @@ pub struct Visible {
 }
 
 impl Visible {
-    /// The directories of the workspace around `manifest_path`: the highest ancestor of
-    /// its directory that still holds a `Cargo.toml` (cargo looks upwards for the
-    /// workspace root), read only.
+    /// The workspace around `manifest_path`, read only.
     pub fn project(manifest_path: &Path) -> Visible {
         let start = manifest_path.parent().unwrap_or(Path::new("."));
         let start = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
+        // Where cargo looks for the workspace root: the nearest ancestor whose Cargo.toml
+        // has a `[workspace]` (not through a link, and never `/`); else the package alone.
         let top = start
             .ancestors()
-            .take_while(|d| d.join("Cargo.toml").is_file())
-            .last()
+            .filter(|d| d.parent().is_some())
+            .find(|d| {
+                read_small(&d.join("Cargo.toml"), crate::lockfile::MAX_PROJECT_FILE)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|t| t.parse::<toml::Table>().ok())
+                    .is_some_and(|t| t.contains_key("workspace"))
+            })
             .unwrap_or(&start)
             .to_path_buf();
         Visible {
@@ -134,6 +148,10 @@ impl HostCommand {
         b.args([
             "--die-with-parent",
             "--new-session",
+            // Run as root, the sandbox would keep root's capabilities (and could open host
+            // files by handle): none are needed to fetch.
+            "--cap-drop",
+            "ALL",
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
@@ -160,6 +178,11 @@ impl HostCommand {
                 _ => {}
             }
         }
+        // /usr/local holds what the machine's admin installed by hand, in Rust images a
+        // cargo home with its credentials: hidden, but for the toolchain bound below.
+        if Path::new("/usr/local").is_dir() {
+            b.args(["--tmpfs", "/usr/local"]);
+        }
         b.args(["--dir", "/etc"]);
         for f in [
             "resolv.conf",
@@ -169,7 +192,9 @@ impl HostCommand {
             "gai.conf",
             "services",
             "protocols",
-            "ssl",
+            // Certificates only: /etc/ssl/private holds the machine's keys.
+            "ssl/certs",
+            "ssl/openssl.cnf",
             "ca-certificates",
             "ca-certificates.conf",
             "pki",
@@ -185,9 +210,12 @@ impl HostCommand {
             b.args(["--ro-bind-try", &path, &path]);
         }
         let program = std::path::PathBuf::from(self.cmd.get_program());
-        if !program.is_file() {
-            // Nothing to run: the command as it is fails to start, which says so.
-            return Ok(Command::new(&program));
+        if !program.is_absolute() || !program.is_file() {
+            // Nothing to run (hermetic names cargo by an absolute path it found): a command
+            // that cannot start, which says so, never the command outside the sandbox.
+            return Ok(Command::new(
+                Path::new("/nonexistent/hermetic").join(program.file_name().unwrap_or_default()),
+            ));
         }
         let mut read: Vec<std::path::PathBuf> = self.visible.read.clone();
         if let Some(dir) = program.parent().filter(|d| d.is_absolute()) {
@@ -227,11 +255,15 @@ impl HostCommand {
         b.arg("--chdir")
             .arg(self.cmd.get_current_dir().unwrap_or(Path::new("/")));
         b.arg("--").arg(&program).args(self.cmd.get_args());
-        // The environment the command would have had, whole: what it inherits, with its
-        // own settings and removals applied.
+        // The environment: what hermetic sets for the command, and of what it inherits only
+        // what cargo and git need to reach the network. cargo can be made to print any
+        // file it can see, `/proc/self/environ` included, so nothing else of the user's
+        // environment (cloud credentials, CI tokens) goes in.
         b.env_clear();
         let mut env: std::collections::BTreeMap<std::ffi::OsString, std::ffi::OsString> =
-            std::env::vars_os().collect();
+            std::env::vars_os()
+                .filter(|(k, _)| inherited(&k.to_string_lossy()))
+                .collect();
         for (k, v) in self.cmd.get_envs() {
             match v {
                 Some(v) => env.insert(k.to_os_string(), v.to_os_string()),
@@ -249,6 +281,41 @@ impl HostCommand {
         b.envs(env);
         Ok(b)
     }
+}
+
+/// The inherited variables host cargo keeps: locale and time zone, the proxy and
+/// certificate settings it and git need to reach a registry, the toolchain's choice, and
+/// cargo's own network and registry settings (their tokens and credential providers are
+/// removed elsewhere).
+fn inherited(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "GIT_SSL_CAINFO",
+        "RUSTUP_TOOLCHAIN",
+    ];
+    let secret = name.ends_with("_TOKEN") || name.contains("CREDENTIAL");
+    NAMES.contains(&name)
+        || (!secret
+            && [
+                "CARGO_NET_",
+                "CARGO_HTTP_",
+                "CARGO_REGISTRIES_",
+                "CARGO_REGISTRY_",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p)))
 }
 
 /// bubblewrap is not installed: host cargo does not run without it.

@@ -686,7 +686,29 @@ fn vendor_git(manifest_path: &Path, git: &[&LockedPackage], vendor: &Path) -> Re
         let checkouts = crate::cache::cargo_home()
             .map(|h| h.join("git").join("checkouts"))
             .and_then(|c| std::fs::canonicalize(c).ok());
-        if !checkouts.as_ref().is_some_and(|c| src.starts_with(c)) {
+        // And in the checkout of its own repository: cargo names a checkout directory
+        // after the repository (`NAME-HASH`), so a path dependency reaching into another
+        // repository's checkout in the shared cargo home is refused too.
+        let repo_name = p
+            .source
+            .as_deref()
+            .and_then(|s| s.split(['?', '#']).next())
+            .and_then(|u| u.trim_end_matches('/').rsplit('/').next())
+            .map(|n| n.trim_end_matches(".git").to_string())
+            .unwrap_or_default();
+        let own_checkout = checkouts.as_ref().is_some_and(|c| {
+            src.strip_prefix(c)
+                .ok()
+                .and_then(|rel| rel.components().next())
+                .is_some_and(|first| {
+                    first
+                        .as_os_str()
+                        .to_string_lossy()
+                        .strip_prefix(repo_name.as_str())
+                        .is_some_and(|rest| rest.starts_with('-'))
+                })
+        });
+        if !own_checkout {
             return Err(Error::Unsupported {
                 path: listed,
                 detail: format!(
@@ -707,7 +729,11 @@ fn vendor_git(manifest_path: &Path, git: &[&LockedPackage], vendor: &Path) -> Re
             .into_iter()
             .filter_entry(|e| {
                 let n = e.file_name().to_string_lossy();
-                !(e.depth() == 1 && n == "target") && n != ".git"
+                // Another package's directory is its own (as `cargo package` leaves it
+                // out): a repository of nested packages is not copied once per package.
+                let nested =
+                    e.depth() > 0 && e.file_type().is_dir() && e.path().join("Cargo.toml").exists();
+                !(e.depth() == 1 && n == "target") && n != ".git" && !nested
             });
         for entry in walker {
             let entry = entry.map_err(|e| Error::Io {

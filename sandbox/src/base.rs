@@ -56,6 +56,9 @@ pub struct Saved {
 /// The largest configuration read.
 const MAX_CONFIG: u64 = 16 << 20;
 
+/// The most layers a base may have (overlayfs stacks at most 128).
+const MAX_LAYERS: usize = 127;
+
 /// Reads a `docker save` archive of one image into `dir`: the configuration its manifest
 /// names, and each layer, re-hashed against the configuration's diff ids (the engine is
 /// not believed).
@@ -106,6 +109,19 @@ pub fn read_saved(file: &Path, dir: &Path) -> Result<Saved> {
                 .to_string()
         })
         .collect();
+    // Each layer once, and no more than an engine stacks: every one is hashed and written
+    // again, so a manifest naming one layer a million times would exhaust the host.
+    if layer_names.len() > MAX_LAYERS {
+        return Err(bad(format!(
+            "{} layers: at most {MAX_LAYERS}",
+            layer_names.len()
+        )));
+    }
+    for (i, l) in layer_names.iter().enumerate() {
+        if layer_names[..i].contains(l) || *l == config_name {
+            return Err(bad(format!("{l} is named twice in manifest.json")));
+        }
+    }
     std::fs::create_dir_all(dir).at(dir)?;
     let mut config_bytes = None;
     let mut layers: Vec<Option<PathBuf>> = vec![None; layer_names.len()];
@@ -127,9 +143,8 @@ pub fn read_saved(file: &Path, dir: &Path) -> Result<Saved> {
             e.read_to_end(&mut bytes).at(file)?;
             config_bytes = Some(bytes);
         } else if let Some(i) = layer_names.iter().position(|l| *l == name) {
-            // A layer named twice in the manifest is extracted once, for its first place.
             if layers[i].is_some() {
-                continue;
+                return Err(bad(format!("{name} is in the archive twice")));
             }
             let out = dir.join(format!("layer-{i}.tar"));
             let mut w = std::fs::File::create(&out).at(&out)?;
@@ -151,17 +166,12 @@ pub fn read_saved(file: &Path, dir: &Path) -> Result<Saved> {
             layer_names.len()
         )));
     }
+    if !config.is_object() || !config["rootfs"].is_object() {
+        return Err(bad(format!("{config_name} is not an image configuration")));
+    }
     let mut files = Vec::with_capacity(layers.len());
     for (i, (layer, diff)) in layers.into_iter().zip(&diff_ids).enumerate() {
-        // A layer the manifest names twice is the same file twice.
-        let path = match layer {
-            Some(p) => p,
-            None => layer_names[..i]
-                .iter()
-                .position(|n| *n == layer_names[i])
-                .map(|j| dir.join(format!("layer-{j}.tar")))
-                .ok_or_else(|| bad(format!("no {}", layer_names[i])))?,
-        };
+        let path = layer.ok_or_else(|| bad(format!("no {}", layer_names[i])))?;
         let got = layers::file_digest(&path)?;
         if got != *diff {
             return Err(bad(format!(
@@ -199,7 +209,10 @@ fn find_in_layer(layer: &Path, names: &[&str]) -> Result<Vec<Found>> {
                 e.read_to_end(&mut bytes).at(layer)?;
                 found[i] = Found::File(bytes);
                 break;
-            } else if path == format!("{dir}/.wh.{file}") || path == format!("{dir}/.wh..wh..opq") {
+            } else if (path == format!("{dir}/.wh.{file}") || path == format!("{dir}/.wh..wh..opq"))
+                && !matches!(found[i], Found::File(_))
+            {
+                // A whiteout hides what lower layers have, not this layer's own file.
                 found[i] = Found::Deleted;
             }
         }
@@ -243,7 +256,12 @@ fn users_of(saved: &Saved) -> Result<recipe::RootfsFacts> {
 /// The builder's configuration: the base's, with hermetic's layer, history line, user,
 /// working directory, environment and labels. serde_json's maps are sorted, so the bytes
 /// follow from the content.
-pub fn builder_config(base_config: &serde_json::Value, base: &str, layer_diff: &str) -> Vec<u8> {
+pub fn builder_config(
+    base_config: &serde_json::Value,
+    base: &str,
+    base_id: &str,
+    layer_diff: &str,
+) -> Vec<u8> {
     let mut c = base_config.clone();
     let created = c["created"].clone();
     if let Some(diffs) = c["rootfs"]["diff_ids"].as_array_mut() {
@@ -283,6 +301,9 @@ pub fn builder_config(base_config: &serde_json::Value, base: &str, layer_diff: &
     }
     config["Labels"]["dev.hermetic.builder"] = "1".into();
     config["Labels"]["dev.hermetic.base"] = base.into();
+    // What the engine's copy of the base is, by content: a registry digest is the engine's
+    // word for it, the configuration's digest is not.
+    config["Labels"]["dev.hermetic.base-id"] = base_id.into();
     c.to_string().into_bytes()
 }
 
@@ -330,7 +351,7 @@ pub async fn build(
     let users = users_of(&saved)?;
     let layer = work.path().join("hermetic-layer.tar");
     let diff = recipe::builder_layer(&users, LAYER_EPOCH, &layer)?;
-    let config = builder_config(&saved.config, base, &diff);
+    let config = builder_config(&saved.config, base, &id, &diff);
     let mut files = saved.layers.clone();
     files.push(layer);
     stage("loading the builder image");
@@ -369,9 +390,12 @@ mod tests {
             "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "base"}],
             "os": "linux",
         });
-        let a = builder_config(&base, "rust@sha256:x", "sha256:bb");
+        let a = builder_config(&base, "rust@sha256:x", "sha256:id", "sha256:bb");
         // The same base gives the same bytes (and so the same image id).
-        assert_eq!(a, builder_config(&base, "rust@sha256:x", "sha256:bb"));
+        assert_eq!(
+            a,
+            builder_config(&base, "rust@sha256:x", "sha256:id", "sha256:bb")
+        );
         let c: serde_json::Value = serde_json::from_slice(&a).expect("json");
         assert_eq!(
             c["rootfs"]["diff_ids"],

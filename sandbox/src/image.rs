@@ -606,6 +606,7 @@ pub fn checked_archive(file: &Path) -> Result<String> {
     // First pass, on raw entries: bounded headers and entry count, unique names.
     let mut names = std::collections::HashSet::new();
     let mut documents = std::collections::HashMap::new();
+    let mut kept: u64 = 0;
     {
         let f = std::fs::File::open(file).at(file)?;
         let mut archive = tar::Archive::new(std::io::BufReader::new(f));
@@ -646,9 +647,16 @@ pub fn checked_archive(file: &Path) -> Result<String> {
                     "{name} would tag images on load: export by digest"
                 )));
             }
-            if name.ends_with(".json") && e.size() <= 16 << 20 && documents.len() < 1000 {
+            // Bounded in all (64 MiB), not just each: a file of a thousand big JSON
+            // documents must not fill memory.
+            if name.ends_with(".json")
+                && e.size() <= 16 << 20
+                && kept + e.size() <= 64 << 20
+                && documents.len() < 1000
+            {
                 let mut bytes = vec![];
                 std::io::Read::read_to_end(&mut e, &mut bytes).at(file)?;
+                kept += bytes.len() as u64;
                 documents.insert(name, bytes);
             }
         }
