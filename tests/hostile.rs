@@ -1009,6 +1009,21 @@ fn static_http_server(root: PathBuf) -> u16 {
     port
 }
 
+/// Commits what `work` holds, serves it as `NAME.git` over loopback HTTP from `served`, and
+/// returns the port and the commit.
+fn serve_repository(work: &Path, served: &Path, name: &str) -> (u16, String) {
+    git(work, &["add", "."]);
+    git(work, &["commit", "-q", "-m", name]);
+    let commit = git_stdout(work, &["rev-parse", "HEAD"], "");
+    std::fs::create_dir_all(served).expect("mkdir");
+    let bare = served.join(format!("{name}.git"));
+    let mut clone = Command::new("git");
+    clone.args(["clone", "-q", "--bare"]).arg(work).arg(&bare);
+    expect(&mut clone, 0);
+    git(&bare, &["update-server-info"]);
+    (static_http_server(served.to_path_buf()), commit)
+}
+
 #[test]
 fn a_submodule_cannot_bring_in_a_host_repository() {
     let outside = Outside::new();
@@ -1041,17 +1056,7 @@ fn a_submodule_cannot_bring_in_a_host_repository() {
             "sub",
         ],
     );
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-q", "-m", "dep"]);
-    let commit = git_stdout(&work, &["rev-parse", "HEAD"], "");
-    let served = outside.path("served");
-    std::fs::create_dir_all(&served).expect("mkdir");
-    let bare = served.join("dep.git");
-    let mut clone = Command::new("git");
-    clone.args(["clone", "-q", "--bare"]).arg(&work).arg(&bare);
-    expect(&mut clone, 0);
-    git(&bare, &["update-server-info"]);
-    let port = static_http_server(served);
+    let (port, commit) = serve_repository(&work, &outside.path("served"), "dep");
     let project = git_dependency_project(&format!("http://127.0.0.1:{port}/dep.git"), &commit);
     let p = project.path();
     let mut cmd = hermetic(p);
@@ -1098,17 +1103,7 @@ fn a_fetch_reads_no_host_file() {
     .expect("manifest");
     std::fs::write(work.join("src/lib.rs"), "").expect("lib");
     git(&work, &["init", "-q", "-b", "main"]);
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-q", "-m", "dep"]);
-    let commit = git_stdout(&work, &["rev-parse", "HEAD"], "");
-    let served = outside.path("served");
-    std::fs::create_dir_all(&served).expect("mkdir");
-    let bare = served.join("innocent.git");
-    let mut clone = Command::new("git");
-    clone.args(["clone", "-q", "--bare"]).arg(&work).arg(&bare);
-    expect(&mut clone, 0);
-    git(&bare, &["update-server-info"]);
-    let port = static_http_server(served);
+    let (port, commit) = serve_repository(&work, &outside.path("served"), "innocent");
     let cases = [
         (
             "hello",

@@ -156,6 +156,49 @@ fn tampered_package_checksum_and_added_and_removed_files() {
     );
 }
 
+/// `vendor --check` believes the project's Cargo.lock, not the checked directory: a
+/// deps.json whose checksum was cleared does not hide an edited crate, and a registry crate
+/// the lockfile gives no checksum is a finding of its own.
+#[test]
+fn the_check_believes_cargo_lock_not_the_directory() {
+    let project = vendored_mixed();
+    let deps = project.path().join("deps/deps.json");
+    let mut d: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&deps).expect("read")).expect("json");
+    for v in d["vendored"].as_array_mut().expect("vendored") {
+        if v["dir"] == "itoa-1.0.19" {
+            v["checksum"] = serde_json::Value::Null;
+        }
+    }
+    std::fs::write(&deps, d.to_string()).expect("write");
+    let dir = project.path().join("deps/vendor/itoa-1.0.19");
+    std::fs::write(dir.join("src/lib.rs"), "pub fn evil() {}\n").expect("tamper");
+    let findings = check_findings(project.path());
+    assert!(
+        findings.contains(&"file-modified itoa-1.0.19 src/lib.rs".to_string()),
+        "{findings:?}"
+    );
+
+    let project = vendored_mixed();
+    let lock = project.path().join("Cargo.lock");
+    let text = std::fs::read_to_string(&lock).expect("lock");
+    let line = text
+        .lines()
+        .skip_while(|l| *l != "name = \"anyhow\"")
+        .find(|l| l.starts_with("checksum = "))
+        .expect("anyhow's checksum")
+        .to_string();
+    std::fs::write(&lock, text.replacen(&format!("{line}\n"), "", 1)).expect("lock");
+    assert_eq!(
+        check_findings(project.path()),
+        [
+            "no-checksum anyhow-1.0.105 ",
+            // And what was vendored carries a checksum the lockfile no longer has.
+            "package-checksum-mismatch anyhow-1.0.105 .cargo-checksum.json",
+        ]
+    );
+}
+
 /// A policy that accepts `mixed` as it is; each test breaks one rule.
 const MIXED_POLICY: &str = r#"[sources]
 registries = ["crates-io"]

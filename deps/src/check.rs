@@ -287,19 +287,40 @@ pub struct CheckReport {
     pub findings: Vec<Finding>,
 }
 
-/// Re-verifies a directory written by `hermetic vendor` (its `vendor/` against `deps.json`).
-pub fn check_dir(dir: &Path, cache: &Cache) -> Result<CheckReport> {
-    let deps = dir.join("deps.json");
+/// Re-verifies a directory written by `hermetic vendor`: its `vendor/` against the
+/// project's `Cargo.lock` (`lockfile`), never against the `deps.json` inside the directory
+/// being checked, which whoever changed the tree could change too. A registry crate that
+/// the lockfile gives no checksum cannot be checked, and is a finding.
+pub fn check_dir(dir: &Path, cache: &Cache, lockfile: &Path) -> Result<CheckReport> {
     let vendor = dir.join("vendor");
-    if !deps.is_file() || !vendor.is_dir() {
+    if !vendor.is_dir() {
         return Err(Error::BadVendorDir {
             path: dir.to_path_buf(),
-            detail: "expected deps.json and vendor/ in it".into(),
+            detail: "expected vendor/ in it".into(),
         });
     }
-    let manifest = DepManifest::read(&deps)?;
-    let expected = Expected::from_manifest(&manifest);
-    let findings = verify_vendor(&vendor, &expected, cache, None)?;
+    let lock = crate::lockfile::Lockfile::read(lockfile)?;
+    let expected = crate::vendor::expected_from_lock(&lock);
+    let mut findings: Vec<Finding> = lock
+        .external()
+        .filter(|p| {
+            p.checksum.is_none()
+                && p.source
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with("registry+") || s.starts_with("sparse+"))
+        })
+        .map(|p| Finding {
+            package: p.dir_name(),
+            code: "no-checksum",
+            path: None,
+            message: format!(
+                "{} gives this registry crate no checksum: its archive cannot be checked \
+                 (regenerate the lockfile with `cargo generate-lockfile`)",
+                lock.path.display()
+            ),
+        })
+        .collect();
+    findings.extend(verify_vendor(&vendor, &expected, cache, None)?);
     Ok(CheckReport {
         dir: dir.display().to_string(),
         packages_checked: expected.len(),

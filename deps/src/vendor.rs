@@ -424,7 +424,7 @@ fn workspace_root(manifest_path: &Path) -> Result<PathBuf> {
         .unwrap_or_default())
 }
 
-fn expected_from_lock(lock: &Lockfile) -> Vec<Expected> {
+pub(crate) fn expected_from_lock(lock: &Lockfile) -> Vec<Expected> {
     lock.external()
         .map(|p| Expected {
             dir: p.dir_name(),

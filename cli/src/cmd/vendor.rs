@@ -20,7 +20,8 @@ pub struct Args {
     /// Output directory [default: target/hermetic/deps beside the manifest].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Re-verify an existing output directory instead of vendoring.
+    /// Re-verify an existing output directory instead of vendoring, against the project's
+    /// Cargo.lock (found from --manifest-path).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "policy"])]
     check: Option<PathBuf>,
 }
@@ -112,7 +113,7 @@ pub fn vendor_step(
 pub fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     let cache = Cache::from_env();
     if let Some(dir) = &args.check {
-        return check(dir, &cache, out);
+        return check(dir, &args.manifest_path, &cache, out);
     }
     let dir = project_dir(&args.manifest_path);
     let policy_path = args
@@ -251,8 +252,16 @@ fn proposal_lines(proposals: &[hermetic_sandbox::needs::Proposal]) -> Vec<String
     lines
 }
 
-fn check(dir: &Path, cache: &Cache, out: &Output) -> Result<Code, Failure> {
-    let report = check_dir(dir, cache)?;
+fn check(dir: &Path, manifest_path: &Path, cache: &Cache, out: &Output) -> Result<Code, Failure> {
+    // The truth is the project's Cargo.lock, beside its manifest (or above it, at the
+    // workspace's root), never what the checked directory says of itself.
+    let start = project_dir(manifest_path);
+    let lockfile = start
+        .ancestors()
+        .map(|d| d.join("Cargo.lock"))
+        .find(|l| l.is_file())
+        .unwrap_or_else(|| start.join("Cargo.lock"));
+    let report = check_dir(dir, cache, &lockfile)?;
     let code = if report.findings.is_empty() {
         Code::Success
     } else {
@@ -263,6 +272,7 @@ fn check(dir: &Path, cache: &Cache, out: &Output) -> Result<Code, Failure> {
             "status": if report.findings.is_empty() { "ok" } else { "verification-failed" },
             "exit_code": code as u8,
             "report": report,
+            "lockfile": lockfile.display().to_string(),
         }));
         return Ok(code);
     }
@@ -280,8 +290,9 @@ fn check(dir: &Path, cache: &Cache, out: &Output) -> Result<Code, Failure> {
     }
     if report.findings.is_empty() {
         eprintln!(
-            "ok: {} vendored crates match Cargo.lock, their .cargo-checksum.json and their original archives",
-            report.packages_checked
+            "ok: {} vendored crates match {}, their .cargo-checksum.json and their original archives",
+            report.packages_checked,
+            lockfile.display()
         );
     } else {
         eprintln!(
