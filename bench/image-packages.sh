@@ -11,9 +11,10 @@
 #   build            `hermetic build` of the jemalloc fixture on its image (its build
 #                    script runs jemalloc's configure and make)
 #
-# Also printed: each image's size, and what the engine stores for both (a project image
-# shares no layer with the default one: its rootfs differs; the toolchain layer is the same
-# bytes, so the engine keeps it once).
+# Also printed: each image's size, and what the engine stores for both. A project image
+# shares no stored layer with the default one: its rootfs (the first layer) differs, and
+# the engine keys a layer by the chain below it, so even the toolchain layer, the same
+# bytes in both, is stored twice.
 #
 # Targets: a project image's first bootstrap costs at most 1.5 times the default's; warm, at
 # most 3 s. Needs root, mmdebstrap and Debian's mirror (as bootstrap always does).
@@ -32,7 +33,7 @@ export HERMETIC_CACHE=$work/cache
 export COSIGN_PASSWORD=bench HERMETIC_KEY=$work/key/cosign.key
 
 now() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
 
 docker images --format '{{.Repository}}:{{.Tag}}' | grep '^hermetic/builder:' | xargs -r docker rmi -f >/dev/null
 
