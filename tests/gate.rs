@@ -77,6 +77,16 @@ fn quorum_of_real_rebuilds_and_every_way_to_fail_it() {
     // One vote per key: a copy is ignored, not counted twice.
     let r = gate(k, &[&a1, &a1, &a2], &trusted, 3, 1);
     assert_eq!(r["ignored"].as_array().expect("ignored").len(), 1, "{r}");
+    // Nor is one key two voters under two file names.
+    let copy = k.join("runner1-again.pub");
+    std::fs::copy(&p1, &copy).expect("copy");
+    let r = gate(k, &all, &[p1.as_path(), copy.as_path(), p2.as_path()], 2, 2);
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the same key as --trusted-key")),
+        "{r}"
+    );
 
     // An untrusted key's attestation does not count.
     let r = gate(k, &[&a1, &a2, &a4], &trusted, 3, 1);

@@ -21,6 +21,21 @@ pub fn hint(spki_der: &[u8]) -> String {
     B64.encode(Sha256::digest(spki_der))
 }
 
+/// The DER of a P-256 SubjectPublicKeyInfo up to its point: the algorithm
+/// (id-ecPublicKey, prime256v1) and a 66-byte bit string.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// `der` is the one encoding cosign writes for a P-256 key: the fixed prefix and an
+/// uncompressed point (`04 || X || Y`), nothing after it.
+pub fn is_canonical_p256_spki(der: &[u8]) -> bool {
+    der.len() == P256_SPKI_PREFIX.len() + 65
+        && der.starts_with(&P256_SPKI_PREFIX)
+        && der[P256_SPKI_PREFIX.len()] == 0x04
+}
+
 /// sigstore writes PEM with CRLF; cosign and openssl users expect LF.
 fn lf(pem: &str) -> String {
     pem.replace("\r\n", "\n")
@@ -188,6 +203,19 @@ impl PublicKey {
                 fix: "use an ECDSA P-256 key (cosign's default)".into(),
             });
         }
+        // A key is known by its hint, the digest of these bytes: one key must have one
+        // encoding, or the same key given compressed and uncompressed would be two voters.
+        if !is_canonical_p256_spki(der) {
+            return Err(Error::Key {
+                path: path.into(),
+                detail: "not the canonical encoding of a P-256 public key (an uncompressed \
+                         point on the named curve, as cosign writes it)"
+                    .into(),
+                fix: "re-encode it: `openssl ec -pubin -in KEY -conv_form uncompressed \
+                      -out KEY.pub`"
+                    .into(),
+            });
+        }
         Ok(PublicKey {
             hint: hint(der),
             key,
@@ -206,5 +234,34 @@ impl PublicKey {
     /// True if `sig` (DER) is this key's signature over `msg`.
     pub fn verify(&self, sig: &[u8], msg: &[u8]) -> bool {
         self.key.verify_signature(Signature::Raw(sig), msg).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_has_one_encoding_so_it_is_one_voter() {
+        let (_, public) = generate(b"password").expect("key");
+        let der = pem::parse(public.as_bytes())
+            .expect("pem")
+            .contents()
+            .to_vec();
+        let key = PublicKey::from_der(Path::new("k.pub"), &der).expect("canonical");
+        assert_eq!(key.hint(), hint(&der));
+        // The same point, compressed: another DER, another hint; refused.
+        let x = &der[27..59];
+        let mut compressed = vec![0x30, 0x39];
+        compressed.extend_from_slice(&P256_SPKI_PREFIX[2..23]);
+        compressed.extend_from_slice(&[0x03, 0x22, 0x00, 0x02 | (der[90] & 1)]);
+        compressed.extend_from_slice(x);
+        assert_eq!(compressed.len(), 59);
+        let e = PublicKey::from_der(Path::new("k.pub"), &compressed).expect_err("compressed");
+        assert!(e.to_string().contains("k.pub"), "{e}");
+        // Nor with bytes after it.
+        let mut longer = der.clone();
+        longer.push(0);
+        assert!(PublicKey::from_der(Path::new("k.pub"), &longer).is_err());
     }
 }

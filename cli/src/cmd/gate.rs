@@ -123,6 +123,16 @@ pub fn gate(args: &GateArgs, out: &Output) -> Result<Code, Failure> {
         .iter()
         .map(|p| Ok((p.display().to_string(), PublicKey::load(p)?)))
         .collect::<Result<_, hermetic_attest::Error>>()?;
+    // One key is one voter, under whatever file names it is given.
+    for (i, (name, key)) in keys.iter().enumerate() {
+        if let Some((first, _)) = keys[..i].iter().find(|(_, k)| k.hint() == key.hint()) {
+            return Err(Failure::input(
+                std::path::Path::new(name),
+                &format!("the same key as --trusted-key {first}"),
+                "name each trusted runner's key once: one key is one vote",
+            ));
+        }
+    }
     let mut votes: Vec<Vote> = vec![];
     let mut ignored = vec![];
     let mut rejected = vec![];
