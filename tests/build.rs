@@ -885,3 +885,30 @@ fn a_build_script_that_writes_into_its_package_builds_and_the_checkout_is_untouc
         "stale\n"
     );
 }
+
+/// An image found by the project's tag is checked for the packages the project declares:
+/// one tagged so by hand (here, the default image, which has no `make`) is refused before
+/// anything builds, with the command that makes the right one.
+#[test]
+fn a_project_image_must_hold_the_packages_it_declares() {
+    let _serial = engine_lock();
+    let base = builder_image();
+    let project = fixture("jemalloc");
+    let tag = hermetic_sandbox::image::builder_reference(&["make".to_string()]);
+    expect(Command::new("docker").args(["tag", base, &tag]), 0);
+    let mut cmd = hermetic(project.path());
+    cmd.args(["--json", "build"]);
+    let v = expect(&mut cmd, 2).json();
+    let _ = Command::new("docker").args(["rmi", &tag]).output();
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("lacks make that hermetic.toml declares"),
+        "{v}"
+    );
+    assert!(
+        v["error"]["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("hermetic image bootstrap")),
+        "{v}"
+    );
+}
