@@ -207,6 +207,15 @@ pub fn decide(
     }
 }
 
+/// The first trusted key given twice (by its hint, the same in any file): the indexes of
+/// its first and second place. One key is one voter.
+pub fn repeated_key(hints: &[&str]) -> Option<(usize, usize)> {
+    hints
+        .iter()
+        .enumerate()
+        .find_map(|(i, h)| hints[..i].iter().position(|x| x == h).map(|j| (j, i)))
+}
+
 impl GateReport {
     pub fn markdown(&self) -> String {
         let mut s = format!(
@@ -247,6 +256,12 @@ impl GateReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_key_named_twice_is_found() {
+        assert_eq!(repeated_key(&["a", "b", "c"]), None);
+        assert_eq!(repeated_key(&["a", "b", "a", "b"]), Some((0, 2)));
+    }
 
     fn vote(key: &str, inputs: &str, sha: &str) -> Vote {
         Vote {

@@ -116,6 +116,15 @@ impl LockedPackage {
     }
 }
 
+/// The Cargo.lock that governs a package in `dir`: the nearest one at or above it (the
+/// workspace root's), else where it would be.
+pub fn nearest(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .map(|d| d.join("Cargo.lock"))
+        .find(|l| l.is_file())
+        .unwrap_or_else(|| dir.join("Cargo.lock"))
+}
+
 /// The largest project file (Cargo.lock, vendor-policy.toml, hermetic.toml) hermetic reads:
 /// far above any real one, far below what would exhaust the host.
 pub const MAX_PROJECT_FILE: u64 = 16 << 20;
@@ -263,6 +272,16 @@ impl Lockfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_nearest_lockfile_governs() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let member = dir.path().join("crates/app");
+        std::fs::create_dir_all(&member).expect("mkdir");
+        assert_eq!(nearest(&member), member.join("Cargo.lock"));
+        std::fs::write(dir.path().join("Cargo.lock"), "").expect("w");
+        assert_eq!(nearest(&member), dir.path().join("Cargo.lock"));
+    }
 
     #[test]
     fn parses_sources() {

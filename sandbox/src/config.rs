@@ -121,6 +121,15 @@ impl Config {
         }
     }
 
+    /// The packages a `hermetic.toml` adds to the builder image (none if it does not
+    /// exist). Only they are read for this: any project may name them, while its runners
+    /// are checked where they are used, as the file's origin allows.
+    pub fn packages_in(path: &Path) -> Result<Vec<String>, ConfigError> {
+        Ok(Config::load(path, Origin::User)?
+            .map(|c| c.packages)
+            .unwrap_or_default())
+    }
+
     /// Parses the text of `path` (relative paths in it are relative to its directory).
     pub fn parse(path: &Path, text: &str, origin: Origin) -> Result<Config, ConfigError> {
         let error = |offset: usize, message: String| {
@@ -283,6 +292,22 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packages_are_read_whoever_wrote_the_runners() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("hermetic.toml");
+        assert!(Config::packages_in(&path).expect("absent").is_empty());
+        std::fs::write(
+            &path,
+            "[image]\npackages = [\"make\", \"gcc\", \"make\"]\n\n[[runners]]\nendpoint = \"tcp://b2:2376\"\n",
+        )
+        .expect("w");
+        // The base packages and repeats go; a remote runner does not stop the reading.
+        assert_eq!(Config::packages_in(&path).expect("read"), ["make"]);
+        std::fs::write(&path, "[image]\npackages = [\"gcc-\"]\n").expect("w");
+        assert!(Config::packages_in(&path).is_err());
+    }
 
     #[test]
     fn runners_in_order_with_their_settings() {

@@ -273,6 +273,41 @@ pub fn proposals<'a>(
     out
 }
 
+/// The proposals as notes, with the line to add.
+pub fn proposal_lines(proposals: &[Proposal]) -> Vec<String> {
+    let mut all: Vec<&str> = proposals
+        .iter()
+        .flat_map(|p| p.packages.iter().map(String::as_str))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    let mut lines: Vec<String> = proposals
+        .iter()
+        .map(|p| {
+            format!(
+                "note: the build script of {} usually needs {}, which the builder image lacks",
+                p.krate,
+                p.packages
+                    .iter()
+                    .map(|x| format!("`{x}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .collect();
+    if !all.is_empty() {
+        lines.push(format!(
+            "note: add to hermetic.toml (beside Cargo.toml), then run `hermetic image \
+             bootstrap`:\n[image]\npackages = [{}]",
+            all.iter()
+                .map(|p| format!("\"{p}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    lines
+}
+
 fn package_of(table: &[(&str, &str)], name: &str) -> Option<String> {
     table
         .iter()
@@ -481,6 +516,18 @@ fn shell_not_found(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proposals_become_one_note_each_and_the_lines_to_add() {
+        let lines = proposal_lines(&proposals(["openssl-sys", "tikv-jemalloc-sys"], &[]));
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].contains("openssl-sys") && lines[0].contains("`libssl-dev`"));
+        assert!(
+            lines[2].ends_with("[image]\npackages = [\"libssl-dev\", \"make\", \"pkg-config\"]"),
+            "{lines:?}"
+        );
+        assert!(proposal_lines(&[]).is_empty());
+    }
 
     const JEMALLOC: &str = r#"   Compiling tikv-jemalloc-sys v0.6.1+5.3.0-1-ge13ca993e8ccb9ba9847cc330696e02839f328f7
 error: failed to run custom build command for `tikv-jemalloc-sys v0.6.1+5.3.0-1-ge13ca993e8ccb9ba9847cc330696e02839f328f7`

@@ -272,6 +272,18 @@ pub fn is_mirror_url(url: &str) -> bool {
     })
 }
 
+/// The packages a bootstrap asks for: those given on the command line, then those the
+/// project's hermetic.toml declares, each once.
+pub fn asked_packages(given: &[String], declared: &[String]) -> Vec<String> {
+    let mut all = given.to_vec();
+    for p in declared {
+        if !all.contains(p) {
+            all.push(p.clone());
+        }
+    }
+    all
+}
+
 /// A Debian package name (Debian policy 5.6.1): at least two of lowercase letters, digits,
 /// `+`, `-`, `.`, starting with a letter or digit, so it can never be read as an option.
 pub fn is_debian_package(name: &str) -> bool {
@@ -722,6 +734,13 @@ pub fn make(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bootstrap_asks_for_each_package_once() {
+        let given = vec!["cmake".to_string(), "make".to_string()];
+        let declared = vec!["make".to_string(), "perl".to_string()];
+        assert_eq!(asked_packages(&given, &declared), ["cmake", "make", "perl"]);
+    }
 
     #[test]
     fn a_definition_cannot_smuggle_arguments() {

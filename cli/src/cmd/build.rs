@@ -170,17 +170,12 @@ pub fn project_packages(
             .unwrap_or(Path::new("."))
             .join(hermetic_sandbox::config::FILE)
     });
-    // Only its packages are read here (any project may name them); its runners are checked
-    // where they are used, as the file's origin allows.
-    let config =
-        hermetic_sandbox::config::Config::load(&path, hermetic_sandbox::config::Origin::User)
-            .map_err(|e| Failure {
-                code: Code::Input,
-                message: e.to_string(),
-                causes: vec![],
-                fix: Some("fix the file (see the README's hermetic.toml section)".into()),
-            })?;
-    Ok(config.map(|c| c.packages).unwrap_or_default())
+    hermetic_sandbox::config::Config::packages_in(&path).map_err(|e| Failure {
+        code: Code::Input,
+        message: e.to_string(),
+        causes: vec![],
+        fix: Some("fix the file (see the README's hermetic.toml section)".into()),
+    })
 }
 
 /// `args` with the builder image the project's build uses: unless `--image` names one, the

@@ -124,14 +124,13 @@ pub fn gate(args: &GateArgs, out: &Output) -> Result<Code, Failure> {
         .map(|p| Ok((p.display().to_string(), PublicKey::load(p)?)))
         .collect::<Result<_, hermetic_attest::Error>>()?;
     // One key is one voter, under whatever file names it is given.
-    for (i, (name, key)) in keys.iter().enumerate() {
-        if let Some((first, _)) = keys[..i].iter().find(|(_, k)| k.hint() == key.hint()) {
-            return Err(Failure::input(
-                std::path::Path::new(name),
-                &format!("the same key as --trusted-key {first}"),
-                "name each trusted runner's key once: one key is one vote",
-            ));
-        }
+    let hints: Vec<&str> = keys.iter().map(|(_, k)| k.hint()).collect();
+    if let Some((first, again)) = hermetic_attest::gate::repeated_key(&hints) {
+        return Err(Failure::input(
+            std::path::Path::new(&keys[again].0),
+            &format!("the same key as --trusted-key {}", keys[first].0),
+            "name each trusted runner's key once: one key is one vote",
+        ));
     }
     let mut votes: Vec<Vote> = vec![];
     let mut ignored = vec![];

@@ -111,24 +111,16 @@ pub async fn run(cmd: &Command, out: &Output) -> Result<Code, Failure> {
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."))
                 .join("hermetic.toml");
-            let declared = hermetic_sandbox::config::Config::load(
-                &config_path,
-                hermetic_sandbox::config::Origin::User,
-            )
-            .map_err(|e| Failure {
-                code: Code::Input,
-                message: e.to_string(),
-                causes: vec![],
-                fix: Some("fix the file (see the README's hermetic.toml section)".into()),
-            })?
-            .map(|c| c.packages)
-            .unwrap_or_default();
-            let mut all_packages = packages.clone();
-            for p in declared {
-                if !all_packages.contains(&p) {
-                    all_packages.push(p);
-                }
-            }
+            let declared =
+                hermetic_sandbox::config::Config::packages_in(&config_path).map_err(|e| {
+                    Failure {
+                        code: Code::Input,
+                        message: e.to_string(),
+                        causes: vec![],
+                        fix: Some("fix the file (see the README's hermetic.toml section)".into()),
+                    }
+                })?;
+            let all_packages = hermetic_sandbox::recipe::asked_packages(packages, &declared);
             let tag = tag
                 .clone()
                 .unwrap_or_else(|| image::builder_reference(&all_packages));

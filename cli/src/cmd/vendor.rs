@@ -47,19 +47,6 @@ fn build_vendor_dir(cache: &Cache, project: &Path) -> PathBuf {
         .join("deps")
 }
 
-/// `path` lies in the project (by real location): in its directory, or in any directory
-/// above it that belongs to it (holds a `Cargo.toml`, the workspace's root, or `.git`, the
-/// checkout's). A policy there is the project's, whoever names it on the command line.
-fn inside(path: &Path, project: &Path) -> bool {
-    let (Ok(p), Ok(d)) = (std::fs::canonicalize(path), std::fs::canonicalize(project)) else {
-        // Not resolvable: not the user's to vouch for.
-        return true;
-    };
-    d.ancestors().enumerate().any(|(i, a)| {
-        (i == 0 || a.join("Cargo.toml").exists() || a.join(".git").exists()) && p.starts_with(a)
-    })
-}
-
 pub fn vendor_step(
     manifest_path: &Path,
     policy: Option<&Path>,
@@ -69,7 +56,8 @@ pub fn vendor_step(
     let policy_path = policy
         .map(Path::to_path_buf)
         .or_else(|| Some(dir.join("vendor-policy.toml")).filter(|p| p.is_file()));
-    let policy_is_users = policy.is_some_and(|p| !inside(p, &dir));
+    let policy_is_users =
+        policy.is_some_and(|p| !hermetic_deps::policy::belongs_to_project(p, &dir));
     let policy = match &policy_path {
         Some(p) => Some(Policy::load(p)?),
         None => None,
@@ -90,7 +78,7 @@ pub fn vendor_step(
     for d in &outcome.diagnostics {
         spinner.println(d.render(&shown).trim_end());
     }
-    for line in proposal_lines(&image_proposals(&outcome, manifest_path)) {
+    for line in hermetic_sandbox::needs::proposal_lines(&image_proposals(&outcome, manifest_path)) {
         spinner.println(&line);
     }
     if !outcome.written {
@@ -133,7 +121,10 @@ pub fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             .unwrap_or_else(|| dir.join("target").join("hermetic").join("deps")),
         cache,
         policy,
-        policy_is_users: args.policy.as_deref().is_some_and(|p| !inside(p, &dir)),
+        policy_is_users: args
+            .policy
+            .as_deref()
+            .is_some_and(|p| !hermetic_deps::policy::belongs_to_project(p, &dir)),
     };
     let result = vendor(&opts, &|msg| spinner.stage(msg));
     spinner.finish();
@@ -197,7 +188,9 @@ pub fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         "build offline with: cargo build --offline --frozen --config {}",
         outcome.out.join("config.toml").display()
     );
-    for line in proposal_lines(&image_proposals(&outcome, &args.manifest_path)) {
+    for line in
+        hermetic_sandbox::needs::proposal_lines(&image_proposals(&outcome, &args.manifest_path))
+    {
         eprintln!("{line}");
     }
     Ok(code)
@@ -217,50 +210,10 @@ fn image_proposals(
     )
 }
 
-/// The proposals as notes, with the line to add.
-fn proposal_lines(proposals: &[hermetic_sandbox::needs::Proposal]) -> Vec<String> {
-    let mut all: Vec<&str> = proposals
-        .iter()
-        .flat_map(|p| p.packages.iter().map(String::as_str))
-        .collect();
-    all.sort_unstable();
-    all.dedup();
-    let mut lines: Vec<String> = proposals
-        .iter()
-        .map(|p| {
-            format!(
-                "note: the build script of {} usually needs {}, which the builder image lacks",
-                p.krate,
-                p.packages
-                    .iter()
-                    .map(|x| format!("`{x}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
-        .collect();
-    if !all.is_empty() {
-        lines.push(format!(
-            "note: add to hermetic.toml (beside Cargo.toml), then run `hermetic image \
-             bootstrap`:\n[image]\npackages = [{}]",
-            all.iter()
-                .map(|p| format!("\"{p}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    lines
-}
-
 fn check(dir: &Path, manifest_path: &Path, cache: &Cache, out: &Output) -> Result<Code, Failure> {
     // The truth is the project's Cargo.lock, beside its manifest (or above it, at the
     // workspace's root), never what the checked directory says of itself.
-    let start = project_dir(manifest_path);
-    let lockfile = start
-        .ancestors()
-        .map(|d| d.join("Cargo.lock"))
-        .find(|l| l.is_file())
-        .unwrap_or_else(|| start.join("Cargo.lock"));
+    let lockfile = hermetic_deps::lockfile::nearest(&project_dir(manifest_path));
     let report = check_dir(dir, cache, &lockfile)?;
     let code = if report.findings.is_empty() {
         Code::Success

@@ -184,5 +184,18 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// `path` lies in the project (by real location): in its directory, or in any directory
+/// above it that belongs to it (holds a `Cargo.toml`, the workspace's root, or `.git`, the
+/// checkout's). A policy there is the project's, whoever names it on the command line.
+pub fn belongs_to_project(path: &Path, project: &Path) -> bool {
+    let (Ok(p), Ok(d)) = (std::fs::canonicalize(path), std::fs::canonicalize(project)) else {
+        // Not resolvable: not the user's to vouch for.
+        return true;
+    };
+    d.ancestors().enumerate().any(|(i, a)| {
+        (i == 0 || a.join("Cargo.toml").exists() || a.join(".git").exists()) && p.starts_with(a)
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -168,3 +168,25 @@ fn malformed_policies_name_the_line() {
     insta::assert_snapshot!(parse_error("[sources\n"), @"vendor-policy.toml: line 1: unclosed table, expected `]`");
     insta::assert_snapshot!(parse_error("[build-scripts]\nallow = \"serde\"\n"), @r#"vendor-policy.toml: line 2: invalid type: string "serde", expected a sequence"#);
 }
+
+#[test]
+fn a_policy_in_the_project_is_the_projects() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ws = dir.path().join("ws");
+    let member = ws.join("crates/app");
+    std::fs::create_dir_all(&member).expect("mkdir");
+    std::fs::write(ws.join("Cargo.toml"), "[workspace]\n").expect("w");
+    let users = dir.path().join("users.toml");
+    let own = ws.join("vendor-policy.toml");
+    for p in [&users, &own] {
+        std::fs::write(p, "").expect("w");
+    }
+    // Up to the workspace root, through a directory without a manifest.
+    assert!(super::belongs_to_project(&own, &member));
+    assert!(!super::belongs_to_project(&users, &member));
+    // A path that does not resolve is nobody's to vouch for.
+    assert!(super::belongs_to_project(
+        &dir.path().join("missing"),
+        &member
+    ));
+}
