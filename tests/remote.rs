@@ -1232,22 +1232,11 @@ fn an_image_moves_as_a_file_and_its_digest_is_rederived() {
 /// builder layer reads, a configuration with fixed times.
 fn tiny_base(dir: &Path) -> PathBuf {
     use sha2::Digest;
-    let mut layer = tar::Builder::new(Vec::new());
-    for (name, body) in [
-        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-        ("etc/group", "root:x:0:\n"),
-        ("usr/local/bin/tool", "#!/bin/sh\n"),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(body.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_cksum();
-        layer
-            .append_data(&mut h, name, body.as_bytes())
-            .expect("layer");
-    }
-    let layer = layer.into_inner().expect("layer");
+    let layer = tar_of(&[
+        ("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n".to_vec()),
+        ("etc/group", b"root:x:0:\n".to_vec()),
+        ("usr/local/bin/tool", b"#!/bin/sh\n".to_vec()),
+    ]);
     let diff = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&layer)));
     let config = serde_json::json!({
         "architecture": "amd64",
@@ -1265,24 +1254,29 @@ fn tiny_base(dir: &Path) -> PathBuf {
         "RepoTags": null,
     }])
     .to_string();
-    let mut archive = tar::Builder::new(Vec::new());
-    for (name, body) in [
-        (format!("{id}.json"), config.into_bytes()),
-        ("layer.tar".to_string(), layer),
-        ("manifest.json".to_string(), manifest.into_bytes()),
-    ] {
+    let config_name = format!("{id}.json");
+    let archive = tar_of(&[
+        (config_name.as_str(), config.into_bytes()),
+        ("layer.tar", layer),
+        ("manifest.json", manifest.into_bytes()),
+    ]);
+    let file = dir.join("base.tar");
+    std::fs::write(&file, archive).expect("write");
+    file
+}
+
+/// A tar of regular files (mode 0644, time 0), in the order given.
+fn tar_of(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, body) in files {
         let mut h = tar::Header::new_gnu();
         h.set_size(body.len() as u64);
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_cksum();
-        archive
-            .append_data(&mut h, name, body.as_slice())
-            .expect("archive");
+        tar.append_data(&mut h, name, body.as_slice()).expect("tar");
     }
-    let file = dir.join("base.tar");
-    std::fs::write(&file, archive.into_inner().expect("archive")).expect("write");
-    file
+    tar.into_inner().expect("tar")
 }
 
 /// Registry users: hermetic's layer on a base pinned by digest gives the same builder

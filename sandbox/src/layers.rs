@@ -272,10 +272,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    fn dates_are_the_shared_formatter_s() {
+        // The calendar is tested in hermetic-deps::time; this is the conversion to it.
+        assert_eq!(
+            rfc3339(1_700_000_000),
+            hermetic_deps::time::rfc3339(1_700_000_000)
+        );
+        assert_eq!(rfc3339(u64::MAX), hermetic_deps::time::rfc3339(i64::MAX));
     }
 
     /// The same entries give the same layer, byte for byte, whenever and wherever written.
