@@ -314,8 +314,8 @@ pub fn expect(cmd: &mut Command, code: i32) -> Run {
     r
 }
 
-/// Makes sure the builder image exists (bootstrapping it offline once, ~1 minute) and
-/// returns its reference. Tests run in processes of their own (nextest) and at once: the
+/// Makes sure the builder image and the tests' lock of it exist (bootstrapping it offline
+/// once, ~1 minute) and returns its reference. Tests run in processes of their own (nextest) and at once: the
 /// first to find the image missing bootstraps it while holding a lock directory, the others
 /// wait for it and then see the image.
 pub fn builder_image() -> &'static str {
@@ -328,6 +328,10 @@ pub fn builder_image() -> &'static str {
                 .output()
                 .is_ok_and(|o| o.status.success())
         };
+        // The tests' own image lock, never the repository's: tests read it, so an image
+        // that an earlier run left on the engine is not enough without it.
+        let image_lock = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hermetic-image.lock");
+        let present = || present() && image_lock.is_file();
         let lock = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("builder-image.lock");
         // Long enough for the slowest bootstrap seen; a lock older than this is abandoned.
         let patience = std::time::Duration::from_secs(900);
@@ -346,10 +350,7 @@ pub fn builder_image() -> &'static str {
                     let _unlock = Unlock(lock.clone());
                     if !present() {
                         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermetic"));
-                        // The tests' own lock, never the repository's.
-                        cmd.args(["image", "bootstrap", "--lock"]).arg(
-                            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hermetic-image.lock"),
-                        );
+                        cmd.args(["image", "bootstrap", "--lock"]).arg(&image_lock);
                         expect(&mut cmd, 0);
                     }
                     return;
