@@ -34,9 +34,43 @@ fn rebuild(project: &Path, key: &Path, runner: &str, att: &Path) {
     expect(&mut cmd, 0);
 }
 
+/// The statement inside a rebuild attestation.
+fn statement(att: &Path) -> Value {
+    let bundle: Value = serde_json::from_slice(&std::fs::read(att).expect("att")).expect("json");
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        bundle["dsseEnvelope"]["payload"].as_str().expect("payload"),
+    )
+    .expect("b64");
+    serde_json::from_slice(&payload).expect("statement")
+}
+
 fn gate(dir: &Path, atts: &[&Path], trusted: &[&Path], quorum: usize, code: i32) -> Value {
+    // About the release the first attestation is about, unless a test says otherwise.
+    let inputs = statement(atts[0])["predicate"]["inputsDigest"]
+        .as_str()
+        .expect("inputs")
+        .to_string();
+    gate_about(
+        dir,
+        atts,
+        trusted,
+        quorum,
+        code,
+        &["--inputs-digest", &inputs],
+    )
+}
+
+fn gate_about(
+    dir: &Path,
+    atts: &[&Path],
+    trusted: &[&Path],
+    quorum: usize,
+    code: i32,
+    release: &[&str],
+) -> Value {
     let mut cmd = hermetic(dir);
-    cmd.args(["--json", "gate"]);
+    cmd.args(["--json", "gate"]).args(release);
     for a in atts {
         cmd.arg(a);
     }
@@ -104,11 +138,11 @@ fn quorum_of_real_rebuilds_and_every_way_to_fail_it() {
         bundle["dsseEnvelope"]["payload"].as_str().expect("payload"),
     )
     .expect("b64");
-    let mut statement: Value = serde_json::from_slice(&payload).expect("statement");
-    statement["subject"][0]["digest"]["sha256"] = Value::String("0".repeat(64));
+    let mut inside: Value = serde_json::from_slice(&payload).expect("statement");
+    inside["subject"][0]["digest"]["sha256"] = Value::String("0".repeat(64));
     bundle["dsseEnvelope"]["payload"] = Value::String(base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
-        serde_json::to_vec(&statement).expect("ser"),
+        serde_json::to_vec(&inside).expect("ser"),
     ));
     let altered = k.join("altered.json");
     std::fs::write(&altered, serde_json::to_vec(&bundle).expect("ser")).expect("write");
@@ -121,13 +155,59 @@ fn quorum_of_real_rebuilds_and_every_way_to_fail_it() {
         "{r}"
     );
 
-    // About different inputs: a rebuild of changed source.
+    // The gate decides about one release: told none, it refuses to count.
+    let r = gate_about(k, &all, &trusted, 2, 2, &[]);
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("which release")),
+        "{r}"
+    );
+    // The release's SHA256SUMS: the votes must be about exactly those outputs.
+    let sums = project.path().join("dist/SHA256SUMS");
+    let sums_arg = sums.to_str().expect("utf-8");
+    let r = gate_about(k, &all, &trusted, 3, 0, &["--sums", sums_arg]);
+    assert_eq!(r["agreeing"].as_array().expect("agreeing").len(), 3, "{r}");
+    let forged = k.join("SHA256SUMS");
+    let text = std::fs::read_to_string(&sums).expect("sums");
+    std::fs::write(&forged, format!("{}{}", "0".repeat(64), &text[64..])).expect("forge");
+    let r = gate_about(
+        k,
+        &all,
+        &trusted,
+        2,
+        1,
+        &["--sums", forged.to_str().expect("utf-8")],
+    );
+    assert!(r["reasons"].to_string().contains("SHA256SUMS"), "{r}");
+
+    // A rebuild of changed source is about another release: not counted for this one, and
+    // its runner's older vote cannot stand in for a current one.
     let main_rs = project.path().join("src/main.rs");
     let text = std::fs::read_to_string(&main_rs).expect("main.rs");
     std::fs::write(&main_rs, text.replace("42u32", "7u32")).expect("write");
     let a5 = k.join("a5.json");
     rebuild(project.path(), &k3, "ci-linux-3", &a5);
-    let r = gate(k, &[&a1, &a2, &a5], &trusted, 2, 1);
+    let r = gate(k, &[&a1, &a2, &a5], &trusted, 3, 1);
+    assert!(
+        r["ignored"].to_string().contains("about other inputs"),
+        "{r}"
+    );
+    let new_release = statement(&a5)["predicate"]["inputsDigest"]
+        .as_str()
+        .expect("inputs")
+        .to_string();
+    let r = gate_about(
+        k,
+        &[&a3, &a1, &a2, &a5],
+        &trusted,
+        2,
+        1,
+        &["--inputs-digest", &new_release],
+    );
+    assert_eq!(r["agreeing"].as_array().expect("agreeing").len(), 1, "{r}");
+    // Unbound to inputs, votes about different inputs still fail the gate.
+    let r = gate_about(k, &[&a1, &a2, &a5], &trusted, 2, 1, &["--sums", sums_arg]);
     assert!(r["reasons"].to_string().contains("different inputs"), "{r}");
 
     // Disagreeing digests from the same inputs: a build that embeds the time.

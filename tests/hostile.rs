@@ -160,31 +160,119 @@ fn a_swapped_cached_archive_is_refused_and_evicted() {
         .arg(&archive)
         .arg("itoa-1.0.19");
     expect(&mut tar, 0);
-    // Whatever was derived from it goes too, so that only the archive can be believed.
+    // The tree made from it goes too (as the other party may well arrange): the next run
+    // has to extract the archive again.
     std::fs::remove_dir_all(cache.path().join("trees")).expect("rm trees");
-    let _ = std::fs::remove_file(
-        cache
-            .path()
-            .join("crates")
-            .join(format!("{sha}.files.json")),
-    );
     std::fs::remove_dir_all(project.path().join("deps")).expect("rm deps");
-    let v = vendor(1);
+    let v = vendor(0);
+    let warnings = v["warnings"].to_string();
     assert!(
-        message(&v).contains("the cached archive has sha256") && message(&v).contains(sha),
+        warnings.contains("the cached archive has sha256")
+            && warnings.contains(sha)
+            && warnings.contains("evicted and fetched again"),
         "{v}"
     );
-    assert!(!archive.exists(), "the swapped archive was not evicted");
-    assert!(
-        !project.path().join("deps").exists(),
-        "nothing half-written"
-    );
-    // The next run fetches the real one.
-    let v = vendor(0);
-    assert_eq!(v["status"], "ok", "{v}");
     let lib = std::fs::read_to_string(project.path().join("deps/vendor/itoa-1.0.19/src/lib.rs"))
         .expect("lib.rs");
     assert!(!lib.contains("EVIL"));
+    assert_eq!(
+        hermetic_deps::hash::sha256_file(&archive).expect("archive"),
+        sha,
+        "the real archive is cached again"
+    );
+}
+
+/// The attack on a cache tree that defeats checksums: a file of the cached vendored tree
+/// edited together with its `.cargo-checksum.json` entry, the archive's saved listing and
+/// the tree's stat index, all made to agree with the edit. Only the archive is believed:
+/// the tree is re-derived, and the edit never reaches an output.
+#[test]
+fn a_poisoned_cache_tree_is_re_derived_not_believed() {
+    use std::os::unix::fs::MetadataExt;
+    let cache = tempfile::tempdir().expect("cache");
+    let project = fixture("hello");
+    let vendor = || {
+        let mut cmd = hermetic(project.path());
+        cmd.env("HERMETIC_CACHE", cache.path())
+            .args(["--json", "vendor", "--out", "deps"]);
+        expect(&mut cmd, 0).json()
+    };
+    vendor();
+    let sha = "3bd1574e617a9a6c1f8f8181bd7e841e1f20e4277607ef28945765188d6284d4";
+    let evil = "pub const EVIL: u8 = 1;\n";
+    let evil_sha = hermetic_deps::hash::sha256_hex(evil.as_bytes());
+    // Every record of a file, rewritten to agree; sealed ones keep their old seal, which is
+    // all a cache writer has.
+    let rewrite_json = |path: &Path, edit: &dyn Fn(&mut Value)| {
+        let text = std::fs::read_to_string(path).expect("read");
+        let mut v: Value = serde_json::from_str(&text).expect("json");
+        if let Some(data) = v["data"].as_str() {
+            let mut inner: Value = serde_json::from_str(data).expect("data");
+            edit(&mut inner);
+            v["data"] = inner.to_string().into();
+        } else {
+            edit(&mut v);
+        }
+        std::fs::write(path, v.to_string()).expect("write");
+    };
+    // Poisons the cached tree; returns its stat index.
+    let poison = || -> PathBuf {
+        let tree = std::fs::read_dir(cache.path().join("trees"))
+            .expect("trees")
+            .flatten()
+            .next()
+            .expect("one tree")
+            .path();
+        let krate = tree.join("vendor/itoa-1.0.19");
+        std::fs::write(krate.join("src/lib.rs"), evil).expect("edit");
+        rewrite_json(&krate.join(".cargo-checksum.json"), &|v| {
+            v["files"]["src/lib.rs"] = evil_sha.clone().into();
+        });
+        rewrite_json(
+            &cache.path().join(format!("crates/{sha}.files.json")),
+            &|v| v["src/lib.rs"] = evil_sha.clone().into(),
+        );
+        let index = tree.join(".vendor-index.json");
+        rewrite_json(&index, &|v| {
+            for rel in ["itoa-1.0.19/src/lib.rs", "itoa-1.0.19/.cargo-checksum.json"] {
+                let m = std::fs::symlink_metadata(tree.join("vendor").join(rel)).expect("stat");
+                v["files"][rel] = serde_json::json!({
+                    "size": m.size(),
+                    "mtime_ns": m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+                    "ctime_ns": m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
+                    "ino": m.ino(),
+                    "mode": m.mode(),
+                });
+            }
+        });
+        index
+    };
+    for sealed in [true, false] {
+        let index = poison();
+        if !sealed {
+            // The index as an older hermetic wrote it: plain, no seal at all.
+            let text = std::fs::read_to_string(&index).expect("index");
+            let v: Value = serde_json::from_str(&text).expect("json");
+            std::fs::write(&index, v["data"].as_str().expect("data")).expect("index");
+        }
+        std::fs::remove_dir_all(project.path().join("deps")).expect("rm deps");
+        let v = vendor();
+        assert_eq!(
+            v["cache_hit"], false,
+            "sealed {sealed}: the poisoned tree was believed"
+        );
+        assert!(
+            v["warnings"].to_string().contains("corrupted"),
+            "sealed {sealed}: {v}"
+        );
+        let lib =
+            std::fs::read_to_string(project.path().join("deps/vendor/itoa-1.0.19/src/lib.rs"))
+                .expect("lib.rs");
+        assert!(
+            !lib.contains("EVIL"),
+            "sealed {sealed}: the edit reached the output"
+        );
+    }
 }
 
 /// The project's `.cargo/config.toml`, `rust-toolchain.toml` and git config name a program

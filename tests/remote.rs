@@ -861,6 +861,18 @@ impl Job<'_> {
             }
             let script = tmp.join("step.sh");
             std::fs::write(&script, step["run"].as_str().expect("run")).expect("script");
+            // The commit the workflow runs for, as GitHub names it.
+            let sha = String::from_utf8_lossy(
+                &Command::new("git")
+                    .arg("-C")
+                    .arg(self.checkout)
+                    .args(["rev-parse", "HEAD"])
+                    .output()
+                    .expect("git")
+                    .stdout,
+            )
+            .trim()
+            .to_string();
             let mut cmd = Command::new("bash");
             cmd.args(["--noprofile", "--norc", "-eo", "pipefail"])
                 .arg(&script)
@@ -874,6 +886,7 @@ impl Job<'_> {
                 .env("GITHUB_ENV", &github_env)
                 .env("GITHUB_STEP_SUMMARY", &summary)
                 .env("GITHUB_WORKSPACE", &ws)
+                .env("GITHUB_SHA", &sha)
                 // hermetic's own host cargo is the toolchain's, not the stand-in for
                 // `cargo install` (which the sandbox that host cargo runs in would not find).
                 .env("CARGO", cargo_bin.join("cargo"));

@@ -212,11 +212,78 @@ fn reproducible_fixture_is_verified_attested_and_memoised() {
         "--no-explain",
     ]);
     let out = expect(&mut cmd, 0);
-    assert!(
-        out.stderr.contains("damaged verify memo entry"),
-        "{}",
-        out.stderr
+    assert!(out.stderr.contains("did not seal"), "{}", out.stderr);
+}
+
+/// Whoever can write the cache cannot file a verdict: a memo entry turned "reproducible"
+/// for a mismatching project is not believed. And a remembered verdict vouches only for the
+/// `dist/` it left: with a published binary swapped, the run verifies again and `dist/` is
+/// the verified one once more.
+#[test]
+fn a_memo_cannot_be_forged_and_vouches_only_for_the_dist_it_left() {
+    let _serial = engine_lock();
+    let run = |project: &Path, code: i32| {
+        let mut cmd = hermetic(project);
+        cmd.args([
+            "--json",
+            "verify",
+            "--image",
+            builder_image(),
+            "--runners",
+            "2",
+            "--no-sign",
+        ]);
+        let r = expect(&mut cmd, code);
+        (r.json(), r.stderr)
+    };
+    let nd = fixture("nd-time");
+    let (first, _) = run(nd.path(), 1);
+    let inputs = first["inputs_digest"].as_str().expect("inputs").to_string();
+    // The cache writer's forgery: the entry of this verdict, made "reproducible", its
+    // seal kept.
+    let memo_dir = shared_cache().join("verify");
+    let mut forged = 0;
+    for e in std::fs::read_dir(&memo_dir).expect("memo dir").flatten() {
+        let text = std::fs::read_to_string(e.path()).expect("read");
+        let mut envelope: Value = serde_json::from_str(&text).expect("envelope");
+        let Some(data) = envelope["data"].as_str() else {
+            continue;
+        };
+        let mut entry: Value = serde_json::from_str(data).expect("entry");
+        if entry["report"]["inputs_digest"] != inputs.as_str() {
+            continue;
+        }
+        entry["report"]["verdict"] = "reproducible".into();
+        entry["report"]["differences"] = serde_json::json!([]);
+        envelope["data"] = entry.to_string().into();
+        std::fs::write(e.path(), envelope.to_string()).expect("forge");
+        forged += 1;
+    }
+    assert_eq!(forged, 1, "the mismatch was remembered once");
+    let (again, stderr) = run(nd.path(), 1);
+    assert_eq!(again["verdict"], "mismatch", "{again}");
+    assert_eq!(again["memo"], false);
+    assert!(stderr.contains("did not seal"), "{stderr}");
+
+    let hello = fixture("hello");
+    run(hello.path(), 0);
+    let (hit, _) = run(hello.path(), 0);
+    assert_eq!(hit["memo"], true, "{hit}");
+    let binary = hello.path().join("dist/hello");
+    let good = std::fs::read(&binary).expect("binary");
+    std::fs::write(&binary, b"not what was verified").expect("swap");
+    let (again, stderr) = run(hello.path(), 0);
+    assert_eq!(
+        again["memo"], false,
+        "the memo vouched for a swapped binary"
     );
+    assert!(
+        stderr.contains("is not what the remembered verification left there (hello changed)"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&binary).expect("binary"), good);
+    let (hit, _) = run(hello.path(), 0);
+    assert_eq!(hit["memo"], true, "{hit}");
 }
 
 /// Verifies an unreproducible fixture and returns the report.

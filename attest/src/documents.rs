@@ -19,15 +19,13 @@ pub const SPDX_BUNDLE: &str = "sbom.spdx.sigstore.json";
 pub const CYCLONEDX: &str = "sbom.cdx.json";
 pub const CYCLONEDX_BUNDLE: &str = "sbom.cdx.sigstore.json";
 
-/// Writes through a temporary name, so that a file is either complete or absent.
+/// Writes through a temporary name, synced before the rename, so that a file is either
+/// complete or absent, also after a crash.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, data).at(&tmp)?;
-    std::fs::rename(&tmp, path).at(path)
+    hermetic_deps::durable::write(path, data).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })
 }
 
 /// The SBOM documents (SPDX, CycloneDX) of a record.

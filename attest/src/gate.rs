@@ -75,6 +75,8 @@ pub struct Vote {
     pub key: String,
     pub runner: String,
     pub inputs_digest: String,
+    /// The clean commit it was built from, if any.
+    pub source_commit: Option<String>,
     /// Output name → sha256.
     pub subjects: BTreeMap<String, String>,
 }
@@ -100,6 +102,9 @@ impl Vote {
                 .unwrap_or("?")
                 .to_string(),
             inputs_digest,
+            source_commit: s.predicate["inputs"]["sourceCommit"]
+                .as_str()
+                .map(String::from),
             subjects: s
                 .subject
                 .iter()
@@ -114,6 +119,159 @@ impl Vote {
     }
 }
 
+/// What the gate decides about: one release, named by what its votes must be about. A
+/// vote about anything else (an older release, other source) is not a vote here.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Release {
+    /// The rebuild inputs' digest every vote must name.
+    pub inputs_digest: Option<String>,
+    /// The source commit every vote must have been built from.
+    pub source_commit: Option<String>,
+    /// The release's outputs (name → sha256, from its `SHA256SUMS`): what the trusted
+    /// runners must agree on, not merely with each other.
+    pub subjects: Option<BTreeMap<String, String>>,
+}
+
+impl Release {
+    /// Nothing named: such a gate would compare votes only with each other.
+    pub fn is_unbound(&self) -> bool {
+        self.inputs_digest.is_none() && self.source_commit.is_none() && self.subjects.is_none()
+    }
+
+    /// The subjects of a `SHA256SUMS` text; every line must be `HEX  NAME` or `HEX *NAME`.
+    pub fn subjects_of_sums(text: &str) -> Result<BTreeMap<String, String>, String> {
+        let mut out = BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let parsed = line.split_once(' ').and_then(|(digest, rest)| {
+                let name = rest.strip_prefix('*').or_else(|| rest.strip_prefix(' '))?;
+                let hex = digest.len() == 64
+                    && digest
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                (hex && !name.is_empty()).then(|| (name.to_string(), digest.to_string()))
+            });
+            let Some((name, digest)) = parsed else {
+                return Err(format!("line {} is not `SHA256  NAME`: {line:?}", i + 1));
+            };
+            if out.insert(name.clone(), digest).is_some() {
+                return Err(format!("line {}: {name} is listed twice", i + 1));
+            }
+        }
+        if out.is_empty() {
+            return Err("it lists no file".into());
+        }
+        Ok(out)
+    }
+
+    /// Why a vote is not about this release, if it is not.
+    fn mismatch(&self, v: &Vote) -> Option<String> {
+        if let Some(want) = &self.inputs_digest
+            && &v.inputs_digest != want
+        {
+            return Some(format!(
+                "about other inputs ({}), not this release's ({want})",
+                v.inputs_digest
+            ));
+        }
+        if let Some(want) = &self.source_commit
+            && v.source_commit.as_deref() != Some(want.as_str())
+        {
+            return Some(format!(
+                "built from {}, not this release's commit {want}",
+                v.source_commit.as_deref().unwrap_or("no clean commit")
+            ));
+        }
+        None
+    }
+}
+
+/// The votes that count, and the attestations that do not, with the reason for each.
+#[derive(Debug, Default)]
+pub struct Ballot {
+    pub votes: Vec<Vote>,
+    pub ignored: Vec<Ignored>,
+    pub rejected: Vec<Ignored>,
+}
+
+/// Admits attestations (file name, bytes) as votes of the trusted keys (name, key), for
+/// `release`: an attestation of an unknown key, about another release, or a copy of a
+/// vote already counted is ignored; one that claims a trusted key and does not verify,
+/// or a trusted key's second, different result for this release, is rejected (and fails
+/// the gate: a runner that equivocates cannot be counted either way).
+pub fn admit(
+    attestations: &[(String, Vec<u8>)],
+    keys: &[(String, crate::keys::PublicKey)],
+    release: &Release,
+) -> Ballot {
+    let mut ballot = Ballot::default();
+    for (file, bytes) in attestations {
+        let file = file.clone();
+        let hint = serde_json::from_slice::<crate::bundle::Bundle>(bytes)
+            .ok()
+            .and_then(|b| b.verification_material.public_key.map(|k| k.hint));
+        let Some((name, key)) = hint
+            .as_deref()
+            .and_then(|h| keys.iter().find(|(_, k)| k.hint() == h))
+        else {
+            ballot.ignored.push(Ignored {
+                file,
+                reason: format!(
+                    "not signed by a trusted key (key hint {})",
+                    hint.as_deref().unwrap_or("none")
+                ),
+            });
+            continue;
+        };
+        let statement = match crate::verify::verify_bundle(bytes, key, None) {
+            Ok(v) => v.statement,
+            Err(f) => {
+                ballot.rejected.push(Ignored {
+                    file,
+                    reason: format!("claims trusted key {name} but {f} [{}]", f.code()),
+                });
+                continue;
+            }
+        };
+        let Some(statement) = statement else {
+            ballot.rejected.push(Ignored {
+                file,
+                reason: "not a DSSE attestation".into(),
+            });
+            continue;
+        };
+        let vote = match Vote::from_statement(&file, name, &statement) {
+            Ok(v) => v,
+            Err(reason) => {
+                ballot.rejected.push(Ignored { file, reason });
+                continue;
+            }
+        };
+        if let Some(why) = release.mismatch(&vote) {
+            ballot.ignored.push(Ignored { file, reason: why });
+            continue;
+        }
+        match ballot.votes.iter().find(|v| v.key == vote.key) {
+            Some(first) if first.subjects == vote.subjects => ballot.ignored.push(Ignored {
+                file,
+                reason: format!(
+                    "a copy of {name}'s vote in {}: one vote per key",
+                    first.file
+                ),
+            }),
+            Some(first) => {
+                let reason = format!(
+                    "{name} signed two different results for this release ({} and {file}): \
+                     a runner that equivocates is not counted",
+                    first.file
+                );
+                ballot.rejected.push(Ignored { file, reason });
+            }
+            None => ballot.votes.push(vote),
+        }
+    }
+    ballot
+}
+
 /// An attestation that was not counted, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ignored {
@@ -124,6 +282,8 @@ pub struct Ignored {
 #[derive(Debug, Clone, Serialize)]
 pub struct GateReport {
     pub passed: bool,
+    /// What the gate decided about.
+    pub release: Release,
     pub quorum: usize,
     /// Trusted votes that agree with the majority on every subject digest.
     pub agreeing: Vec<String>,
@@ -140,14 +300,13 @@ pub struct GateReport {
     pub reasons: Vec<String>,
 }
 
-/// Decides the gate from verified votes and rejected attestations.
-pub fn decide(
-    votes: Vec<Vote>,
-    ignored: Vec<Ignored>,
-    rejected: Vec<Ignored>,
-    quorum: usize,
-    allow_dissent: bool,
-) -> GateReport {
+/// Decides the gate about `release` from its ballot.
+pub fn decide(ballot: Ballot, release: &Release, quorum: usize, allow_dissent: bool) -> GateReport {
+    let Ballot {
+        votes,
+        ignored,
+        rejected,
+    } = ballot;
     let mut reasons: Vec<String> = rejected
         .iter()
         .map(|r| format!("{}: {}", r.file, r.reason))
@@ -166,16 +325,28 @@ pub fn decide(
     for v in &votes {
         groups.entry(&v.subjects).or_default().push(v);
     }
-    let majority = groups
-        .values()
-        .max_by_key(|g| g.len())
-        .cloned()
-        .unwrap_or_default();
-    let subjects = majority
-        .first()
-        .map(|v| v.subjects.clone())
-        .unwrap_or_default();
-    let agreeing: Vec<String> = majority.iter().map(|v| v.key.clone()).collect();
+    let largest = groups.values().map(Vec::len).max().unwrap_or(0);
+    let subjects = match &release.subjects {
+        // The release's outputs are what must be agreed on.
+        Some(s) => s.clone(),
+        None => {
+            let mut tops = groups.iter().filter(|(_, g)| g.len() == largest);
+            let first = tops.next().map(|(s, _)| (*s).clone()).unwrap_or_default();
+            if tops.next().is_some() {
+                reasons.push(format!(
+                    "a tie: {} groups of {largest} trusted runner(s) each agree on different \
+                     outputs, so no result has a majority",
+                    groups.values().filter(|g| g.len() == largest).count()
+                ));
+            }
+            first
+        }
+    };
+    let agreeing: Vec<String> = votes
+        .iter()
+        .filter(|v| v.subjects == subjects)
+        .map(|v| v.key.clone())
+        .collect();
     let dissenting: Vec<String> = votes
         .iter()
         .filter(|v| v.subjects != subjects)
@@ -183,8 +354,13 @@ pub fn decide(
         .collect();
     if agreeing.len() < quorum {
         reasons.push(format!(
-            "only {} trusted runner(s) agree on every output digest; the quorum is {quorum}",
-            agreeing.len()
+            "only {} trusted runner(s) agree on every output digest{}; the quorum is {quorum}",
+            agreeing.len(),
+            if release.subjects.is_some() {
+                " of the release's SHA256SUMS"
+            } else {
+                ""
+            }
         ));
     }
     if !dissenting.is_empty() && !allow_dissent {
@@ -196,6 +372,7 @@ pub fn decide(
     }
     GateReport {
         passed: reasons.is_empty(),
+        release: release.clone(),
         quorum,
         agreeing,
         dissenting,
@@ -269,12 +446,24 @@ mod tests {
             key: key.into(),
             runner: key.into(),
             inputs_digest: inputs.into(),
+            source_commit: None,
             subjects: BTreeMap::from([("app".to_string(), sha.to_string())]),
         }
     }
 
+    fn ballot(votes: Vec<Vote>) -> Ballot {
+        Ballot {
+            votes,
+            ..Ballot::default()
+        }
+    }
+
+    fn any() -> Release {
+        Release::default()
+    }
+
     #[test]
-    fn quorum_dissent_and_inputs() {
+    fn quorum_dissent_inputs_and_ties() {
         let agree = || {
             vec![
                 vote("a", "i", "1"),
@@ -282,26 +471,161 @@ mod tests {
                 vote("c", "i", "1"),
             ]
         };
-        assert!(decide(agree(), vec![], vec![], 3, false).passed);
-        assert!(!decide(agree(), vec![], vec![], 4, false).passed);
+        assert!(decide(ballot(agree()), &any(), 3, false).passed);
+        assert!(!decide(ballot(agree()), &any(), 4, false).passed);
         let dissent = vec![
             vote("a", "i", "1"),
             vote("b", "i", "1"),
             vote("c", "i", "2"),
         ];
-        let r = decide(dissent.clone(), vec![], vec![], 2, false);
+        let r = decide(ballot(dissent.clone()), &any(), 2, false);
         assert!(!r.passed && r.dissenting == ["c"], "{r:?}");
-        assert!(decide(dissent, vec![], vec![], 2, true).passed);
+        assert!(decide(ballot(dissent), &any(), 2, true).passed);
         let other_inputs = vec![vote("a", "i", "1"), vote("b", "j", "1")];
-        let r = decide(other_inputs, vec![], vec![], 2, false);
+        let r = decide(ballot(other_inputs), &any(), 2, false);
         assert!(
             !r.passed && r.reasons[0].contains("different inputs"),
             "{r:?}"
         );
-        let rejected = vec![Ignored {
-            file: "x".into(),
-            reason: "signature-invalid".into(),
-        }];
-        assert!(!decide(agree(), vec![], rejected, 2, false).passed);
+        let rejected = Ballot {
+            votes: agree(),
+            rejected: vec![Ignored {
+                file: "x".into(),
+                reason: "signature-invalid".into(),
+            }],
+            ..Ballot::default()
+        };
+        assert!(!decide(rejected, &any(), 2, false).passed);
+        // Two against two: no majority, whatever --allow-dissent says.
+        let tie = vec![
+            vote("a", "i", "1"),
+            vote("b", "i", "1"),
+            vote("c", "i", "2"),
+            vote("d", "i", "2"),
+        ];
+        let r = decide(ballot(tie), &any(), 2, true);
+        assert!(!r.passed && r.reasons[0].contains("a tie"), "{r:?}");
+    }
+
+    #[test]
+    fn the_release_s_outputs_are_what_must_be_agreed_on() {
+        let release = Release {
+            subjects: Some(BTreeMap::from([("app".to_string(), "1".to_string())])),
+            ..Release::default()
+        };
+        // Two runners agree with each other on other bytes than the release's.
+        let r = decide(
+            ballot(vec![
+                vote("a", "i", "2"),
+                vote("b", "i", "2"),
+                vote("c", "i", "1"),
+            ]),
+            &release,
+            2,
+            true,
+        );
+        assert!(!r.passed && r.agreeing == ["c"], "{r:?}");
+        assert!(r.reasons[0].contains("SHA256SUMS"), "{r:?}");
+    }
+
+    #[test]
+    fn sums_are_read_strictly() {
+        let sha = "a".repeat(64);
+        let ok = Release::subjects_of_sums(&format!("{sha} *app\n{sha}  lib.so\n")).expect("test");
+        assert_eq!(ok.len(), 2);
+        for bad in [
+            "",
+            "zz *app\n",
+            &format!("{sha} *app\n{sha} *app\n"),
+            &format!("{sha}\n"),
+        ] {
+            assert!(Release::subjects_of_sums(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// A signed rebuild statement about `sha` from `inputs`, as a runner's key makes it.
+    fn attestation(key: &crate::keys::SigningKey, inputs: &str, sha: &str) -> Vec<u8> {
+        let statement = Statement::new(
+            vec![Subject::sha256("app", sha)],
+            REBUILD_V1,
+            json!({"inputsDigest": inputs, "inputs": {"sourceCommit": "c0ffee"}, "runner": {"id": "r"}}),
+        );
+        crate::bundle::sign_dsse(crate::statement::PAYLOAD_TYPE, &statement.to_bytes(), key)
+            .expect("test")
+            .to_bytes()
+    }
+
+    fn keypair() -> (crate::keys::SigningKey, crate::keys::PublicKey) {
+        let (private, public) = crate::keys::generate(b"pw").expect("test");
+        let path = std::path::Path::new("k");
+        let signing =
+            crate::keys::SigningKey::from_pem(path, private.as_bytes(), b"pw").expect("test");
+        let der = pem::parse(public.as_bytes()).expect("test");
+        let public = crate::keys::PublicKey::from_der(path, der.contents()).expect("test");
+        (signing, public)
+    }
+
+    #[test]
+    fn admission_counts_one_vote_per_key_for_this_release_only() {
+        let (k1, p1) = keypair();
+        let (k2, p2) = keypair();
+        let (stranger, _) = keypair();
+        let sha = "1".repeat(64);
+        let keys = vec![("one".to_string(), p1), ("two".to_string(), p2)];
+        let release = Release {
+            inputs_digest: Some("now".into()),
+            source_commit: Some("c0ffee".into()),
+            subjects: None,
+        };
+        let atts = vec![
+            // An older release's valid vote, shipped first: not a vote about this one.
+            ("old.json".to_string(), attestation(&k1, "before", &sha)),
+            ("one.json".to_string(), attestation(&k1, "now", &sha)),
+            ("copy.json".to_string(), attestation(&k1, "now", &sha)),
+            ("two.json".to_string(), attestation(&k2, "now", &sha)),
+            (
+                "stranger.json".to_string(),
+                attestation(&stranger, "now", &sha),
+            ),
+        ];
+        let b = admit(&atts, &keys, &release);
+        let counted: Vec<&str> = b.votes.iter().map(|v| v.file.as_str()).collect();
+        assert_eq!(counted, ["one.json", "two.json"], "{b:?}");
+        assert!(b.rejected.is_empty(), "{b:?}");
+        let why = |file: &str| {
+            b.ignored
+                .iter()
+                .find(|i| i.file == file)
+                .map(|i| i.reason.clone())
+                .unwrap_or_default()
+        };
+        assert!(why("old.json").contains("about other inputs"));
+        assert!(why("copy.json").contains("a copy of one's vote"));
+        assert!(why("stranger.json").contains("not signed by a trusted key"));
+        assert!(decide(b, &release, 2, false).passed);
+
+        // The same key, two different results for this release: the gate fails.
+        let atts = vec![
+            ("one.json".to_string(), attestation(&k1, "now", &sha)),
+            (
+                "one-b.json".to_string(),
+                attestation(&k1, "now", &"2".repeat(64)),
+            ),
+            ("two.json".to_string(), attestation(&k2, "now", &sha)),
+        ];
+        let b = admit(&atts, &keys, &release);
+        assert!(
+            b.rejected[0].reason.contains("two different results"),
+            "{b:?}"
+        );
+        assert!(!decide(b, &release, 2, true).passed);
+
+        // Another commit is another release.
+        let other = Release {
+            source_commit: Some("beef".into()),
+            ..release.clone()
+        };
+        let b = admit(&atts[..1], &keys, &other);
+        assert!(b.votes.is_empty() && b.ignored[0].reason.contains("not this release's commit"));
     }
 }

@@ -11,7 +11,9 @@
 //! - [`verify`]: checks a bundle against a public key and an artifact;
 //! - [`compare`], [`report`]: outputs of several runners compared, differences explained,
 //!   and the report of `hermetic verify`;
-//! - [`documents`]: writes (and signs) the whole set into an output directory.
+//! - [`documents`]: writes (and signs) the whole set into an output directory;
+//! - [`memo`]: verdicts remembered for their exact inputs, sealed, and only while the output
+//!   directory is what they left.
 
 pub mod archive;
 pub mod audit;
@@ -23,6 +25,7 @@ pub mod dsse;
 mod error;
 pub mod gate;
 pub mod keys;
+pub mod memo;
 pub mod provenance;
 pub mod record;
 pub mod report;

@@ -4,7 +4,6 @@
 use crate::error::{Error, IoContext, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Component, Path};
 
 /// Files `cargo vendor` leaves out of a vendored crate; skipping the same ones keeps a tree
@@ -48,14 +47,26 @@ pub(crate) fn read_crate_limited(
     sha256: Option<&str>,
     limit: u64,
 ) -> Result<Listing> {
-    use std::io::{Seek, Write};
+    use std::io::{Read, Write};
     let bad = |detail: String| Error::BadArchive {
         archive: archive.to_path_buf(),
         detail,
     };
-    let mut file = std::fs::File::open(archive).at(archive)?;
+    // Read once, into memory, and hashed there before anything is listed or extracted:
+    // the bytes checked are the bytes unpacked, whatever happens to the file meanwhile.
+    let mut bytes = Vec::new();
+    std::fs::File::open(archive)
+        .at(archive)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .at(archive)?;
+    if bytes.len() as u64 > limit {
+        return Err(bad(format!(
+            "is larger than {limit} bytes (the limit for one crate); refused"
+        )));
+    }
     if let Some(expected) = sha256 {
-        let actual = crate::hash::sha256_reader(&mut file).at(archive)?;
+        let actual = crate::hash::sha256_hex(&bytes);
         if actual != expected {
             return Err(Error::CachedArchiveChecksum {
                 archive: archive.to_path_buf(),
@@ -63,8 +74,8 @@ pub(crate) fn read_crate_limited(
                 actual,
             });
         }
-        file.rewind().at(archive)?;
     }
+    let file = std::io::Cursor::new(bytes);
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut listing = Listing::new();
     let mut unpacked: u64 = 0;

@@ -3,8 +3,8 @@
 //!
 //! Layout under the root (`HERMETIC_CACHE`, or the user's cache dir + `hermetic`):
 //! - `crates/<sha256>.crate`: the archive whose SHA-256 is the Cargo.lock checksum;
-//! - `crates/<sha256>.files.json`: its file listing (derived from the archive, never trusted
-//!   over it: a mismatch leads back to the archive);
+//! - `crates/<sha256>.files.json`: its file listing, derived from the archive and sealed
+//!   ([`crate::seal`]): an unsealed or foreign one leads back to the archive;
 //! - `trees/<vendor-key>/`: a complete `vendor/` tree with its `config.toml`.
 //!
 //! Every entry is written under a temporary name and renamed into place, so a killed run
@@ -13,16 +13,31 @@
 use crate::archive::{self, Listing};
 use crate::error::{Error, IoContext, Result};
 use crate::hash::sha256_file;
+use crate::seal::Seal;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    /// Made on first use: a run that finds every entry by its digest needs no secret.
+    seal: std::sync::OnceLock<Seal>,
 }
 
 impl Cache {
     pub fn new(root: impl Into<PathBuf>) -> Cache {
-        Cache { root: root.into() }
+        Cache {
+            root: root.into(),
+            seal: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The seal of the entries that stand for work not redone (stat indexes, listings).
+    pub fn seal(&self) -> Result<&Seal> {
+        if let Some(s) = self.seal.get() {
+            return Ok(s);
+        }
+        let made = Seal::local(&self.root)?;
+        Ok(self.seal.get_or_init(|| made))
     }
 
     /// `HERMETIC_CACHE` if set, else the platform cache directory.
@@ -32,7 +47,7 @@ impl Cache {
             .map(PathBuf::from)
             .or_else(|| dirs::cache_dir().map(|d| d.join("hermetic")))
             .unwrap_or_else(|| std::env::temp_dir().join("hermetic-cache"));
-        Cache { root }
+        Cache::new(root)
     }
 
     pub fn root(&self) -> &Path {
@@ -88,15 +103,19 @@ impl Cache {
                 detail: format!("sha256 is {actual}, expected {sha256}"),
             });
         }
-        std::fs::rename(&tmp, &dest).at(&dest)?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .at(&tmp)?;
+        crate::durable::rename(&tmp, &dest)?;
         Ok(dest)
     }
 
-    /// The listing of a stored archive: from its saved listing, or derived from the archive
-    /// (after re-checking the archive's digest) and saved. `None` if the archive is not stored.
+    /// The listing of a stored archive: from its saved listing if this machine sealed it,
+    /// else derived from the archive (re-hashed as it is read) and saved. `None` if the
+    /// archive is not stored, or was not the one its name says (then it is evicted).
     pub fn listing(&self, sha256: &str, prefix: &str) -> Result<Option<Listing>> {
         let path = self.listing_path(sha256);
-        if let Ok(text) = std::fs::read_to_string(&path)
+        if let Some(text) = self.seal()?.read(&path, LISTING, sha256)
             && let Ok(listing) = serde_json::from_str::<Listing>(&text)
         {
             return Ok(Some(listing));
@@ -110,24 +129,36 @@ impl Cache {
         if !archive.is_file() {
             return Ok(None);
         }
-        if sha256_file(&archive).at(&archive)? != sha256 {
-            // A corrupted archive is useless: evict it so that it is fetched again.
-            let _ = std::fs::remove_file(&archive);
-            return Ok(None);
+        match archive::read_crate(&archive, prefix, None, Some(sha256)) {
+            Ok(listing) => {
+                self.save_listing(sha256, &listing)?;
+                Ok(Some(listing))
+            }
+            Err(Error::CachedArchiveChecksum { .. }) => {
+                // Not the archive Cargo.lock pins: useless, evicted so that it is fetched
+                // again.
+                self.evict(sha256);
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
-        let listing = archive::read_crate(&archive, prefix, None, None)?;
-        self.save_listing(sha256, &listing)?;
-        Ok(Some(listing))
+    }
+
+    /// Removes an archive and its listing: neither is the truth any more.
+    pub fn evict(&self, sha256: &str) {
+        let _ = std::fs::remove_file(self.crate_path(sha256));
+        let _ = std::fs::remove_file(self.listing_path(sha256));
     }
 
     pub(crate) fn save_listing(&self, sha256: &str, listing: &Listing) -> Result<()> {
-        let path = self.listing_path(sha256);
-        let tmp = Self::staging_path(&path);
         let text = serde_json::to_string(listing).unwrap_or_default();
-        std::fs::write(&tmp, text).at(&tmp)?;
-        std::fs::rename(&tmp, &path).at(&path)
+        self.seal()?
+            .write(&self.listing_path(sha256), LISTING, sha256, &text)
     }
 }
+
+/// The seal's kind for a saved listing (its name is the archive's SHA-256).
+const LISTING: &str = "listing";
 
 /// The cargo home host cargo fetches into: hermetic's own (`cargo-home` in its cache), not
 /// the user's. The user's holds `credentials.toml` (registry tokens a project's registry
@@ -179,9 +210,15 @@ impl Cache {
             .filter(|p| p.is_file())
             .collect();
         candidates.sort();
+        let own = std::env::var_os("HERMETIC_CARGO_HOME").is_none_or(|v| v.is_empty());
         for candidate in candidates {
             if sha256_file(&candidate).at(&candidate)? == sha256 {
                 return self.store_crate(&candidate, sha256).map(Some);
+            }
+            // cargo never re-checks a download it already has: in hermetic's own cargo
+            // home, a wrong one is removed so that `cargo fetch` gets the real one.
+            if own {
+                let _ = std::fs::remove_file(&candidate);
             }
         }
         Ok(None)

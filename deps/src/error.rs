@@ -37,6 +37,8 @@ pub enum Error {
     },
     #[error("{archive}: {detail}")]
     BadArchive { archive: PathBuf, detail: String },
+    #[error("{path}: the secret that seals hermetic's cache entries is refused: {detail}")]
+    Secret { path: PathBuf, detail: String },
     #[error(
         "{name}@{version}: the downloaded archive has sha256 {actual}, Cargo.lock says {expected}"
     )]
@@ -122,7 +124,8 @@ impl Error {
             | Error::HostSource { .. }
             | Error::CredentialsNeeded { .. }
             | Error::Policy { .. }
-            | Error::BadVendorDir { .. } => ErrorKind::Input,
+            | Error::BadVendorDir { .. }
+            | Error::Secret { .. } => ErrorKind::Input,
             Error::ArchiveChecksum { .. }
             | Error::CachedArchiveChecksum { .. }
             | Error::BadArchive { .. } => ErrorKind::Check,
@@ -177,6 +180,11 @@ impl Error {
                  investigate before trusting this dependency"
                 .into(),
             Error::BadArchive { .. } => "remove the file; it is fetched again".into(),
+            Error::Secret { .. } => "remove the file (`chmod 600` it if it is yours and \
+                 only you could have read it), or point HERMETIC_STATE at a private directory \
+                 outside HERMETIC_CACHE: a new secret is made there, and every cache entry \
+                 sealed with the old one is re-derived once"
+                .into(),
             Error::CachedArchiveChecksum { .. } => "run again: the archive is fetched anew \
                  and checked; if this repeats, someone can write your hermetic cache \
                  (HERMETIC_CACHE): find out who before trusting it"

@@ -5,11 +5,18 @@
 //! or replacement changes the ctime (which user space cannot set back), so an unchanged
 //! record means unchanged bytes. Anything that differs sends the caller back to full
 //! verification against the archives. `hermetic vendor --check` always does the full one.
+//!
+//! The index is sealed ([`crate::seal`]): a cache writer who edits a file and writes the
+//! index of the edited tree gets no fast path, only the full verification.
 
 use crate::error::{IoContext, Result};
+use crate::seal::Seal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// The seal's kind for an index (its name is the vendor key).
+const KIND: &str = "tree-index";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Stat {
@@ -80,18 +87,20 @@ impl TreeIndex {
         })
     }
 
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp = crate::cache::Cache::staging_path(path);
-        std::fs::write(&tmp, serde_json::to_vec(self).unwrap_or_default()).at(&tmp)?;
-        std::fs::rename(&tmp, path).at(path)
+    /// Saves the index sealed: whoever can write the directory can change the tree and
+    /// write a matching index, but cannot seal it.
+    pub fn save(&self, path: &Path, seal: &Seal) -> Result<()> {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        seal.write(path, KIND, &self.key, &text)
     }
 
-    /// True if `dir` is exactly as recorded in the index file at `path`, for `key`.
-    pub fn unchanged(path: &Path, dir: &Path, key: &str) -> bool {
-        let Ok(bytes) = std::fs::read(path) else {
+    /// True if `dir` is exactly as recorded in the index file at `path`, for `key`, and
+    /// this machine sealed that index.
+    pub fn unchanged(path: &Path, dir: &Path, key: &str, seal: &Seal) -> bool {
+        let Some(text) = seal.read(path, KIND, key) else {
             return false;
         };
-        let Ok(saved) = serde_json::from_slice::<TreeIndex>(&bytes) else {
+        let Ok(saved) = serde_json::from_str::<TreeIndex>(&text) else {
             return false;
         };
         saved.key == key && TreeIndex::record(dir, key).is_ok_and(|now| now == saved)

@@ -12,12 +12,15 @@
 //!   `.cargo-checksum.json` files and the archives themselves;
 //! - [`policy`]: `vendor-policy.toml` rules (sources, licenses, bans, build scripts,
 //!   proc macros, duplicates).
+//! - [`seal`]: cache entries only this machine's hermetic can have written;
+//! - [`durable`]: files and trees published by rename only once they are on disk;
 //! - [`time`]: RFC 3339 timestamps, shared by the layers, documents and reports of the later
 //!   stages.
 
 pub mod archive;
 pub mod cache;
 pub mod check;
+pub mod durable;
 mod error;
 pub mod hash;
 pub mod host;
@@ -26,6 +29,7 @@ pub mod lockfile;
 pub mod manifest;
 mod metadata;
 pub mod policy;
+pub mod seal;
 pub mod time;
 pub mod validate;
 mod vendor;

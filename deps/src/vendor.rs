@@ -9,6 +9,7 @@ use crate::lockfile::{LockedPackage, Lockfile, Source};
 use crate::manifest::DepManifest;
 use crate::metadata::{build_manifest, cargo_metadata, classify_stderr};
 use crate::policy::{Diagnostic, Policy};
+use crate::seal::Seal;
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -112,23 +113,19 @@ const INDEX: &str = ".vendor-index.json";
 /// The vendored output `out` still holds, unchanged, the tree verified for `key` (by its
 /// stat index: no file is read). The SHA-256 of the index file comes with it, so that
 /// whatever is derived from the tree can be tied to this state of it.
-pub fn tree_unchanged(out: &Path, key: &str) -> Option<String> {
-    tree_unchanged_at(out, key)
-}
-
-/// Records the stat index of `out/vendor` as verified for `key` (as vendoring does).
-pub fn record_tree_index(out: &Path, key: &str) -> Result<()> {
-    TreeIndex::record(&out.join("vendor"), key)?.save(&out.join(INDEX))
-}
-
-fn tree_unchanged_at(out: &Path, key: &str) -> Option<String> {
+pub fn tree_unchanged(out: &Path, key: &str, seal: &Seal) -> Option<String> {
     let index = out.join(INDEX);
-    if !TreeIndex::unchanged(&index, &out.join("vendor"), key) {
+    if !TreeIndex::unchanged(&index, &out.join("vendor"), key, seal) {
         return None;
     }
     std::fs::read(&index)
         .ok()
         .map(|b| crate::hash::sha256_hex(&b))
+}
+
+/// Records the stat index of `out/vendor` as verified for `key` (as vendoring does).
+pub fn record_tree_index(out: &Path, key: &str, seal: &Seal) -> Result<()> {
+    TreeIndex::record(&out.join("vendor"), key)?.save(&out.join(INDEX), seal)
 }
 
 fn vendor_in(
@@ -196,7 +193,12 @@ fn vendor_in(
     let out_current = !out_in_project
         && DepManifest::read(&out.join("deps.json")).is_ok_and(|m| m.vendor_key == key)
         && out.join("config.toml").is_file()
-        && TreeIndex::unchanged(&out.join(INDEX), &out.join("vendor"), &key);
+        && TreeIndex::unchanged(
+            &out.join(INDEX),
+            &out.join("vendor"),
+            &key,
+            opts.cache.seal()?,
+        );
     let staging = Cache::staging_path(&out);
     let target = if out_current {
         out.clone()
@@ -217,12 +219,14 @@ fn vendor_in(
                     &expected,
                     &opts.cache,
                     &tree,
+                    &mut warnings,
                     stage,
                 )?;
             }
             stage("copying the vendored tree");
             copy_tree(&tree.join("vendor"), &staging.join("vendor"))?;
-            TreeIndex::record(&staging.join("vendor"), &key)?.save(&staging.join(INDEX))?;
+            TreeIndex::record(&staging.join("vendor"), &key)?
+                .save(&staging.join(INDEX), opts.cache.seal()?)?;
         }
 
         stage("reading the dependency graph");
@@ -305,13 +309,13 @@ fn cached_tree_is_valid(
     if !tree.join("vendor").is_dir() {
         return Ok(false);
     }
-    if TreeIndex::unchanged(&tree.join(INDEX), &tree.join("vendor"), key) {
+    if TreeIndex::unchanged(&tree.join(INDEX), &tree.join("vendor"), key, cache.seal()?) {
         return Ok(true);
     }
     stage("verifying the cached vendored tree");
     let findings = verify_vendor(&tree.join("vendor"), expected, cache, None)?;
     if findings.is_empty() {
-        TreeIndex::record(&tree.join("vendor"), key)?.save(&tree.join(INDEX))?;
+        TreeIndex::record(&tree.join("vendor"), key)?.save(&tree.join(INDEX), cache.seal()?)?;
         return Ok(true);
     }
     warnings.push(format!(
@@ -324,9 +328,7 @@ fn cached_tree_is_valid(
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let tmp = Cache::staging_path(path);
-    std::fs::write(&tmp, text).at(&tmp)?;
-    std::fs::rename(&tmp, path).at(path)
+    crate::durable::write(path, text.as_bytes())
 }
 
 /// Copies a verified tree (regular files and directories only); the kernel does the copying.
@@ -391,17 +393,10 @@ fn guard_output(out: &Path) -> Result<()> {
     })
 }
 
-/// Swaps `staging` into `out`, so that `out` is either the old or the new complete tree.
+/// Swaps `staging` into `out`, so that `out` is either the old or the new complete tree,
+/// also after a crash.
 fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
-    if out.exists() {
-        let old = Cache::staging_path(out);
-        std::fs::rename(out, &old).at(out)?;
-        std::fs::rename(staging, out).at(out)?;
-        std::fs::remove_dir_all(&old).at(&old)?;
-    } else {
-        std::fs::rename(staging, out).at(out)?;
-    }
-    Ok(())
+    crate::durable::publish_dir(staging, out)
 }
 
 fn workspace_root(manifest_path: &Path) -> Result<PathBuf> {
@@ -446,6 +441,7 @@ fn build_tree(
     expected: &[Expected],
     cache: &Cache,
     tree: &Path,
+    warnings: &mut Vec<String>,
     stage: &dyn Fn(&str),
 ) -> Result<()> {
     let registry: Vec<&LockedPackage> = lock
@@ -487,20 +483,66 @@ fn build_tree(
             )
         })
         .collect();
-    if !missing(cache)?.is_empty() || !git.is_empty() {
-        stage("downloading crates (cargo fetch --locked)");
-        cargo_fetch(manifest_path, host)?;
+    // A cached archive that is not the one its name says is evicted and fetched again,
+    // once: a second wrong one means someone keeps writing the cache.
+    for attempt in 0.. {
+        // The second time, only the evicted archive is missing: git packages are there.
+        if !missing(cache)?.is_empty() || (attempt == 0 && !git.is_empty()) {
+            stage("downloading crates (cargo fetch --locked)");
+            cargo_fetch(manifest_path, host)?;
+        }
+        if let Some(p) = missing(cache)?.first() {
+            return Err(Error::ArchiveNotFound {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                searched: crate::cache::cargo_home()
+                    .unwrap_or_default()
+                    .join("registry/cache"),
+            });
+        }
+        match extract_tree(
+            manifest_path,
+            lock,
+            key,
+            expected,
+            &registry,
+            &git,
+            cache,
+            tree,
+            stage,
+        ) {
+            Err(Error::CachedArchiveChecksum {
+                archive,
+                expected,
+                actual,
+            }) if attempt == 0 => {
+                warnings.push(format!(
+                    "{}: the cached archive has sha256 {actual}, Cargo.lock pins {expected}; \
+                     evicted and fetched again",
+                    archive.display()
+                ));
+                cache.evict(&expected);
+            }
+            r => return r,
+        }
     }
-    if let Some(p) = missing(cache)?.first() {
-        return Err(Error::ArchiveNotFound {
-            name: p.name.clone(),
-            version: p.version.clone(),
-            searched: crate::cache::cargo_home()
-                .unwrap_or_default()
-                .join("registry/cache"),
-        });
-    }
+    Ok(())
+}
 
+/// Extracts every registry archive (each hashed against Cargo.lock as it is read) and the
+/// git packages into a staging tree, verifies it, and publishes it as `tree`.
+#[allow(clippy::too_many_arguments)]
+fn extract_tree(
+    manifest_path: &Path,
+    lock: &Lockfile,
+    key: &str,
+    expected: &[Expected],
+    registry: &[&LockedPackage],
+    git: &[&LockedPackage],
+    cache: &Cache,
+    tree: &Path,
+    stage: &dyn Fn(&str),
+) -> Result<()> {
     stage("extracting and verifying crates");
     let staging = Cache::staging_path(tree);
     let vendor = staging.join("vendor");
@@ -510,20 +552,12 @@ fn build_tree(
             let sha = p.checksum.as_deref().unwrap_or_default();
             let dir = vendor.join(p.dir_name());
             let archive = cache.crate_path(sha);
-            let listing = match archive::read_crate(&archive, &p.dir_name(), Some(&dir), Some(sha))
-            {
-                Err(e @ Error::CachedArchiveChecksum { .. }) => {
-                    // Never trusted again: the next run fetches the real one.
-                    let _ = std::fs::remove_file(&archive);
-                    return Err(e);
-                }
-                r => r?,
-            };
+            let listing = archive::read_crate(&archive, &p.dir_name(), Some(&dir), Some(sha))?;
             cache.save_listing(sha, &listing)?;
             write_checksum_file(&dir, listing, Some(sha.to_string()))
         })?;
         if !git.is_empty() {
-            vendor_git(manifest_path, &git, &vendor)?;
+            vendor_git(manifest_path, git, &vendor)?;
         }
         let dir_name = tree
             .file_name()
@@ -541,14 +575,17 @@ fn build_tree(
                 detail: format!("{} {}: {}", f.package, f.code, f.message),
             });
         }
-        TreeIndex::record(&vendor, key)?.save(&staging.join(INDEX))
+        TreeIndex::record(&vendor, key)?.save(&staging.join(INDEX), cache.seal()?)?;
+        crate::durable::sync_tree(&staging)
     })();
     if let Err(e) = built {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
     }
     std::fs::create_dir_all(cache.trees_dir()).at(cache.trees_dir())?;
-    if let Err(e) = std::fs::rename(&staging, tree) {
+    if let Err(e) = std::fs::rename(&staging, tree)
+        .and_then(|()| std::fs::File::open(cache.trees_dir()).and_then(|d| d.sync_all()))
+    {
         // Another run finished the same entry first; theirs is as good as ours.
         let _ = std::fs::remove_dir_all(&staging);
         if !tree.is_dir() {

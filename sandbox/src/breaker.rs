@@ -2,6 +2,7 @@
 //! infrastructure failures an endpoint is skipped for a cooldown; then one half-open
 //! attempt decides whether it is used again (success closes, failure reopens).
 
+use hermetic_deps::seal::Seal;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,17 +23,24 @@ struct State {
     open_until_unix: Option<u64>,
 }
 
-/// Breakers stored under a directory (one small file per endpoint).
+/// Breakers stored under a directory (one small file per endpoint), sealed: a cache writer
+/// can neither open a breaker (to silence a runner) nor close one.
 pub struct Breakers {
     dir: PathBuf,
+    /// Without a seal, breakers live for one run only.
+    seal: Option<Seal>,
     pub threshold: u32,
     pub cooldown: Duration,
 }
 
+/// The seal's kind of a breaker's state (its name is the endpoint's digest).
+const KIND: &str = "breaker";
+
 impl Breakers {
-    pub fn new(dir: PathBuf, threshold: u32, cooldown: Duration) -> Breakers {
+    pub fn new(dir: PathBuf, seal: Option<Seal>, threshold: u32, cooldown: Duration) -> Breakers {
         Breakers {
             dir,
+            seal,
             threshold: threshold.max(1),
             cooldown,
         }
@@ -40,36 +48,40 @@ impl Breakers {
 
     /// In the cache: `HERMETIC_CACHE/breakers/`.
     pub fn in_cache(threshold: u32, cooldown: Duration) -> Breakers {
+        let cache = hermetic_deps::cache::Cache::from_env();
         Breakers::new(
-            hermetic_deps::cache::Cache::from_env()
-                .root()
-                .join("breakers"),
+            cache.root().join("breakers"),
+            cache.seal().ok().cloned(),
             threshold,
             cooldown,
         )
     }
 
+    fn name(endpoint: &str) -> String {
+        hermetic_deps::hash::sha256_hex(endpoint.as_bytes())
+    }
+
     fn path(&self, endpoint: &str) -> PathBuf {
-        self.dir.join(format!(
-            "{}.json",
-            hermetic_deps::hash::sha256_hex(endpoint.as_bytes())
-        ))
+        self.dir.join(format!("{}.json", Breakers::name(endpoint)))
     }
 
     fn load(&self, endpoint: &str) -> State {
-        std::fs::read(self.path(endpoint))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+        self.seal
+            .as_ref()
+            .and_then(|seal| seal.read(&self.path(endpoint), KIND, &Breakers::name(endpoint)))
+            .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_default()
     }
 
     fn store(&self, endpoint: &str, s: &State) {
-        let path = self.path(endpoint);
+        let Some(seal) = &self.seal else { return };
         if std::fs::create_dir_all(&self.dir).is_ok() {
-            let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-            if std::fs::write(&tmp, serde_json::to_vec(s).unwrap_or_default()).is_ok() {
-                let _ = std::fs::rename(&tmp, &path);
-            }
+            let _ = seal.write(
+                &self.path(endpoint),
+                KIND,
+                &Breakers::name(endpoint),
+                &serde_json::to_string(s).unwrap_or_default(),
+            );
         }
     }
 
@@ -109,7 +121,8 @@ mod tests {
     #[test]
     fn trips_after_threshold_then_half_opens_and_closes() {
         let dir = tempfile::tempdir().expect("tmp");
-        let b = Breakers::new(dir.path().into(), 2, Duration::from_secs(3600));
+        let seal = || Some(Seal::from_key([3; 32]));
+        let b = Breakers::new(dir.path().into(), seal(), 2, Duration::from_secs(3600));
         assert_eq!(b.admit("tcp://x"), Admission::Closed);
         assert!(!b.record("tcp://x", false));
         assert_eq!(b.admit("tcp://x"), Admission::Closed);
@@ -120,10 +133,37 @@ mod tests {
         ));
         assert_eq!(b.admit("tcp://other"), Admission::Closed);
         // Cooldown over: half-open; a success closes it.
-        let quick = Breakers::new(dir.path().into(), 1, Duration::from_secs(0));
+        let quick = Breakers::new(dir.path().into(), seal(), 1, Duration::from_secs(0));
         quick.record("tcp://y", false);
         assert_eq!(quick.admit("tcp://y"), Admission::HalfOpen);
         quick.record("tcp://y", true);
         assert_eq!(quick.admit("tcp://y"), Admission::Closed);
+    }
+
+    #[test]
+    fn a_breaker_state_this_machine_did_not_seal_is_not_believed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ours = Breakers::new(
+            dir.path().into(),
+            Some(Seal::from_key([3; 32])),
+            1,
+            Duration::from_secs(3600),
+        );
+        // A cache writer opens the breaker of a runner it wants silenced.
+        std::fs::write(
+            ours.path("tcp://x"),
+            r#"{"consecutive_failures":9,"open_until_unix":99999999999}"#,
+        )
+        .expect("write");
+        assert_eq!(ours.admit("tcp://x"), Admission::Closed);
+        // Nor does another machine's sealed state count here.
+        let theirs = Breakers::new(
+            dir.path().into(),
+            Some(Seal::from_key([4; 32])),
+            1,
+            Duration::from_secs(3600),
+        );
+        theirs.record("tcp://x", false);
+        assert_eq!(ours.admit("tcp://x"), Admission::Closed);
     }
 }

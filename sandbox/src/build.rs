@@ -955,11 +955,15 @@ impl Snapshot {
         let lock = hermetic_deps::lockfile::Lockfile::read(&workspace.join("Cargo.lock"))?;
         let deps_config = hermetic_deps::write_source_config("deps", &lock);
 
-        let index = hermetic_deps::tree_unchanged(vendor_dir, &lock.vendor_key());
+        // Shortcuts only, each sealed: without this machine's seal, the tree is read again.
+        let cache = hermetic_deps::cache::Cache::from_env();
+        let seal = cache.seal().ok();
+        let index = seal
+            .and_then(|seal| hermetic_deps::tree_unchanged(vendor_dir, &lock.vendor_key(), seal));
         let remembered_path = vendor_dir.join(DEPS_DIGEST);
-        let remembered = index.as_ref().and_then(|index_sha256| {
-            let r: RememberedDigest =
-                serde_json::from_slice(&std::fs::read(&remembered_path).ok()?).ok()?;
+        let remembered = index.as_ref().zip(seal).and_then(|(index_sha256, seal)| {
+            let text = seal.read(&remembered_path, DEPS_DIGEST, index_sha256)?;
+            let r: RememberedDigest = serde_json::from_str(&text).ok()?;
             (r.format == DEPS_ARCHIVE_FORMAT && r.index_sha256 == *index_sha256).then_some(r.sha256)
         });
         let (vendor_tree_sha256, deps) = match remembered {
@@ -967,17 +971,19 @@ impl Snapshot {
             None => {
                 let archive = deps_archive(vendor_dir, &deps_config)?;
                 let sha = sha256_hex(&archive);
-                if let Some(index_sha256) = index {
+                if let Some((index_sha256, seal)) = index.zip(seal) {
                     let r = RememberedDigest {
                         format: DEPS_ARCHIVE_FORMAT,
-                        index_sha256,
+                        index_sha256: index_sha256.clone(),
                         sha256: sha.clone(),
                     };
                     // Only a shortcut: a failure to remember costs the next run time.
-                    let tmp = remembered_path.with_extension(format!("tmp-{}", std::process::id()));
-                    if std::fs::write(&tmp, serde_json::to_vec(&r).unwrap_or_default()).is_ok() {
-                        let _ = std::fs::rename(&tmp, &remembered_path);
-                    }
+                    let _ = seal.write(
+                        &remembered_path,
+                        DEPS_DIGEST,
+                        &index_sha256,
+                        &serde_json::to_string(&r).unwrap_or_default(),
+                    );
                 }
                 (sha, Some(bytes::Bytes::from(archive)))
             }
@@ -1802,7 +1808,9 @@ mod tests {
         let key = hermetic_deps::lockfile::Lockfile::read(&ws.path().join("Cargo.lock"))
             .expect("lock")
             .vendor_key();
-        hermetic_deps::record_tree_index(out.path(), &key).expect("index");
+        let cache = hermetic_deps::cache::Cache::from_env();
+        hermetic_deps::record_tree_index(out.path(), &key, cache.seal().expect("seal"))
+            .expect("index");
         (ws, out)
     }
 

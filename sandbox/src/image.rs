@@ -92,11 +92,17 @@ fn toolchain_cache(digest: &str) -> PathBuf {
         .join(format!("{}.json", digest.trim_start_matches("sha256:")))
 }
 
+/// The seal's kind of an image's probed toolchain (its name is the image digest).
+const PROBE: &str = "image-probe";
+
 async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
     let cached = toolchain_cache(digest);
-    if let Some(t) = std::fs::read(&cached)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Toolchain>(&b).ok())
+    // Believed only when sealed here: the toolchain is written into every provenance.
+    let cache = hermetic_deps::cache::Cache::from_env();
+    let seal = cache.seal().ok();
+    if let Some(t) = seal
+        .and_then(|seal| seal.read(&cached, PROBE, digest))
+        .and_then(|text| serde_json::from_str::<Toolchain>(&text).ok())
         .filter(|t| t.toolchain.is_some() && t.sysroot.is_some())
     {
         return Ok(t);
@@ -119,14 +125,16 @@ async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
         sysroot: (code == 0).then(|| sysroot.trim().to_string()),
     };
     if code == 0
+        && let Some(seal) = seal
         && let Some(dir) = cached.parent()
         && std::fs::create_dir_all(dir).is_ok()
     {
-        // Written whole under a temporary name: a reader never sees half an entry.
-        let tmp = cached.with_extension(format!("tmp-{}", std::process::id()));
-        if std::fs::write(&tmp, serde_json::to_vec(&t).unwrap_or_default()).is_ok() {
-            let _ = std::fs::rename(&tmp, &cached);
-        }
+        let _ = seal.write(
+            &cached,
+            PROBE,
+            digest,
+            &serde_json::to_string(&t).unwrap_or_default(),
+        );
     }
     Ok(t)
 }

@@ -49,6 +49,11 @@ pub fn hermetic(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermetic"));
     cmd.current_dir(dir)
         .env("HERMETIC_CACHE", shared_cache())
+        // The secret that seals cache entries: the tests', never the user's.
+        .env(
+            "HERMETIC_STATE",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hermetic-state"),
+        )
         .env(
             "HERMETIC_KEY",
             PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("default-key/cosign.key"),

@@ -4,8 +4,8 @@
 use crate::cmd::build::{self, build_project};
 use crate::exit::{Code, Failure, Output};
 use crate::progress::Spinner;
-use hermetic_attest::bundle::{Bundle, sign_dsse};
-use hermetic_attest::gate::{Ignored, Vote, decide, rebuild_statement};
+use hermetic_attest::bundle::sign_dsse;
+use hermetic_attest::gate::{Release, admit, decide, rebuild_statement};
 use hermetic_attest::keys::PublicKey;
 use hermetic_attest::statement::PAYLOAD_TYPE;
 use hermetic_sandbox::build::BuildEnv;
@@ -103,6 +103,68 @@ pub struct GateArgs {
     /// Also write gate-report.json and gate-report.md here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The release decided about: its SHA256SUMS, whose digests the trusted runners must
+    /// have built.
+    #[arg(long, value_name = "FILE")]
+    pub sums: Option<PathBuf>,
+    /// The release decided about: the rebuild inputs' digest every vote must name.
+    #[arg(long, value_name = "SHA256")]
+    pub inputs_digest: Option<String>,
+    /// The release decided about: the commit every vote must have been built from.
+    #[arg(long, value_name = "SHA")]
+    pub source_commit: Option<String>,
+}
+
+/// What the gate is told it decides about; one of the three is required.
+fn release(args: &GateArgs) -> Result<Release, Failure> {
+    let subjects = match &args.sums {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Failure::input(
+                    path,
+                    &format!("cannot read: {e}"),
+                    "pass the release's SHA256SUMS",
+                )
+            })?;
+            Some(Release::subjects_of_sums(&text).map_err(|why| {
+                Failure::input(
+                    path,
+                    &format!("not a SHA256SUMS file: {why}"),
+                    "pass the SHA256SUMS of the release the gate decides about",
+                )
+            })?)
+        }
+        None => None,
+    };
+    let hex = |flag: &str, v: &Option<String>| -> Result<Option<String>, Failure> {
+        match v {
+            Some(v) if v.len() < 7 || !v.bytes().all(|b| b.is_ascii_hexdigit()) => Err(Failure {
+                code: Code::Input,
+                message: format!("{flag} {v:?} is not a hexadecimal digest"),
+                causes: vec![],
+                fix: Some(format!("pass the full {flag} the release was built from")),
+            }),
+            v => Ok(v.as_ref().map(|v| v.to_ascii_lowercase())),
+        }
+    };
+    let release = Release {
+        inputs_digest: hex("--inputs-digest", &args.inputs_digest)?,
+        source_commit: hex("--source-commit", &args.source_commit)?,
+        subjects,
+    };
+    if release.is_unbound() {
+        return Err(Failure {
+            code: Code::Input,
+            message: "the gate was not told which release it decides about".into(),
+            causes: vec![],
+            fix: Some(
+                "pass the release's --sums SHA256SUMS, --source-commit SHA or --inputs-digest: \
+                 otherwise any trusted runner's valid attestations, of any release, would vote"
+                    .into(),
+            ),
+        });
+    }
+    Ok(release)
 }
 
 pub fn gate(args: &GateArgs, out: &Output) -> Result<Code, Failure> {
@@ -132,11 +194,9 @@ pub fn gate(args: &GateArgs, out: &Output) -> Result<Code, Failure> {
             "name each trusted runner's key once: one key is one vote",
         ));
     }
-    let mut votes: Vec<Vote> = vec![];
-    let mut ignored = vec![];
-    let mut rejected = vec![];
+    let release = release(args)?;
+    let mut attestations = vec![];
     for path in &args.attestations {
-        let file = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| {
             Failure::input(
                 path,
@@ -144,52 +204,10 @@ pub fn gate(args: &GateArgs, out: &Output) -> Result<Code, Failure> {
                 "pass the attestation files",
             )
         })?;
-        let hint = serde_json::from_slice::<Bundle>(&bytes)
-            .ok()
-            .and_then(|b| b.verification_material.public_key.map(|k| k.hint));
-        let Some((name, key)) = hint
-            .as_deref()
-            .and_then(|h| keys.iter().find(|(_, k)| k.hint() == h))
-        else {
-            ignored.push(Ignored {
-                file,
-                reason: format!(
-                    "not signed by a trusted key (key hint {})",
-                    hint.as_deref().unwrap_or("none")
-                ),
-            });
-            continue;
-        };
-        if votes.iter().any(|v| &v.key == name) {
-            ignored.push(Ignored {
-                file,
-                reason: format!("a second vote of {name}: one vote per key"),
-            });
-            continue;
-        }
-        let verified = match hermetic_attest::verify::verify_bundle(&bytes, key, None) {
-            Ok(v) => v,
-            Err(f) => {
-                rejected.push(Ignored {
-                    file,
-                    reason: format!("claims trusted key {name} but {f} [{}]", f.code()),
-                });
-                continue;
-            }
-        };
-        let Some(statement) = verified.statement else {
-            rejected.push(Ignored {
-                file,
-                reason: "not a DSSE attestation".into(),
-            });
-            continue;
-        };
-        match Vote::from_statement(&file, name, &statement) {
-            Ok(v) => votes.push(v),
-            Err(reason) => rejected.push(Ignored { file, reason }),
-        }
+        attestations.push((path.display().to_string(), bytes));
     }
-    let report = decide(votes, ignored, rejected, args.quorum, args.allow_dissent);
+    let ballot = admit(&attestations, &keys, &release);
+    let report = decide(ballot, &release, args.quorum, args.allow_dissent);
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(|e| Failure::io(&dir.display().to_string(), e))?;
         hermetic_attest::documents::write_atomic(

@@ -247,47 +247,11 @@ fn inputs_digest(
     hex::encode(Sha256::digest(doc.to_string()))
 }
 
-fn memo_path(key: &str) -> PathBuf {
-    hermetic_deps::cache::Cache::from_env()
-        .root()
-        .join("verify")
-        .join(format!("{key}.json"))
-}
-
-/// A memo entry is `{checksum, report}`; a damaged one is ignored (and removed).
-fn memo_read(key: &str) -> Result<Option<VerifyReport>, String> {
-    let path = memo_path(key);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(None);
-    };
-    let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
-    let valid = parsed.as_ref().and_then(|v| {
-        let report = v.get("report")?.as_str()?;
-        let sum = v.get("checksum")?.as_str()?;
-        (hex::encode(Sha256::digest(report)) == sum)
-            .then(|| serde_json::from_str::<VerifyReport>(report).ok())
-            .flatten()
-    });
-    match valid {
-        Some(r) => Ok(Some(r)),
-        None => {
-            let _ = std::fs::remove_file(&path);
-            Err(format!(
-                "{}: damaged verify memo entry ignored and removed",
-                path.display()
-            ))
-        }
-    }
-}
-
-fn memo_write(key: &str, report: &VerifyReport) {
-    let path = memo_path(key);
-    let text = serde_json::to_string(report).unwrap_or_default();
-    let entry = json!({ "checksum": hex::encode(Sha256::digest(&text)), "report": text });
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = hermetic_attest::documents::write_atomic(&path, entry.to_string().as_bytes());
+/// The memo's name for a run: its inputs, and the key its documents are signed with (a
+/// release signed with another key is another release).
+fn memo_key(inputs: &str, key: Option<&hermetic_attest::keys::SigningKey>) -> String {
+    let signer = key.map_or("unsigned", |k| k.hint());
+    hex::encode(Sha256::digest(format!("{inputs}\n{signer}")))
 }
 
 /// What every build of one verification shares: the arguments, the vendored tree, how many
@@ -577,16 +541,20 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     let snapshot = build::Inputs::take(&vendored, &out_dir)?;
     let inputs = inputs_digest(&args, &vendored, &snapshot, &image_id, &runners);
 
+    let memo = hermetic_attest::memo::Memo::in_cache(&hermetic_deps::cache::Cache::from_env())?;
+    let memo_key = memo_key(&inputs, key.as_ref());
     if !args.no_cache {
-        match memo_read(&inputs) {
-            Ok(Some(mut report)) => {
+        match memo.lookup(&memo_key, &out_dir) {
+            hermetic_attest::memo::Lookup::Hit(mut report) => {
                 main.done("answered from the memo");
                 report.memo = true;
                 emit(out, &report, &out_dir);
                 return Ok(exit_code(&report));
             }
-            Ok(None) => {}
-            Err(warning) => main.println(&format!("warning: {warning}")),
+            hermetic_attest::memo::Lookup::Miss => {}
+            hermetic_attest::memo::Lookup::Stale(warning) => {
+                main.println(&format!("warning: {warning}"))
+            }
         }
     }
 
@@ -845,8 +813,13 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         let _ = std::fs::remove_dir_all(&work);
     }
     // A verdict reached without every runner is not the answer for these inputs.
-    if report.unavailable.is_empty() {
-        memo_write(&inputs, &report);
+    if report.unavailable.is_empty()
+        && let Err(e) = memo.remember(&memo_key, &report, &out_dir)
+    {
+        // Only a shortcut: the next run builds again.
+        main.println(&format!(
+            "warning: the verdict could not be remembered: {e}"
+        ));
     }
     main.done(if reproducible {
         "reproducible"
