@@ -287,11 +287,46 @@ fn build_attestations_pass_external_validators_and_are_reproducible() {
     keygen.args(["keygen", "--output-key-prefix", "release"]);
     expect(&mut keygen, 0);
     let release_pub = other.path().join("release.pub");
-    let mut attest = hermetic(project.path());
-    attest
-        .args(["--json", "attest", "dist", "--key"])
-        .arg(other.path().join("release.key"));
-    expect(&mut attest, 0);
+    let attest_with = |trusted: Option<&Path>, code: i32| {
+        let mut attest = hermetic(project.path());
+        attest
+            .args(["--json", "attest", "dist", "--key"])
+            .arg(other.path().join("release.key"));
+        if let Some(t) = trusted {
+            attest.arg("--trusted-key").arg(t);
+        }
+        expect(&mut attest, code).json()
+    };
+    let error = |v: &Value| {
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // The release key has never seen this build: without the build's key, nothing vouches
+    // for the record.
+    let v = attest_with(None, 1);
+    assert!(error(&v).contains("[record-not-signed]"), "{v}");
+    // A record changed after the build signed it is not signed again.
+    let record = dist.join("hermetic-build.json");
+    let original = std::fs::read(&record).expect("record");
+    let mut changed: Value = serde_json::from_slice(&original).expect("json");
+    changed["deps"]["packages"][0]["build_script"] = Value::Bool(
+        !changed["deps"]["packages"][0]["build_script"]
+            .as_bool()
+            .expect("bool"),
+    );
+    std::fs::write(&record, serde_json::to_vec(&changed).expect("ser")).expect("write");
+    let v = attest_with(Some(public), 1);
+    assert!(error(&v).contains("[record-changed-since-signed]"), "{v}");
+    // Nor one whose artifact name would be a path out of the directory.
+    changed = serde_json::from_slice(&original).expect("json");
+    changed["artifacts"][0]["name"] = Value::String("../outside".into());
+    std::fs::write(&record, serde_json::to_vec(&changed).expect("ser")).expect("write");
+    let v = attest_with(Some(public), 1);
+    assert!(error(&v).contains("[artifact-name]"), "{v}");
+    std::fs::write(&record, &original).expect("restore");
+    attest_with(Some(public), 0);
     assert_eq!(
         second,
         read_json(&dist.join("provenance.intoto.json")),
@@ -307,19 +342,23 @@ fn build_attestations_pass_external_validators_and_are_reproducible() {
         &dist.join(&artifacts[0])
     ));
 
+    // Signed again by the release key, the release key's own signature vouches.
+    attest_with(None, 0);
     // A replaced artifact is never signed.
     std::fs::write(dist.join(&artifacts[0]), b"tampered").expect("write");
-    let mut attest = hermetic(project.path());
-    attest
-        .args(["--json", "attest", "dist", "--key"])
-        .arg(other.path().join("release.key"));
-    let out = expect(&mut attest, 1).json();
+    let out = attest_with(Some(public), 1);
     assert!(
-        out["error"]["message"]
-            .as_str()
-            .expect("message")
-            .contains(&artifacts[0])
+        error(&out).contains(&artifacts[0])
+            && error(&out).contains("[artifact-changed-since-build]"),
+        "{out}"
     );
+    // Nothing was left half-written beside the directory.
+    let beside: Vec<_> = std::fs::read_dir(project.path())
+        .expect("project")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".dist"))
+        .collect();
+    assert!(beside.is_empty(), "{beside:?}");
 }
 
 #[test]

@@ -368,7 +368,7 @@ pub fn audit(dir: &Path, keys: &[PublicKey], lockfile: Option<&Path>) -> Audit {
                 .map(|d| (d.purl(), d.checksum.clone()))
                 .collect();
             let rc = pinned(rc);
-            if a.check(
+            let crates_match = a.check(
                 "build record matches the signed provenance",
                 rc == pc,
                 if rc == pc {
@@ -376,7 +376,34 @@ pub fn audit(dir: &Path, keys: &[PublicKey], lockfile: Option<&Path>) -> Audit {
                 } else {
                     differences(&rc, &pc)
                 },
-            ) {
+            );
+            // What a policy decides on (build scripts, proc macros, sources, licenses,
+            // edges) is believed only as the manifest the provenance signs by digest.
+            let signed = provenance.as_ref().and_then(|p| {
+                p.predicate["runDetails"]["byproducts"]
+                    .as_array()?
+                    .iter()
+                    .find(|b| b["name"] == crate::provenance::DEPENDENCY_MANIFEST)?["digest"]
+                    ["sha256"]
+                    .as_str()
+                    .map(String::from)
+            });
+            let have = crate::provenance::dependency_manifest_sha256(&rec);
+            let manifest_signed = a.check(
+                "dependency manifest is the signed one",
+                signed.as_deref() == Some(have.as_str()),
+                match &signed {
+                    Some(s) if *s == have => format!("sha256 {have}"),
+                    Some(s) => format!(
+                        "the record's dependency manifest has sha256 {have}, the signed \
+                         provenance names {s}: {RECORD} was changed after signing"
+                    ),
+                    None => "the signed provenance names no dependency manifest (made by an \
+                             older hermetic): rebuild the release to audit it against a policy"
+                        .into(),
+                },
+            );
+            if crates_match && manifest_signed {
                 a.record = Some(rec);
             }
         }

@@ -76,6 +76,48 @@ pub fn check_artifacts(dir: &Path, rec: &BuildRecord) -> Result<()> {
     Ok(())
 }
 
+/// The record of `dir`, read only when a trusted key vouches for it: its provenance bundle
+/// verifies with one of `trusted`, the provenance that record gives is byte for byte the
+/// signed one, and every artifact is what it records. What is re-signed is then what the
+/// build signed, never the word of a file in the directory.
+pub fn vouched_record(dir: &Path, trusted: &[crate::keys::PublicKey]) -> Result<BuildRecord> {
+    use crate::verify::Failure;
+    let rec = BuildRecord::read(&dir.join(crate::record::RECORD))?;
+    let fail = |failure: Failure| Error::Verification {
+        path: dir.join(crate::record::RECORD),
+        failure,
+    };
+    let bundle_path = dir.join(PROVENANCE_BUNDLE);
+    let bundle = std::fs::read(&bundle_path).map_err(|e| {
+        fail(Failure::RecordNotSigned(format!(
+            "{}: {e}",
+            bundle_path.display()
+        )))
+    })?;
+    let mut last = "no trusted key given".to_string();
+    let mut statement = None;
+    for key in trusted {
+        match crate::verify::verify_bundle(&bundle, key, None) {
+            Ok(v) => {
+                statement = v.statement;
+                break;
+            }
+            Err(f) => last = format!("key {}: {f} [{}]", key.hint(), f.code()),
+        }
+    }
+    let Some(signed) = statement else {
+        return Err(fail(Failure::RecordNotSigned(format!(
+            "{} does not verify with a trusted key ({last})",
+            bundle_path.display()
+        ))));
+    };
+    if signed != crate::provenance::statement(&rec) {
+        return Err(fail(Failure::RecordChangedSinceSigned));
+    }
+    check_artifacts(dir, &rec)?;
+    Ok(rec)
+}
+
 /// Writes `SHA256SUMS`, the provenance statement and the SBOMs. Returns the file names.
 pub fn write_unsigned(dir: &Path, rec: &BuildRecord) -> Result<Vec<String>> {
     write_atomic(&dir.join(SUMS), sha256sums(&rec.artifacts).as_bytes())?;
@@ -136,6 +178,51 @@ pub fn sign(dir: &Path, rec: &BuildRecord, key: &SigningKey) -> Result<Vec<Strin
         written.push(bundle.into());
     }
     Ok(written)
+}
+
+/// Writes and signs the documents of `dir` anew with `key`, all at once: in a staging copy
+/// beside it (the artifacts hard-linked, not copied), published by one rename, so that a
+/// kill leaves the old set or the new one, never a mix. `rec` must be vouched for
+/// ([`vouched_record`]).
+pub fn republish(dir: &Path, rec: &BuildRecord, key: &SigningKey) -> Result<Vec<String>> {
+    let staging = hermetic_deps::cache::Cache::staging_path(dir);
+    let made = (|| {
+        link_tree(dir, &staging)?;
+        let mut written = write_unsigned(&staging, rec)?;
+        for f in signature_files(rec) {
+            let _ = std::fs::remove_file(staging.join(f));
+        }
+        written.extend(sign(&staging, rec, key)?);
+        hermetic_deps::durable::publish_dir(&staging, dir).map_err(|e| Error::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        Ok(written)
+    })();
+    if made.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    made
+}
+
+/// A copy of the tree `from` at `to`: files hard-linked (copied across file systems),
+/// links re-made as links, never followed.
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir(to).at(to)?;
+    for entry in std::fs::read_dir(from).at(from)? {
+        let entry = entry.at(from)?;
+        let (src, dest) = (entry.path(), to.join(entry.file_name()));
+        let t = entry.file_type().at(&src)?;
+        if t.is_dir() {
+            link_tree(&src, &dest)?;
+        } else if t.is_symlink() {
+            let target = std::fs::read_link(&src).at(&src)?;
+            std::os::unix::fs::symlink(target, &dest).at(&dest)?;
+        } else if std::fs::hard_link(&src, &dest).is_err() {
+            std::fs::copy(&src, &dest).at(&dest)?;
+        }
+    }
+    Ok(())
 }
 
 /// Every signature file `sign` writes, for removal before re-signing.

@@ -18,7 +18,7 @@ pub enum Error {
         fix: String,
     },
     /// A signature, bundle or statement that does not verify.
-    #[error("{path}: {failure}")]
+    #[error("{path}: {failure} [{}]", .failure.code())]
     Verification {
         path: PathBuf,
         failure: crate::verify::Failure,

@@ -135,8 +135,22 @@ fn resolved_dependencies(rec: &BuildRecord) -> Vec<Value> {
     out
 }
 
+/// The byproduct naming the dependency manifest (the record's `deps`): everything a vendor
+/// policy decides on (sources, build scripts, proc macros, licenses, edges) is bound to the
+/// signature through its digest.
+pub const DEPENDENCY_MANIFEST: &str = "dependency-manifest.json";
+
+/// The digest the provenance signs for a record's dependency manifest.
+pub fn dependency_manifest_sha256(rec: &BuildRecord) -> String {
+    hermetic_deps::hash::sha256_hex(rec.deps.to_json().as_bytes())
+}
+
 pub fn predicate(rec: &BuildRecord) -> Value {
-    let mut byproducts = vec![];
+    let mut byproducts = vec![json!({
+        "name": DEPENDENCY_MANIFEST,
+        "digest": { "sha256": dependency_manifest_sha256(rec) },
+        "mediaType": "application/json",
+    })];
     if let Some(log) = &rec.log {
         byproducts.push(json!({ "name": log.name, "digest": { "sha256": log.sha256 } }));
     }

@@ -157,13 +157,38 @@ impl BuildRecord {
                 ),
             });
         }
-        serde_json::from_value(probe).map_err(|e| Error::Invalid {
+        let rec: BuildRecord = serde_json::from_value(probe).map_err(|e| Error::Invalid {
             path: path.into(),
             detail: format!("not a hermetic build record: {e}"),
-        })
+        })?;
+        // Every name becomes a path in the directory: one plain file name each.
+        let names = rec
+            .artifacts
+            .iter()
+            .chain(rec.log.as_ref())
+            .map(|a| a.name.as_str());
+        for name in names {
+            if !is_plain_name(name) {
+                return Err(Error::Verification {
+                    path: path.into(),
+                    failure: crate::verify::Failure::ArtifactName(name.to_string()),
+                });
+            }
+        }
+        Ok(rec)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
         crate::statement::to_pretty(self)
     }
+}
+
+/// One file name, in the directory it is joined to and nowhere else: not empty, no
+/// separator, not `.`/`..`, not hidden (where staging files live), no control character.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
+        && name.len() <= 255
 }

@@ -49,6 +49,12 @@ pub enum Failure {
     NotASubject { sha256: String },
     #[error("the file's sha256 {actual} is not the {recorded} that the build recorded")]
     ChangedSinceBuild { actual: String, recorded: String },
+    #[error("the build record is not vouched for: {0}")]
+    RecordNotSigned(String),
+    #[error("the build record is not the one its signed provenance was made from")]
+    RecordChangedSinceSigned,
+    #[error("artifact name {0:?} is not one plain file name")]
+    ArtifactName(String),
 }
 
 impl Failure {
@@ -70,6 +76,9 @@ impl Failure {
             Failure::Statement(_) => "statement-shape",
             Failure::NotASubject { .. } => "artifact-not-a-subject",
             Failure::ChangedSinceBuild { .. } => "artifact-changed-since-build",
+            Failure::RecordNotSigned(_) => "record-not-signed",
+            Failure::RecordChangedSinceSigned => "record-changed-since-signed",
+            Failure::ArtifactName(_) => "artifact-name",
         }
     }
 
@@ -85,6 +94,17 @@ impl Failure {
             Failure::NoKeyHint => "keyless bundles are verified with cosign and a trust root",
             Failure::ChangedSinceBuild { .. } => {
                 "the file was changed after the build: rebuild, or restore the file it produced"
+            }
+            Failure::RecordNotSigned(_) => {
+                "pass --trusted-key with the public key of the runner that built it (its \
+                 provenance must verify with it), or build it again with a key"
+            }
+            Failure::RecordChangedSinceSigned => {
+                "hermetic-build.json was changed after the build signed it: do not sign it; \
+                 rebuild"
+            }
+            Failure::ArtifactName(_) => {
+                "the record was not written by hermetic: do not trust the directory"
             }
             _ => "the document was altered or damaged after signing: do not trust it",
         }
