@@ -356,3 +356,177 @@ fn a_full_or_read_only_output_disk_is_named() {
         "{msg}"
     );
 }
+
+/// A small generator for kill moments; the seed is printed, so a failure can be replayed
+/// with `HERMETIC_CRASH_SEED`.
+struct Moments(u64);
+
+impl Moments {
+    fn new() -> Moments {
+        let seed = std::env::var("HERMETIC_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        eprintln!("crash moments: HERMETIC_CRASH_SEED={seed}");
+        Moments(seed | 1)
+    }
+
+    /// A moment in `0..within`.
+    fn next(&mut self, within: Duration) -> Duration {
+        // xorshift64
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        within.mul_f64((self.0 % 10_000) as f64 / 10_000.0)
+    }
+}
+
+/// The names of the files that are not the same in both.
+fn differing(a: &[(String, Vec<u8>)], b: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut names: Vec<String> = a
+        .iter()
+        .filter(|f| !b.contains(f))
+        .chain(b.iter().filter(|f| !a.contains(f)))
+        .map(|(name, _)| name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Starts `cmd`, SIGKILLs it after `after` (if it still runs) and waits for it; whether it
+/// was killed.
+fn kill_after(cmd: &mut std::process::Command, after: Duration) -> bool {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + after;
+    while Instant::now() < deadline {
+        if child.try_wait().expect("wait").is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    true
+}
+
+/// Killed at any moment (SIGKILL: no cleanup runs), `vendor` and `build` leave nothing that
+/// a later run or a user could take for complete: an output directory is either absent or
+/// whole and verifiable, every cache entry is re-checked before use, and the next run
+/// succeeds with the same bytes.
+#[test]
+fn a_kill_at_any_moment_leaves_nothing_half_trusted() {
+    let _serial = engine_lock();
+    let mut moments = Moments::new();
+    let project = fixture("hello");
+    let p = project.path();
+    // The cache of this test alone: the kills land in its entries too.
+    let cache = tempfile::tempdir().expect("cache");
+    // Outputs outside the project: inside, they would be sources of the next build.
+    let outs = tempfile::tempdir().expect("outs");
+    let o = outs.path();
+    let arg = |name: &str| o.join(name).to_string_lossy().into_owned();
+    let with_cache = |cmd: &mut std::process::Command| {
+        cmd.env("HERMETIC_CACHE", cache.path())
+            .env_remove("DOCKER_HOST");
+    };
+    let vendor = |code: i32| {
+        let mut cmd = hermetic(p);
+        with_cache(&mut cmd);
+        cmd.args(["--json", "vendor", "--out", &arg("deps")]);
+        expect(&mut cmd, code)
+    };
+    let check = || {
+        let mut cmd = hermetic(p);
+        with_cache(&mut cmd);
+        cmd.args(["--json", "vendor", "--check", &arg("deps")]);
+        expect(&mut cmd, 0)
+    };
+    // How long each takes here, so that the kills fall inside the work.
+    let trees = cache.path().join("trees");
+    vendor(0);
+    // Timed once the crates are here, from an empty tree cache: what the runs below do.
+    let _ = std::fs::remove_dir_all(&trees);
+    let started = Instant::now();
+    vendor(0);
+    let vendoring = started.elapsed();
+    let mut killed = 0;
+    for i in 0..20 {
+        // Every other time from an empty tree cache, so that the kill can land while a
+        // cache entry is being made, not only while the output is published.
+        if i % 2 == 0 {
+            let _ = std::fs::remove_dir_all(&trees);
+        }
+        let mut cmd = hermetic(p);
+        with_cache(&mut cmd);
+        cmd.args(["vendor", "--out", &arg("deps")]);
+        killed += usize::from(kill_after(&mut cmd, moments.next(vendoring.mul_f64(1.2))));
+        // A vendored output that looks complete is complete.
+        if o.join("deps/deps.json").is_file() {
+            check();
+        }
+    }
+    vendor(0);
+    check();
+    // Most runs must really have been killed, or the test proves nothing.
+    assert!(killed >= 10, "only {killed} of 20 vendor runs were killed");
+    killed = 0;
+
+    let build = |out: &str, code: i32| {
+        let mut cmd = hermetic(p);
+        with_cache(&mut cmd);
+        cmd.args([
+            "--json",
+            "build",
+            "--no-sign",
+            "--image",
+            builder_image(),
+            "--out",
+            &arg(out),
+        ]);
+        expect(&mut cmd, code)
+    };
+    let started = Instant::now();
+    build("reference", 0);
+    let building = started.elapsed();
+    let reference = outputs(&o.join("reference"));
+    for _ in 0..20 {
+        let mut cmd = hermetic(p);
+        with_cache(&mut cmd);
+        cmd.args([
+            "build",
+            "--no-sign",
+            "--image",
+            builder_image(),
+            "--out",
+            &arg("dist"),
+        ]);
+        killed += usize::from(kill_after(&mut cmd, moments.next(building.mul_f64(1.2))));
+        // An output directory that exists holds the whole release, as a full run leaves it.
+        if o.join("dist").exists() {
+            let differing = differing(&outputs(&o.join("dist")), &reference);
+            assert!(
+                differing.is_empty(),
+                "a killed build left an output that is not the release: {differing:?}"
+            );
+        }
+    }
+    assert!(killed >= 10, "only {killed} of 20 builds were killed");
+    build("dist", 0);
+    let differing = differing(&outputs(&o.join("dist")), &reference);
+    assert!(
+        differing.is_empty(),
+        "the next build differs: {differing:?}"
+    );
+    // What the killed runs left in the engine, the last build swept (their processes are
+    // gone); `.ci/run` checks that nothing labelled hermetic remains.
+}

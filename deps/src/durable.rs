@@ -34,7 +34,15 @@ pub fn rename(from: &Path, to: &Path) -> Result<()> {
         let _ = std::fs::remove_file(from);
         return Err(e).at(to);
     }
-    sync_dir(to.parent().unwrap_or(Path::new(".")))
+    sync_dir(parent_of(to))
+}
+
+/// The directory that names `path` (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// Syncs a directory's entries (names made, renamed or removed in it).
@@ -58,7 +66,7 @@ pub fn sync_tree(dir: &Path) -> Result<()> {
 /// any `dest` there: synced first, so a crash leaves the old tree, or the new one whole.
 pub fn publish_dir(staging: &Path, dest: &Path) -> Result<()> {
     sync_tree(staging)?;
-    let parent = dest.parent().unwrap_or(Path::new("."));
+    let parent = parent_of(dest);
     if std::fs::symlink_metadata(dest).is_ok() {
         let old = crate::cache::Cache::staging_path(dest);
         std::fs::rename(dest, &old).at(dest)?;

@@ -690,25 +690,16 @@ pub(crate) fn staging_for(out: &Path, run: &RunId) -> PathBuf {
     ))
 }
 
+/// Publishes the complete `staging` as `out`: synced, then one rename, so that a crash
+/// leaves the old output or the new one, never a mix or a half.
 pub(crate) fn replace_dir(staging: &Path, out: &Path) -> Result<(), Failure> {
-    if out.exists() {
-        let old = out.with_file_name(format!(
-            ".{}.old-{}",
-            out.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            std::process::id()
-        ));
-        std::fs::rename(out, &old).map_err(|e| Failure::io(&out.display().to_string(), e))?;
-        std::fs::rename(staging, out).map_err(|e| Failure::io(&out.display().to_string(), e))?;
-        let _ = std::fs::remove_dir_all(&old);
-    } else {
-        if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Failure::io(&parent.display().to_string(), e))?;
-        }
-        std::fs::rename(staging, out).map_err(|e| Failure::io(&out.display().to_string(), e))?;
+    if let Some(parent) = out.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Failure::io(&parent.display().to_string(), e))?;
     }
+    hermetic_deps::durable::publish_dir(staging, out)?;
     Ok(())
 }
 
