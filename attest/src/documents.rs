@@ -115,6 +115,16 @@ pub fn vouched_record(dir: &Path, trusted: &[crate::keys::PublicKey]) -> Result<
         return Err(fail(Failure::RecordChangedSinceSigned));
     }
     check_artifacts(dir, &rec)?;
+    // The SHA256SUMS a gate was shown must be this record's: otherwise a gate could pass
+    // on one file while another set of bytes is signed here.
+    let sums_path = dir.join(SUMS);
+    let sums = std::fs::read(&sums_path).at(&sums_path)?;
+    if sums != sha256sums(&rec.artifacts).as_bytes() {
+        return Err(Error::Verification {
+            path: sums_path,
+            failure: Failure::SumsNotTheRecords,
+        });
+    }
     Ok(rec)
 }
 

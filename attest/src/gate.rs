@@ -209,10 +209,16 @@ pub fn admit(
         let hint = serde_json::from_slice::<crate::bundle::Bundle>(bytes)
             .ok()
             .and_then(|b| b.verification_material.public_key.map(|k| k.hint));
-        let Some((name, key)) = hint
+        // The hint says which key to try; a bundle whose hint was changed is still tried
+        // with every trusted key, so that altering it cannot turn a rejection into a
+        // silent omission.
+        let named = hint
             .as_deref()
-            .and_then(|h| keys.iter().find(|(_, k)| k.hint() == h))
-        else {
+            .and_then(|h| keys.iter().find(|(_, k)| k.hint() == h));
+        let Some((name, key)) = named.or_else(|| {
+            keys.iter()
+                .find(|(_, k)| crate::verify::verify_bundle(bytes, k, None).is_ok())
+        }) else {
             ballot.ignored.push(Ignored {
                 file,
                 reason: format!(
@@ -250,7 +256,14 @@ pub fn admit(
             ballot.ignored.push(Ignored { file, reason: why });
             continue;
         }
-        match ballot.votes.iter().find(|v| v.key == vote.key) {
+        // Equivocation is two results from the same inputs; a key's vote about other
+        // inputs is about another release (and fails the gate as such when it is not
+        // bound to inputs).
+        match ballot
+            .votes
+            .iter()
+            .find(|v| v.key == vote.key && v.inputs_digest == vote.inputs_digest)
+        {
             Some(first) if first.subjects == vote.subjects => ballot.ignored.push(Ignored {
                 file,
                 reason: format!(
@@ -265,6 +278,15 @@ pub fn admit(
                     first.file
                 );
                 ballot.rejected.push(Ignored { file, reason });
+            }
+            // One vote per key, whatever it is about.
+            None if ballot.votes.iter().any(|v| v.key == vote.key) => {
+                ballot.ignored.push(Ignored {
+                    file,
+                    reason: format!(
+                        "a second vote of {name}, about other inputs: one vote per key"
+                    ),
+                })
             }
             None => ballot.votes.push(vote),
         }

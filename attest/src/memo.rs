@@ -48,7 +48,7 @@ pub struct Memo {
 impl Memo {
     pub fn in_cache(cache: &Cache) -> hermetic_deps::Result<Memo> {
         Ok(Memo {
-            dir: cache.root().join("verify"),
+            dir: cache.real_dir("verify")?,
             seal: cache.seal()?.clone(),
         })
     }

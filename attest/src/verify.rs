@@ -55,6 +55,8 @@ pub enum Failure {
     RecordChangedSinceSigned,
     #[error("artifact name {0:?} is not one plain file name")]
     ArtifactName(String),
+    #[error("it does not list the artifacts that the build record records")]
+    SumsNotTheRecords,
 }
 
 impl Failure {
@@ -79,6 +81,7 @@ impl Failure {
             Failure::RecordNotSigned(_) => "record-not-signed",
             Failure::RecordChangedSinceSigned => "record-changed-since-signed",
             Failure::ArtifactName(_) => "artifact-name",
+            Failure::SumsNotTheRecords => "sums-not-the-records",
         }
     }
 
@@ -105,6 +108,9 @@ impl Failure {
             }
             Failure::ArtifactName(_) => {
                 "the record was not written by hermetic: do not trust the directory"
+            }
+            Failure::SumsNotTheRecords => {
+                "SHA256SUMS was changed after the build: do not sign the directory; rebuild"
             }
             _ => "the document was altered or damaged after signing: do not trust it",
         }

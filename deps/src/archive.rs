@@ -24,6 +24,10 @@ pub type Listing = BTreeMap<String, String>;
 /// archive that inflates without end is refused instead of filling the disk.
 pub const MAX_UNPACKED: u64 = 512 * 1024 * 1024;
 
+/// The most a crate archive may weigh: crates.io takes 10 MiB by default, a little more by
+/// exception. It is read whole into memory, once per crate being unpacked.
+pub const MAX_ARCHIVE: u64 = 128 * 1024 * 1024;
+
 /// Reads the archive `NAME-VERSION.crate`; when `dest` is given, writes its files there
 /// (regular files only, modes normalised to 0644/0755). Returns the listing either way.
 ///
@@ -54,15 +58,31 @@ pub(crate) fn read_crate_limited(
     };
     // Read once, into memory, and hashed there before anything is listed or extracted:
     // the bytes checked are the bytes unpacked, whatever happens to the file meanwhile.
-    let mut bytes = Vec::new();
-    std::fs::File::open(archive)
-        .at(archive)?
-        .take(limit + 1)
+    // Never through a link, never a FIFO or device: judged by what was opened.
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(archive)
+        .map_err(|e| bad(format!("cannot be opened as a plain file: {e}")))?;
+    let meta = file.metadata().at(archive)?;
+    if !meta.is_file() {
+        return Err(bad("is not a regular file".into()));
+    }
+    let max = limit.min(MAX_ARCHIVE);
+    if meta.len() > max {
+        return Err(bad(format!(
+            "is larger than {max} bytes (the limit for one crate archive); refused"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&mut file)
+        .take(max + 1)
         .read_to_end(&mut bytes)
         .at(archive)?;
-    if bytes.len() as u64 > limit {
+    if bytes.len() as u64 > max {
         return Err(bad(format!(
-            "is larger than {limit} bytes (the limit for one crate); refused"
+            "is larger than {max} bytes (the limit for one crate archive); refused"
         )));
     }
     if let Some(expected) = sha256 {

@@ -54,6 +54,44 @@ impl Cache {
         &self.root
     }
 
+    /// The directory `rel` under the root, made if missing, every component of it a real
+    /// directory: a link planted there by whoever else writes the cache would make
+    /// hermetic write, read or delete files elsewhere.
+    pub fn real_dir(&self, rel: &str) -> Result<PathBuf> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::create_dir_all(&self.root).at(&self.root)?;
+        let mut at = self.root.clone();
+        for part in Path::new(rel).components() {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(Error::BadCache {
+                        path: at,
+                        detail: "is not a directory (a link?): hermetic does not follow it".into(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    match std::fs::DirBuilder::new().mode(0o700).create(&at) {
+                        Ok(()) => {}
+                        // Made by a run beside this one: checked on the next turn.
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                            if !std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir()) {
+                                return Err(Error::BadCache {
+                                    path: at,
+                                    detail: "is not a directory".into(),
+                                });
+                            }
+                        }
+                        Err(e) => return Err(e).at(&at),
+                    }
+                }
+                Err(e) => return Err(e).at(&at),
+            }
+        }
+        Ok(at)
+    }
+
     pub fn crate_path(&self, sha256: &str) -> PathBuf {
         self.root.join("crates").join(format!("{sha256}.crate"))
     }
@@ -91,8 +129,7 @@ impl Cache {
         if dest.is_file() {
             return Ok(dest);
         }
-        let dir = self.root.join("crates");
-        std::fs::create_dir_all(&dir).at(&dir)?;
+        self.real_dir("crates")?;
         let tmp = Self::staging_path(&dest);
         std::fs::copy(src, &tmp).at(&tmp)?;
         let actual = sha256_file(&tmp).at(&tmp)?;
@@ -115,7 +152,9 @@ impl Cache {
     /// archive is not stored, or was not the one its name says (then it is evicted).
     pub fn listing(&self, sha256: &str, prefix: &str) -> Result<Option<Listing>> {
         let path = self.listing_path(sha256);
-        if let Some(text) = self.seal()?.read(&path, LISTING, sha256)
+        if let Some(text) = self
+            .seal()?
+            .read(&path, LISTING, &listing_name(sha256, prefix))
             && let Ok(listing) = serde_json::from_str::<Listing>(&text)
         {
             return Ok(Some(listing));
@@ -131,7 +170,7 @@ impl Cache {
         }
         match archive::read_crate(&archive, prefix, None, Some(sha256)) {
             Ok(listing) => {
-                self.save_listing(sha256, &listing)?;
+                self.save_listing(sha256, prefix, &listing)?;
                 Ok(Some(listing))
             }
             Err(Error::CachedArchiveChecksum { .. }) => {
@@ -146,19 +185,31 @@ impl Cache {
 
     /// Removes an archive and its listing: neither is the truth any more.
     pub fn evict(&self, sha256: &str) {
-        let _ = std::fs::remove_file(self.crate_path(sha256));
-        let _ = std::fs::remove_file(self.listing_path(sha256));
+        if self.real_dir("crates").is_ok() {
+            let _ = std::fs::remove_file(self.crate_path(sha256));
+            let _ = std::fs::remove_file(self.listing_path(sha256));
+        }
     }
 
-    pub(crate) fn save_listing(&self, sha256: &str, listing: &Listing) -> Result<()> {
+    pub(crate) fn save_listing(&self, sha256: &str, prefix: &str, listing: &Listing) -> Result<()> {
+        self.real_dir("crates")?;
         let text = serde_json::to_string(listing).unwrap_or_default();
-        self.seal()?
-            .write(&self.listing_path(sha256), LISTING, sha256, &text)
+        self.seal()?.write(
+            &self.listing_path(sha256),
+            LISTING,
+            &listing_name(sha256, prefix),
+            &text,
+        )
     }
 }
 
-/// The seal's kind for a saved listing (its name is the archive's SHA-256).
+/// The seal's kind for a saved listing (its name is the archive's SHA-256 and the folder
+/// its files were listed under).
 const LISTING: &str = "listing";
+
+fn listing_name(sha256: &str, prefix: &str) -> String {
+    format!("{sha256}\n{prefix}")
+}
 
 /// The cargo home host cargo fetches into: hermetic's own (`cargo-home` in its cache), not
 /// the user's. The user's holds `credentials.toml` (registry tokens a project's registry
@@ -170,8 +221,7 @@ pub fn cargo_home() -> Option<PathBuf> {
     if let Some(lent) = std::env::var_os("HERMETIC_CARGO_HOME").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(lent));
     }
-    let own = Cache::from_env().root().join("cargo-home");
-    std::fs::create_dir_all(&own).ok()?;
+    let own = Cache::from_env().real_dir("cargo-home").ok()?;
     // hermetic writes no configuration there; whatever is found was put by someone else.
     for file in ["config.toml", "config", "credentials.toml", "credentials"] {
         let path = own.join(file);
@@ -200,14 +250,20 @@ impl Cache {
             return Ok(None);
         };
         let registry_cache = home.join("registry").join("cache");
+        // Real directories and files only, never links: a candidate may be removed below.
+        let real_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+        if !real_dir(&home.join("registry")) || !real_dir(&registry_cache) {
+            return Ok(None);
+        }
         let Ok(indexes) = std::fs::read_dir(&registry_cache) else {
             return Ok(None);
         };
         let file_name = format!("{name}-{version}.crate");
         let mut candidates: Vec<PathBuf> = indexes
             .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .map(|e| e.path().join(&file_name))
-            .filter(|p| p.is_file())
+            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
             .collect();
         candidates.sort();
         let own = std::env::var_os("HERMETIC_CARGO_HOME").is_none_or(|v| v.is_empty());

@@ -70,7 +70,11 @@ pub fn publish_dir(staging: &Path, dest: &Path) -> Result<()> {
     if std::fs::symlink_metadata(dest).is_ok() {
         let old = crate::cache::Cache::staging_path(dest);
         std::fs::rename(dest, &old).at(dest)?;
-        std::fs::rename(staging, dest).at(dest)?;
+        if let Err(e) = std::fs::rename(staging, dest) {
+            // Put the old tree back rather than leave no output at all.
+            let _ = std::fs::rename(&old, dest);
+            return Err(e).at(dest);
+        }
         sync_dir(parent)?;
         let _ = std::fs::remove_dir_all(&old);
     } else {

@@ -37,6 +37,8 @@ pub enum Error {
     },
     #[error("{archive}: {detail}")]
     BadArchive { archive: PathBuf, detail: String },
+    #[error("{path}: in hermetic's cache: {detail}")]
+    BadCache { path: PathBuf, detail: String },
     #[error("{path}: the secret that seals hermetic's cache entries is refused: {detail}")]
     Secret { path: PathBuf, detail: String },
     #[error(
@@ -57,6 +59,10 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    /// Several cached archives that are not what Cargo.lock pins (each a
+    /// `CachedArchiveChecksum`); vendoring evicts them all and fetches again.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    WrongArchives(Vec<Error>),
     #[error("{name}@{version}: cargo fetched it, but no archive was found under {searched}")]
     ArchiveNotFound {
         name: String,
@@ -128,7 +134,9 @@ impl Error {
             | Error::Secret { .. } => ErrorKind::Input,
             Error::ArchiveChecksum { .. }
             | Error::CachedArchiveChecksum { .. }
-            | Error::BadArchive { .. } => ErrorKind::Check,
+            | Error::BadArchive { .. }
+            | Error::BadCache { .. }
+            | Error::WrongArchives(_) => ErrorKind::Check,
             Error::CargoMissing(_)
             | Error::SandboxMissing(_)
             | Error::RegistryUnreachable { .. }
@@ -180,15 +188,21 @@ impl Error {
                  investigate before trusting this dependency"
                 .into(),
             Error::BadArchive { .. } => "remove the file; it is fetched again".into(),
+            Error::BadCache { .. } => "someone else can write this cache (HERMETIC_CACHE): \
+                 remove the entry, find out who made it, and keep the cache where only you \
+                 write"
+                .into(),
             Error::Secret { .. } => "remove the file (`chmod 600` it if it is yours and \
                  only you could have read it), or point HERMETIC_STATE at a private directory \
                  outside HERMETIC_CACHE: a new secret is made there, and every cache entry \
                  sealed with the old one is re-derived once"
                 .into(),
-            Error::CachedArchiveChecksum { .. } => "run again: the archive is fetched anew \
+            Error::CachedArchiveChecksum { .. } | Error::WrongArchives(_) => {
+                "run again: the archive is fetched anew \
                  and checked; if this repeats, someone can write your hermetic cache \
                  (HERMETIC_CACHE): find out who before trusting it"
-                .into(),
+                    .into()
+            }
             Error::ArchiveNotFound { .. } => {
                 "check that no source replacement in your cargo config hides the registry".into()
             }

@@ -97,12 +97,16 @@ impl TreeIndex {
     /// True if `dir` is exactly as recorded in the index file at `path`, for `key`, and
     /// this machine sealed that index.
     pub fn unchanged(path: &Path, dir: &Path, key: &str, seal: &Seal) -> bool {
-        let Some(text) = seal.read(path, KIND, key) else {
-            return false;
-        };
-        let Ok(saved) = serde_json::from_str::<TreeIndex>(&text) else {
-            return false;
-        };
-        saved.key == key && TreeIndex::record(dir, key).is_ok_and(|now| now == saved)
+        TreeIndex::unchanged_digest(path, dir, key, seal).is_some()
+    }
+
+    /// Like [`TreeIndex::unchanged`], with the SHA-256 of the index bytes that were judged
+    /// (read once: what is named is what was checked).
+    pub fn unchanged_digest(path: &Path, dir: &Path, key: &str, seal: &Seal) -> Option<String> {
+        let bytes = std::fs::read(path).ok()?;
+        let text = seal.open(KIND, key, std::str::from_utf8(&bytes).ok()?)?;
+        let saved = serde_json::from_str::<TreeIndex>(&text).ok()?;
+        (saved.key == key && TreeIndex::record(dir, key).is_ok_and(|now| now == saved))
+            .then(|| crate::hash::sha256_hex(&bytes))
     }
 }

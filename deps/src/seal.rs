@@ -46,25 +46,24 @@ impl Seal {
     /// secret inside it would travel with them, so that is refused.
     pub fn local(cache_root: &Path) -> Result<Seal> {
         let dir = state_dir();
-        // By real location, however either was spelled; the state directory may not exist
-        // yet, the cache always does by now or never will.
-        let real = |p: &Path| {
-            std::fs::canonicalize(p).ok().or_else(|| {
-                let parent = std::fs::canonicalize(p.parent()?).ok()?;
-                Some(parent.join(p.file_name()?))
-            })
+        let refuse = |detail: String| Error::Secret {
+            path: dir.join(SECRET_FILE),
+            detail,
         };
-        if let (Some(d), Some(c)) = (real(&dir), real(cache_root))
-            && d.starts_with(&c)
-        {
-            return Err(Error::Secret {
-                path: dir.join(SECRET_FILE),
-                detail: format!(
-                    "it is inside the cache {}, so whoever writes the cache could read or \
-                     replace it",
-                    cache_root.display()
-                ),
-            });
+        if !dir.is_absolute() {
+            return Err(refuse(
+                "HERMETIC_STATE is not an absolute path (a relative one would land in \
+                 whatever directory hermetic runs in, such as the project)"
+                    .into(),
+            ));
+        }
+        // By real location, however either was spelled or whichever exists yet.
+        if real(&dir).starts_with(real(cache_root)) {
+            return Err(refuse(format!(
+                "it is inside the cache {}, so whoever writes the cache could read or \
+                 replace it",
+                cache_root.display()
+            )));
         }
         Seal::at(&dir.join(SECRET_FILE))
     }
@@ -139,13 +138,87 @@ impl Seal {
     }
 }
 
-fn read_secret(path: &Path) -> Result<Option<[u8; 32]>> {
+/// `p` as the file system resolves it: its nearest existing ancestor canonicalized, the
+/// rest appended.
+fn real(p: &Path) -> PathBuf {
+    let mut rest = vec![];
+    let mut at = p;
+    loop {
+        if let Ok(c) = std::fs::canonicalize(at) {
+            return rest
+                .iter()
+                .rev()
+                .fold(c, |acc: PathBuf, part| acc.join(part));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return p.to_path_buf(),
+        }
+    }
+}
+
+/// The directory holding the secret must be this user's alone: whoever can write it can
+/// swap the secret.
+fn check_dir(dir: &Path, path: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
+    let meta = std::fs::symlink_metadata(dir).at(dir)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let detail = if !meta.is_dir() {
+        Some("its directory is not a directory (a link?)".to_string())
+    } else if meta.uid() != me {
+        Some(format!(
+            "its directory {} belongs to uid {}, not to you (made by another user, or by \
+             a run as root?)",
+            dir.display(),
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "others may write its directory {} (mode {:o})",
+            dir.display(),
+            meta.mode() & 0o777
+        ))
+    } else {
+        None
+    };
+    match detail {
+        Some(detail) => Err(Error::Secret {
+            path: path.to_path_buf(),
+            detail,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn read_secret(path: &Path) -> Result<Option<[u8; 32]>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if std::fs::symlink_metadata(dir).is_err() {
+        return Ok(None);
+    }
+    check_dir(dir, path)?;
+    // Opened without following a link, and judged by what was opened.
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Error::Secret {
+                path: path.to_path_buf(),
+                detail: "it is a symbolic link".into(),
+            });
+        }
         Err(e) => return Err(e).at(path),
     };
+    let meta = file.metadata().at(path)?;
     let bad = |detail: String| Error::Secret {
         path: path.to_path_buf(),
         detail,
@@ -164,7 +237,8 @@ fn read_secret(path: &Path) -> Result<Option<[u8; 32]>> {
             meta.mode() & 0o777
         )));
     }
-    let text = std::fs::read_to_string(path).at(path)?;
+    let mut text = String::new();
+    file.by_ref().take(256).read_to_string(&mut text).at(path)?;
     let bytes = hex::decode(text.trim()).map_err(|_| bad("it is not hex".into()))?;
     let key: [u8; 32] = bytes
         .try_into()
@@ -181,6 +255,7 @@ fn make_secret(path: &Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .at(dir)?;
+    check_dir(dir, path)?;
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| Error::Secret {
         path: path.to_path_buf(),
@@ -254,6 +329,13 @@ mod tests {
         // A link planted where the secret goes is not followed.
         std::fs::remove_file(&path).expect("test");
         std::os::unix::fs::symlink("/etc/hostname", &path).expect("test");
-        assert!(Seal::at(&path).is_err());
+        let e = Seal::at(&path).expect_err("test");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        // Nor is a secret in a directory others can write.
+        std::fs::remove_file(&path).expect("test");
+        let dir = path.parent().expect("test");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("test");
+        let e = Seal::at(&path).expect_err("test");
+        assert!(e.to_string().contains("others may write"), "{e}");
     }
 }

@@ -114,13 +114,7 @@ const INDEX: &str = ".vendor-index.json";
 /// stat index: no file is read). The SHA-256 of the index file comes with it, so that
 /// whatever is derived from the tree can be tied to this state of it.
 pub fn tree_unchanged(out: &Path, key: &str, seal: &Seal) -> Option<String> {
-    let index = out.join(INDEX);
-    if !TreeIndex::unchanged(&index, &out.join("vendor"), key, seal) {
-        return None;
-    }
-    std::fs::read(&index)
-        .ok()
-        .map(|b| crate::hash::sha256_hex(&b))
+    TreeIndex::unchanged_digest(&out.join(INDEX), &out.join("vendor"), key, seal)
 }
 
 /// Records the stat index of `out/vendor` as verified for `key` (as vendoring does).
@@ -225,6 +219,22 @@ fn vendor_in(
             }
             stage("copying the vendored tree");
             copy_tree(&tree.join("vendor"), &staging.join("vendor"))?;
+            // Still the verified tree once copied: a file of the cache changed during the
+            // copy would otherwise reach the output.
+            if !TreeIndex::unchanged(
+                &tree.join(INDEX),
+                &tree.join("vendor"),
+                &key,
+                opts.cache.seal()?,
+            ) {
+                let _ = std::fs::remove_dir_all(&tree);
+                return Err(Error::BadVendorDir {
+                    path: tree.clone(),
+                    detail: "the cached tree changed while it was copied (someone else \
+                             writes this cache); it was evicted"
+                        .into(),
+                });
+            }
             TreeIndex::record(&staging.join("vendor"), &key)?
                 .save(&staging.join(INDEX), opts.cache.seal()?)?;
         }
@@ -313,9 +323,12 @@ fn cached_tree_is_valid(
         return Ok(true);
     }
     stage("verifying the cached vendored tree");
+    // Stated before the bytes are read and again after: a file changed meanwhile (by
+    // whoever else can write the cache) is not recorded as verified.
+    let before = TreeIndex::record(&tree.join("vendor"), key)?;
     let findings = verify_vendor(&tree.join("vendor"), expected, cache, None)?;
-    if findings.is_empty() {
-        TreeIndex::record(&tree.join("vendor"), key)?.save(&tree.join(INDEX), cache.seal()?)?;
+    if findings.is_empty() && TreeIndex::record(&tree.join("vendor"), key)? == before {
+        before.save(&tree.join(INDEX), cache.seal()?)?;
         return Ok(true);
     }
     warnings.push(format!(
@@ -511,17 +524,25 @@ fn build_tree(
             tree,
             stage,
         ) {
-            Err(Error::CachedArchiveChecksum {
-                archive,
-                expected,
-                actual,
-            }) if attempt == 0 => {
-                warnings.push(format!(
-                    "{}: the cached archive has sha256 {actual}, Cargo.lock pins {expected}; \
-                     evicted and fetched again",
-                    archive.display()
-                ));
-                cache.evict(&expected);
+            Err(Error::WrongArchives(wrong)) if attempt == 0 => {
+                for e in wrong {
+                    if let Error::CachedArchiveChecksum {
+                        archive,
+                        expected,
+                        actual,
+                    } = e
+                    {
+                        warnings.push(format!(
+                            "{}: the cached archive has sha256 {actual}, Cargo.lock pins \
+                             {expected}; evicted and fetched again",
+                            archive.display()
+                        ));
+                        cache.evict(&expected);
+                    }
+                }
+            }
+            Err(Error::WrongArchives(mut wrong)) if !wrong.is_empty() => {
+                return Err(wrong.remove(0));
             }
             r => return r,
         }
@@ -548,14 +569,28 @@ fn extract_tree(
     let vendor = staging.join("vendor");
     std::fs::create_dir_all(&vendor).at(&vendor)?;
     let built = (|| {
-        registry.par_iter().try_for_each(|p| -> Result<()> {
-            let sha = p.checksum.as_deref().unwrap_or_default();
-            let dir = vendor.join(p.dir_name());
-            let archive = cache.crate_path(sha);
-            let listing = archive::read_crate(&archive, &p.dir_name(), Some(&dir), Some(sha))?;
-            cache.save_listing(sha, &listing)?;
-            write_checksum_file(&dir, listing, Some(sha.to_string()))
-        })?;
+        let results: Vec<Result<()>> = registry
+            .par_iter()
+            .map(|p| -> Result<()> {
+                let sha = p.checksum.as_deref().unwrap_or_default();
+                let dir = vendor.join(p.dir_name());
+                let archive = cache.crate_path(sha);
+                let listing = archive::read_crate(&archive, &p.dir_name(), Some(&dir), Some(sha))?;
+                cache.save_listing(sha, &p.dir_name(), &listing)?;
+                write_checksum_file(&dir, listing, Some(sha.to_string()))
+            })
+            .collect();
+        // Every wrong archive at once, so that all are evicted and fetched in one go.
+        let (wrong, other): (Vec<Error>, Vec<Error>) = results
+            .into_iter()
+            .filter_map(Result::err)
+            .partition(|e| matches!(e, Error::CachedArchiveChecksum { .. }));
+        if let Some(e) = other.into_iter().next() {
+            return Err(e);
+        }
+        if !wrong.is_empty() {
+            return Err(Error::WrongArchives(wrong));
+        }
         if !git.is_empty() {
             vendor_git(manifest_path, git, &vendor)?;
         }
@@ -568,6 +603,7 @@ fn extract_tree(
             write_source_config(&dir_name, lock),
         )
         .at(&staging)?;
+        let before = TreeIndex::record(&vendor, key)?;
         let findings = verify_vendor(&vendor, expected, cache, None)?;
         if let Some(f) = findings.first() {
             return Err(Error::BadArchive {
@@ -575,14 +611,22 @@ fn extract_tree(
                 detail: format!("{} {}: {}", f.package, f.code, f.message),
             });
         }
-        TreeIndex::record(&vendor, key)?.save(&staging.join(INDEX), cache.seal()?)?;
+        if TreeIndex::record(&vendor, key)? != before {
+            return Err(Error::BadVendorDir {
+                path: staging.clone(),
+                detail: "the tree changed while it was verified (someone else writes this \
+                         cache)"
+                    .into(),
+            });
+        }
+        before.save(&staging.join(INDEX), cache.seal()?)?;
         crate::durable::sync_tree(&staging)
     })();
     if let Err(e) = built {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
     }
-    std::fs::create_dir_all(cache.trees_dir()).at(cache.trees_dir())?;
+    cache.real_dir("trees")?;
     if let Err(e) = std::fs::rename(&staging, tree)
         .and_then(|()| std::fs::File::open(cache.trees_dir()).and_then(|d| d.sync_all()))
     {

@@ -24,7 +24,9 @@ struct State {
 }
 
 /// Breakers stored under a directory (one small file per endpoint), sealed: a cache writer
-/// can neither open a breaker (to silence a runner) nor close one.
+/// cannot open a breaker (to silence a runner) or forge its count; it can still delete the
+/// file or put back an older sealed state, which closes the breaker: that costs retries,
+/// never a verdict.
 pub struct Breakers {
     dir: PathBuf,
     /// Without a seal, breakers live for one run only.
@@ -49,9 +51,12 @@ impl Breakers {
     /// In the cache: `HERMETIC_CACHE/breakers/`.
     pub fn in_cache(threshold: u32, cooldown: Duration) -> Breakers {
         let cache = hermetic_deps::cache::Cache::from_env();
+        // Kept across runs only in a real directory of the cache, sealed.
+        let dir = cache.real_dir("breakers");
+        let seal = cache.seal().ok().cloned().filter(|_| dir.is_ok());
         Breakers::new(
-            cache.root().join("breakers"),
-            cache.seal().ok().cloned(),
+            dir.unwrap_or_else(|_| cache.root().join("breakers")),
+            seal,
             threshold,
             cooldown,
         )

@@ -85,23 +85,45 @@ struct Toolchain {
     sysroot: Option<String>,
 }
 
-fn toolchain_cache(digest: &str) -> PathBuf {
-    hermetic_deps::cache::Cache::from_env()
-        .root()
-        .join("images")
-        .join(format!("{}.json", digest.trim_start_matches("sha256:")))
+/// A probe is the word of the engine that ran it: kept per engine and image, so that one
+/// engine's answer is never taken for another's.
+fn probe_name(engine: &Engine, digest: &str) -> String {
+    format!("{}\n{digest}", engine.host)
 }
 
-/// The seal's kind of an image's probed toolchain (its name is the image digest).
+fn toolchain_cache(name: &str) -> Option<PathBuf> {
+    let dir = hermetic_deps::cache::Cache::from_env()
+        .real_dir("images")
+        .ok()?;
+    Some(dir.join(format!(
+        "{}.json",
+        hermetic_deps::hash::sha256_hex(name.as_bytes())
+    )))
+}
+
+/// The seal's kind of an image's probed toolchain (its name is the engine and the image
+/// digest).
 const PROBE: &str = "image-probe";
 
+/// A sysroot becomes a path remapping flag of every build: an absolute path of plain
+/// characters, or nothing (an image's answer is the image's, and may be hostile).
+fn plain_sysroot(s: &str) -> Option<String> {
+    let ok = s.starts_with('/')
+        && s.len() < 4096
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._+-".contains(&b));
+    ok.then(|| s.to_string())
+}
+
 async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
-    let cached = toolchain_cache(digest);
+    let name = probe_name(engine, digest);
+    let cached = toolchain_cache(&name);
     // Believed only when sealed here: the toolchain is written into every provenance.
     let cache = hermetic_deps::cache::Cache::from_env();
     let seal = cache.seal().ok();
     if let Some(t) = seal
-        .and_then(|seal| seal.read(&cached, PROBE, digest))
+        .zip(cached.as_ref())
+        .and_then(|(seal, cached)| seal.read(cached, PROBE, &name))
         .and_then(|text| serde_json::from_str::<Toolchain>(&text).ok())
         .filter(|t| t.toolchain.is_some() && t.sysroot.is_some())
     {
@@ -122,17 +144,16 @@ async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
     let (_, sysroot) = run_probe(engine, &run, digest, &["rustc", "--print", "sysroot"]).await?;
     let t = Toolchain {
         toolchain: (code == 0).then(|| toolchain.trim().to_string()),
-        sysroot: (code == 0).then(|| sysroot.trim().to_string()),
+        sysroot: (code == 0).then(|| plain_sysroot(sysroot.trim())).flatten(),
     };
     if code == 0
         && let Some(seal) = seal
-        && let Some(dir) = cached.parent()
-        && std::fs::create_dir_all(dir).is_ok()
+        && let Some(cached) = &cached
     {
         let _ = seal.write(
-            &cached,
+            cached,
             PROBE,
-            digest,
+            &name,
             &serde_json::to_string(&t).unwrap_or_default(),
         );
     }

@@ -136,20 +136,29 @@ fn release(args: &GateArgs) -> Result<Release, Failure> {
         }
         None => None,
     };
-    let hex = |flag: &str, v: &Option<String>| -> Result<Option<String>, Failure> {
+    // Full digests only: votes are compared with them exactly.
+    let hex = |flag: &str, v: &Option<String>, lens: &[usize]| -> Result<Option<String>, Failure> {
         match v {
-            Some(v) if v.len() < 7 || !v.bytes().all(|b| b.is_ascii_hexdigit()) => Err(Failure {
-                code: Code::Input,
-                message: format!("{flag} {v:?} is not a hexadecimal digest"),
-                causes: vec![],
-                fix: Some(format!("pass the full {flag} the release was built from")),
-            }),
+            Some(v) if !lens.contains(&v.len()) || !v.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Err(Failure {
+                    code: Code::Input,
+                    message: format!(
+                        "{flag} {v:?} is not a full hexadecimal digest ({} characters)",
+                        lens.iter()
+                            .map(|l| l.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    ),
+                    causes: vec![],
+                    fix: Some(format!("pass the full {flag} the release was built from")),
+                })
+            }
             v => Ok(v.as_ref().map(|v| v.to_ascii_lowercase())),
         }
     };
     let release = Release {
-        inputs_digest: hex("--inputs-digest", &args.inputs_digest)?,
-        source_commit: hex("--source-commit", &args.source_commit)?,
+        inputs_digest: hex("--inputs-digest", &args.inputs_digest, &[64])?,
+        source_commit: hex("--source-commit", &args.source_commit, &[40, 64])?,
         subjects,
     };
     if release.is_unbound() {
