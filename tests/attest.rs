@@ -326,7 +326,23 @@ fn build_attestations_pass_external_validators_and_are_reproducible() {
     let v = attest_with(Some(public), 1);
     assert!(error(&v).contains("[artifact-name]"), "{v}");
     std::fs::write(&record, &original).expect("restore");
+    // Nor one about other inputs than a gate's quorum agreed on.
+    let mut attest = hermetic(project.path());
+    attest
+        .args(["--json", "attest", "dist", "--key"])
+        .arg(other.path().join("release.key"))
+        .arg("--trusted-key")
+        .arg(public)
+        .args(["--inputs-digest", &"0".repeat(64)]);
+    let v = expect(&mut attest, 1).json();
+    assert!(error(&v).contains("[record-not-the-gated-inputs]"), "{v}");
+    // A file the record does not name is not published with the signed release.
+    std::fs::write(dist.join("install.sh"), "#!/bin/sh\n").expect("extra");
     attest_with(Some(public), 0);
+    assert!(
+        !dist.join("install.sh").exists(),
+        "an unsigned extra was published"
+    );
     assert_eq!(
         second,
         read_json(&dist.join("provenance.intoto.json")),

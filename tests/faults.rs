@@ -402,9 +402,13 @@ fn differing(a: &[(String, Vec<u8>)], b: &[(String, Vec<u8>)]) -> Vec<String> {
 /// Starts `cmd`, SIGKILLs it after `after` (if it still runs) and waits for it; whether it
 /// was killed.
 fn kill_after(cmd: &mut std::process::Command, after: Duration) -> bool {
+    use std::os::unix::process::CommandExt;
+    // A group of its own, killed whole: host cargo, git and bwrap die with it, as they
+    // would when a machine goes down.
     let mut child = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("spawn");
     let deadline = Instant::now() + after;
@@ -414,6 +418,9 @@ fn kill_after(cmd: &mut std::process::Command, after: Duration) -> bool {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
     let _ = child.kill();
     let _ = child.wait();
     true
@@ -470,8 +477,12 @@ fn a_kill_at_any_moment_leaves_nothing_half_trusted() {
         with_cache(&mut cmd);
         cmd.args(["vendor", "--out", &arg("deps")]);
         killed += usize::from(kill_after(&mut cmd, moments.next(vendoring.mul_f64(1.2))));
-        // A vendored output that looks complete is complete.
-        if o.join("deps/deps.json").is_file() {
+        // A vendored output that exists is complete.
+        if o.join("deps").exists() {
+            assert!(
+                o.join("deps/deps.json").is_file(),
+                "a partial vendored output"
+            );
             check();
         }
     }
@@ -518,6 +529,12 @@ fn a_kill_at_any_moment_leaves_nothing_half_trusted() {
                 differing.is_empty(),
                 "a killed build left an output that is not the release: {differing:?}"
             );
+            // Its record too, which later signing believes only as a whole.
+            let rec =
+                hermetic_attest::record::BuildRecord::read(&o.join("dist/hermetic-build.json"))
+                    .expect("a whole record");
+            hermetic_attest::documents::check_artifacts(&o.join("dist"), &rec)
+                .expect("the recorded artifacts");
         }
     }
     assert!(killed >= 10, "only {killed} of 20 builds were killed");

@@ -47,8 +47,12 @@ impl Audit {
     }
 }
 
+/// A file of the release: one plain name in it, a regular file, bounded.
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(dir.join(name)).map_err(|e| format!("{name}: {e}"))
+    if !crate::record::is_plain_name(name) {
+        return Err(format!("{name:?} is not a file name of this directory"));
+    }
+    crate::documents::read_plain(&dir.join(name), 1 << 32).map_err(|e| format!("{name}: {e}"))
 }
 
 /// Verifies a DSSE bundle with whichever given key signed it; returns its statement.

@@ -53,8 +53,49 @@ pub fn sbom_statement(rec: &BuildRecord, predicate_type: &str, doc: &[u8]) -> Re
     ))
 }
 
-/// Refuses to vouch for files that are not the ones the build produced.
+/// Files of an output directory that `republish` keeps besides what the record names.
+pub const KEPT_REPORTS: &[&str] = &["verify-report.json", "verify-report.md"];
+
+/// The most a document (bundle, `SHA256SUMS`, record) read from a directory may weigh.
+pub const MAX_DOCUMENT: u64 = 64 * 1024 * 1024;
+
+/// A regular file's bytes, opened without following a link or blocking on a FIFO, at most
+/// `max` bytes.
+pub fn read_plain(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    let mut out = Vec::with_capacity(meta.len() as usize);
+    f.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    Ok(out)
+}
+
+/// Refuses to vouch for files that are not the ones the build produced (or not regular
+/// files: a link could point anywhere, a FIFO never ends).
 pub fn check_artifacts(dir: &Path, rec: &BuildRecord) -> Result<()> {
+    for a in &rec.artifacts {
+        let path = dir.join(&a.name);
+        let meta = std::fs::symlink_metadata(&path).at(&path)?;
+        if !meta.is_file() {
+            return Err(Error::Invalid {
+                path,
+                detail: "is not a regular file (a link?): it is not signed".into(),
+            });
+        }
+    }
     let names: Vec<PathBuf> = rec
         .artifacts
         .iter()
@@ -80,7 +121,11 @@ pub fn check_artifacts(dir: &Path, rec: &BuildRecord) -> Result<()> {
 /// verifies with one of `trusted`, the provenance that record gives is byte for byte the
 /// signed one, and every artifact is what it records. What is re-signed is then what the
 /// build signed, never the word of a file in the directory.
-pub fn vouched_record(dir: &Path, trusted: &[crate::keys::PublicKey]) -> Result<BuildRecord> {
+pub fn vouched_record(
+    dir: &Path,
+    trusted: &[crate::keys::PublicKey],
+    inputs_digest: Option<&str>,
+) -> Result<BuildRecord> {
     use crate::verify::Failure;
     let rec = BuildRecord::read(&dir.join(crate::record::RECORD))?;
     let fail = |failure: Failure| Error::Verification {
@@ -88,7 +133,7 @@ pub fn vouched_record(dir: &Path, trusted: &[crate::keys::PublicKey]) -> Result<
         failure,
     };
     let bundle_path = dir.join(PROVENANCE_BUNDLE);
-    let bundle = std::fs::read(&bundle_path).map_err(|e| {
+    let bundle = read_plain(&bundle_path, MAX_DOCUMENT).map_err(|e| {
         fail(Failure::RecordNotSigned(format!(
             "{}: {e}",
             bundle_path.display()
@@ -114,11 +159,22 @@ pub fn vouched_record(dir: &Path, trusted: &[crate::keys::PublicKey]) -> Result<
     if signed != crate::provenance::statement(&rec) {
         return Err(fail(Failure::RecordChangedSinceSigned));
     }
+    // The inputs a quorum agreed on (the gate's): then what the documents say beyond the
+    // bytes (dependencies, package) is k runners' word, not this directory's runner's.
+    if let Some(want) = inputs_digest {
+        let have = crate::gate::RebuildInputs::of(&rec).digest();
+        if have != want {
+            return Err(fail(Failure::RecordNotTheGated {
+                record: have,
+                gated: want.to_string(),
+            }));
+        }
+    }
     check_artifacts(dir, &rec)?;
     // The SHA256SUMS a gate was shown must be this record's: otherwise a gate could pass
     // on one file while another set of bytes is signed here.
     let sums_path = dir.join(SUMS);
-    let sums = std::fs::read(&sums_path).at(&sums_path)?;
+    let sums = read_plain(&sums_path, MAX_DOCUMENT).at(&sums_path)?;
     if sums != sha256sums(&rec.artifacts).as_bytes() {
         return Err(Error::Verification {
             path: sums_path,
@@ -157,6 +213,20 @@ pub fn sign(dir: &Path, rec: &BuildRecord, key: &SigningKey) -> Result<Vec<Strin
     for name in &blobs {
         let path = dir.join(name);
         let data = std::fs::read(&path).at(&path)?;
+        // The very bytes signed are the recorded ones, whatever happened to the file since
+        // it was checked.
+        if let Some(a) = rec.artifacts.iter().find(|a| &a.name == name) {
+            let got = hermetic_deps::hash::sha256_hex(&data);
+            if got != a.sha256 {
+                return Err(Error::Verification {
+                    path,
+                    failure: crate::verify::Failure::ChangedSinceBuild {
+                        actual: got,
+                        recorded: a.sha256.clone(),
+                    },
+                });
+            }
+        }
         let signed = sign_blob(&data, key)?;
         write_atomic(
             &dir.join(format!("{name}.sig")),
@@ -190,14 +260,53 @@ pub fn sign(dir: &Path, rec: &BuildRecord, key: &SigningKey) -> Result<Vec<Strin
     Ok(written)
 }
 
-/// Writes and signs the documents of `dir` anew with `key`, all at once: in a staging copy
-/// beside it (the artifacts hard-linked, not copied), published by one rename, so that a
-/// kill leaves the old set or the new one, never a mix. `rec` must be vouched for
+/// Writes and signs the documents of `dir` anew with `key`, all at once: in a private copy
+/// beside it of the files the record names, published by one rename, so that a kill
+/// leaves the old set or the new one, never a mix. `rec` must be vouched for
 /// ([`vouched_record`]).
 pub fn republish(dir: &Path, rec: &BuildRecord, key: &SigningKey) -> Result<Vec<String>> {
     let staging = hermetic_deps::cache::Cache::staging_path(dir);
     let made = (|| {
-        link_tree(dir, &staging)?;
+        // Only what the record names, copied into a private directory and checked there:
+        // what is signed below is these copies, and nothing else of the directory (an
+        // unsigned extra file) is published beside them.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .at(&staging)?;
+        let names = rec
+            .artifacts
+            .iter()
+            .chain(rec.log.as_ref())
+            .map(|a| a.name.as_str())
+            .chain([crate::record::RECORD]);
+        // And the reports of a verification, which describe and sign nothing.
+        let reports = KEPT_REPORTS
+            .iter()
+            .copied()
+            .filter(|n| std::fs::symlink_metadata(dir.join(n)).is_ok_and(|m| m.is_file()));
+        for name in names.chain(reports) {
+            let from = dir.join(name);
+            let bytes = read_plain(&from, u64::MAX).at(&from)?;
+            std::fs::write(staging.join(name), &bytes).at(staging.join(name))?;
+            let mode = std::fs::metadata(&from).at(&from)?.permissions();
+            std::fs::set_permissions(staging.join(name), mode).at(staging.join(name))?;
+        }
+        check_artifacts(&staging, rec)?;
+        if let Some(log) = &rec.log {
+            let got = hermetic_deps::hash::sha256_file(&staging.join(&log.name))
+                .at(staging.join(&log.name))?;
+            if got != log.sha256 {
+                return Err(Error::Verification {
+                    path: dir.join(&log.name),
+                    failure: crate::verify::Failure::ChangedSinceBuild {
+                        actual: got,
+                        recorded: log.sha256.clone(),
+                    },
+                });
+            }
+        }
         let mut written = write_unsigned(&staging, rec)?;
         for f in signature_files(rec) {
             let _ = std::fs::remove_file(staging.join(f));
@@ -213,26 +322,6 @@ pub fn republish(dir: &Path, rec: &BuildRecord, key: &SigningKey) -> Result<Vec<
         let _ = std::fs::remove_dir_all(&staging);
     }
     made
-}
-
-/// A copy of the tree `from` at `to`: files hard-linked (copied across file systems),
-/// links re-made as links, never followed.
-fn link_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir(to).at(to)?;
-    for entry in std::fs::read_dir(from).at(from)? {
-        let entry = entry.at(from)?;
-        let (src, dest) = (entry.path(), to.join(entry.file_name()));
-        let t = entry.file_type().at(&src)?;
-        if t.is_dir() {
-            link_tree(&src, &dest)?;
-        } else if t.is_symlink() {
-            let target = std::fs::read_link(&src).at(&src)?;
-            std::os::unix::fs::symlink(target, &dest).at(&dest)?;
-        } else if std::fs::hard_link(&src, &dest).is_err() {
-            std::fs::copy(&src, &dest).at(&dest)?;
-        }
-    }
-    Ok(())
 }
 
 /// Every signature file `sign` writes, for removal before re-signing.

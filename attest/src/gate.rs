@@ -22,6 +22,11 @@ pub struct RebuildInputs {
     pub lockfile_sha256: String,
     pub vendor_tree_sha256: String,
     pub image_digest: String,
+    /// The dependency manifest the provenance signs (build scripts, proc macros, sources,
+    /// licenses, edges) and the package built: what a release's documents say beyond its
+    /// bytes, so that k runners vouch for it, not the one whose directory is released.
+    pub dependency_manifest_sha256: String,
+    pub package: String,
 }
 
 impl RebuildInputs {
@@ -32,6 +37,8 @@ impl RebuildInputs {
             lockfile_sha256: rec.lockfile_sha256.clone(),
             vendor_tree_sha256: rec.vendor_tree_sha256.clone(),
             image_digest: rec.image.digest.clone(),
+            dependency_manifest_sha256: crate::provenance::dependency_manifest_sha256(rec),
+            package: format!("{}@{}", rec.package.name, rec.package.version),
         }
     }
 
@@ -94,6 +101,16 @@ impl Vote {
             .as_str()
             .ok_or("the predicate has no inputsDigest")?
             .to_string();
+        // The digest is re-derived, never taken on the statement's word: a runner cannot
+        // give two results two digests to escape being seen equivocating.
+        let inputs: RebuildInputs = serde_json::from_value(s.predicate["inputs"].clone())
+            .map_err(|e| format!("the predicate's inputs are not rebuild inputs: {e}"))?;
+        if inputs.digest() != inputs_digest {
+            return Err(format!(
+                "its inputsDigest {inputs_digest} is not the digest of its inputs ({})",
+                inputs.digest()
+            ));
+        }
         Ok(Vote {
             file: file.into(),
             key: key.into(),
@@ -148,7 +165,8 @@ impl Release {
                     && digest
                         .bytes()
                         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-                (hex && !name.is_empty()).then(|| (name.to_string(), digest.to_string()))
+                (hex && crate::record::is_plain_name(name))
+                    .then(|| (name.to_string(), digest.to_string()))
             });
             let Some((name, digest)) = parsed else {
                 return Err(format!("line {} is not `SHA256  NAME`: {line:?}", i + 1));
@@ -209,16 +227,12 @@ pub fn admit(
         let hint = serde_json::from_slice::<crate::bundle::Bundle>(bytes)
             .ok()
             .and_then(|b| b.verification_material.public_key.map(|k| k.hint));
-        // The hint says which key to try; a bundle whose hint was changed is still tried
-        // with every trusted key, so that altering it cannot turn a rejection into a
-        // silent omission.
-        let named = hint
+        // The hint says which key verifies it. A bundle whose hint was altered is not
+        // counted (as if it were removed): it can take a vote away, never add one.
+        let Some((name, key)) = hint
             .as_deref()
-            .and_then(|h| keys.iter().find(|(_, k)| k.hint() == h));
-        let Some((name, key)) = named.or_else(|| {
-            keys.iter()
-                .find(|(_, k)| crate::verify::verify_bundle(bytes, k, None).is_ok())
-        }) else {
+            .and_then(|h| keys.iter().find(|(_, k)| k.hint() == h))
+        else {
             ballot.ignored.push(Ignored {
                 file,
                 reason: format!(
@@ -369,6 +383,20 @@ pub fn decide(ballot: Ballot, release: &Release, quorum: usize, allow_dissent: b
         .filter(|v| v.subjects == subjects)
         .map(|v| v.key.clone())
         .collect();
+    // Bound to the release's outputs, a group of other outputs as large as the agreeing
+    // one is a tie too: no majority for what is released.
+    if release.subjects.is_some()
+        && !agreeing.is_empty()
+        && groups
+            .iter()
+            .any(|(s, g)| **s != subjects && g.len() >= agreeing.len())
+    {
+        reasons.push(format!(
+            "a tie: as many trusted runners built other outputs as built the release's \
+             ({})",
+            agreeing.len()
+        ));
+    }
     let dissenting: Vec<String> = votes
         .iter()
         .filter(|v| v.subjects != subjects)
@@ -547,7 +575,20 @@ mod tests {
             true,
         );
         assert!(!r.passed && r.agreeing == ["c"], "{r:?}");
-        assert!(r.reasons[0].contains("SHA256SUMS"), "{r:?}");
+        assert!(r.reasons.iter().any(|x| x.contains("SHA256SUMS")), "{r:?}");
+        // As many for other outputs as for the release's: a tie, even with dissent allowed.
+        let r = decide(
+            ballot(vec![
+                vote("a", "i", "1"),
+                vote("b", "i", "1"),
+                vote("c", "i", "2"),
+                vote("d", "i", "2"),
+            ]),
+            &release,
+            2,
+            true,
+        );
+        assert!(!r.passed && r.reasons[0].contains("a tie"), "{r:?}");
     }
 
     #[test]
@@ -565,12 +606,26 @@ mod tests {
         }
     }
 
+    /// Rebuild inputs told apart by `label`.
+    fn rebuild_inputs(label: &str) -> RebuildInputs {
+        RebuildInputs {
+            source_commit: Some("c0ffee".into()),
+            source_tree_sha256: label.into(),
+            lockfile_sha256: "l".into(),
+            vendor_tree_sha256: "v".into(),
+            image_digest: "i".into(),
+            dependency_manifest_sha256: "d".into(),
+            package: "app@1.0.0".into(),
+        }
+    }
+
     /// A signed rebuild statement about `sha` from `inputs`, as a runner's key makes it.
     fn attestation(key: &crate::keys::SigningKey, inputs: &str, sha: &str) -> Vec<u8> {
+        let inputs = rebuild_inputs(inputs);
         let statement = Statement::new(
             vec![Subject::sha256("app", sha)],
             REBUILD_V1,
-            json!({"inputsDigest": inputs, "inputs": {"sourceCommit": "c0ffee"}, "runner": {"id": "r"}}),
+            json!({"inputsDigest": inputs.digest(), "inputs": inputs, "runner": {"id": "r"}}),
         );
         crate::bundle::sign_dsse(crate::statement::PAYLOAD_TYPE, &statement.to_bytes(), key)
             .expect("test")
@@ -595,7 +650,7 @@ mod tests {
         let sha = "1".repeat(64);
         let keys = vec![("one".to_string(), p1), ("two".to_string(), p2)];
         let release = Release {
-            inputs_digest: Some("now".into()),
+            inputs_digest: Some(rebuild_inputs("now").digest()),
             source_commit: Some("c0ffee".into()),
             subjects: None,
         };
@@ -641,6 +696,28 @@ mod tests {
             "{b:?}"
         );
         assert!(!decide(b, &release, 2, true).passed);
+
+        // A digest that is not its inputs' is not a vote.
+        let forged = Statement::new(
+            vec![Subject::sha256("app", &sha)],
+            REBUILD_V1,
+            json!({"inputsDigest": "0".repeat(64), "inputs": rebuild_inputs("now"), "runner": {"id": "r"}}),
+        );
+        let bundle =
+            crate::bundle::sign_dsse(crate::statement::PAYLOAD_TYPE, &forged.to_bytes(), &k1)
+                .expect("test")
+                .to_bytes();
+        let b = admit(
+            &[("forged.json".into(), bundle)],
+            &keys,
+            &Release::default(),
+        );
+        assert!(
+            b.rejected[0]
+                .reason
+                .contains("not the digest of its inputs"),
+            "{b:?}"
+        );
 
         // Another commit is another release.
         let other = Release {

@@ -53,6 +53,8 @@ fn external_parameters(rec: &BuildRecord) -> Value {
     json!({
         "source": source,
         "manifestPath": rec.source.manifest_path,
+        // The SBOMs name it as what was built: part of what the signature covers.
+        "package": { "name": rec.package.name, "version": rec.package.version },
         "profile": rec.profile,
         "features": rec.features,
         "target": rec.target,

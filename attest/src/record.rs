@@ -143,7 +143,8 @@ pub struct StageTimes {
 
 impl BuildRecord {
     pub fn read(path: &Path) -> Result<BuildRecord> {
-        let text = std::fs::read_to_string(path).at(path)?;
+        let bytes = crate::documents::read_plain(path, crate::documents::MAX_DOCUMENT).at(path)?;
+        let text = String::from_utf8_lossy(&bytes);
         let probe: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
             path: path.into(),
             detail: format!("not JSON: {e}"),
@@ -167,8 +168,9 @@ impl BuildRecord {
             .iter()
             .chain(rec.log.as_ref())
             .map(|a| a.name.as_str());
+        let mut seen = std::collections::BTreeSet::new();
         for name in names {
-            if !is_plain_name(name) {
+            if !is_plain_name(name) || is_reserved_name(name) || !seen.insert(name) {
                 return Err(Error::Verification {
                     path: path.into(),
                     failure: crate::verify::Failure::ArtifactName(name.to_string()),
@@ -186,9 +188,31 @@ impl BuildRecord {
 /// One file name, in the directory it is joined to and nowhere else: not empty, no
 /// separator, not `.`/`..`, not hidden (where staging files live), no control character.
 pub fn is_plain_name(name: &str) -> bool {
+    // Characters that change how a name reads (direction overrides, invisible ones).
+    let deceptive = |c: char| matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
     !name.is_empty()
         && !name.starts_with('.')
         && !name.contains(['/', '\\'])
-        && !name.chars().any(char::is_control)
-        && name.len() <= 255
+        && !name.chars().any(|c| c.is_control() || deceptive(c))
+        // Room for the signature files named after it.
+        && name.len() <= 255 - ".sigstore.json".len()
+}
+
+/// An artifact name that would collide with a document of the directory or another
+/// artifact's signature files.
+pub fn is_reserved_name(name: &str) -> bool {
+    use crate::documents as d;
+    [
+        RECORD,
+        d::SUMS,
+        d::PROVENANCE,
+        d::PROVENANCE_BUNDLE,
+        d::SPDX,
+        d::SPDX_BUNDLE,
+        d::CYCLONEDX,
+        d::CYCLONEDX_BUNDLE,
+    ]
+    .contains(&name)
+        || name.ends_with(".sig")
+        || name.ends_with(".sigstore.json")
 }

@@ -53,10 +53,12 @@ pub enum Failure {
     RecordNotSigned(String),
     #[error("the build record is not the one its signed provenance was made from")]
     RecordChangedSinceSigned,
-    #[error("artifact name {0:?} is not one plain file name")]
+    #[error("artifact name {0:?} is not one plain file name of its own")]
     ArtifactName(String),
     #[error("it does not list the artifacts that the build record records")]
     SumsNotTheRecords,
+    #[error("the build record's inputs digest {record} is not the gated release's {gated}")]
+    RecordNotTheGated { record: String, gated: String },
 }
 
 impl Failure {
@@ -82,6 +84,7 @@ impl Failure {
             Failure::RecordChangedSinceSigned => "record-changed-since-signed",
             Failure::ArtifactName(_) => "artifact-name",
             Failure::SumsNotTheRecords => "sums-not-the-records",
+            Failure::RecordNotTheGated { .. } => "record-not-the-gated-inputs",
         }
     }
 
@@ -111,6 +114,10 @@ impl Failure {
             }
             Failure::SumsNotTheRecords => {
                 "SHA256SUMS was changed after the build: do not sign the directory; rebuild"
+            }
+            Failure::RecordNotTheGated { .. } => {
+                "this directory was built from other inputs than the ones the gate's quorum \
+                 agreed on: sign a directory of an agreeing runner"
             }
             _ => "the document was altered or damaged after signing: do not trust it",
         }

@@ -68,6 +68,13 @@ pub fn publish_dir(staging: &Path, dest: &Path) -> Result<()> {
     sync_tree(staging)?;
     let parent = parent_of(dest);
     if std::fs::symlink_metadata(dest).is_ok() {
+        // One atomic exchange where the file system has it: at no moment is there no
+        // output; the old tree is then under the staging name and removed.
+        if exchange(staging, dest).is_ok() {
+            sync_dir(parent)?;
+            remove_any(staging);
+            return Ok(());
+        }
         let old = crate::cache::Cache::staging_path(dest);
         std::fs::rename(dest, &old).at(dest)?;
         if let Err(e) = std::fs::rename(staging, dest) {
@@ -76,12 +83,42 @@ pub fn publish_dir(staging: &Path, dest: &Path) -> Result<()> {
             return Err(e).at(dest);
         }
         sync_dir(parent)?;
-        let _ = std::fs::remove_dir_all(&old);
+        remove_any(&old);
     } else {
         std::fs::rename(staging, dest).at(dest)?;
         sync_dir(parent)?;
     }
     Ok(())
+}
+
+/// `renameat2(RENAME_EXCHANGE)`: swaps two names atomically.
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
+    let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated paths for the duration of the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn remove_any(p: &Path) {
+    if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
+        let _ = std::fs::remove_dir_all(p);
+    } else {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 #[cfg(test)]

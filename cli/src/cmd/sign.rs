@@ -278,6 +278,10 @@ pub struct AttestArgs {
     /// of the runner that built it); the signing key's own signature always counts.
     #[arg(long = "trusted-key", value_name = "PUB")]
     pub trusted_keys: Vec<PathBuf>,
+    /// The rebuild inputs' digest a gate's quorum agreed on: the record must be about
+    /// exactly those (then its dependencies and package are the quorum's word too).
+    #[arg(long, value_name = "SHA256")]
+    pub inputs_digest: Option<String>,
 }
 
 /// Writes the documents of `dir` from its record and signs them with `key`. The artifacts
@@ -315,7 +319,7 @@ pub fn attest(args: &AttestArgs, out: &Output) -> Result<Code, Failure> {
     }
     // Signed only on the word of a signature: the record must be the one its provenance
     // was signed from by a trusted key, and every artifact what it records.
-    let rec = documents::vouched_record(&args.dist, &trusted)?;
+    let rec = documents::vouched_record(&args.dist, &trusted, args.inputs_digest.as_deref())?;
     let written = documents::republish(&args.dist, &rec, &key)?;
     if out.json {
         out.emit(

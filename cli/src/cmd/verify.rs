@@ -21,8 +21,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub const REPORT_JSON: &str = "verify-report.json";
-pub const REPORT_MD: &str = "verify-report.md";
+pub const REPORT_JSON: &str = hermetic_attest::documents::KEPT_REPORTS[0];
+pub const REPORT_MD: &str = hermetic_attest::documents::KEPT_REPORTS[1];
 
 #[derive(clap::Args, Clone)]
 #[group(id = "verify-options")]
