@@ -124,6 +124,20 @@ pub struct DiffRun {
     pub class: Class,
 }
 
+/// A printable string found in one runner's file and not in the other's: what differs,
+/// in words, before any offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DifferingString {
+    /// The reference's string at the same place, when the two pair up.
+    pub reference: Option<String>,
+    /// The other runner's string.
+    pub other: Option<String>,
+    /// The ELF section (and symbol, when the symbol table tells) holding it.
+    pub section: Option<String>,
+    pub symbol: Option<String>,
+    pub class: Class,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileDiff {
     pub name: String,
@@ -135,6 +149,10 @@ pub struct FileDiff {
     pub differing_bytes: u64,
     pub first_offsets: Vec<u64>,
     pub elf: bool,
+    /// The printable strings of one file that the other lacks (at most
+    /// [`MAX_STRINGS`]), paired where they sit in the same place: the evidence first.
+    #[serde(default)]
+    pub strings: Vec<DifferingString>,
     /// The first runs of differences (at most [`MAX_RUNS`]).
     pub runs: Vec<DiffRun>,
     /// Classes found, most specific first.
@@ -155,7 +173,202 @@ impl FileDiff {
                 *c = Class::RandomOrHashOrder;
             }
         }
+        for st in &mut self.strings {
+            if st.class == Class::Unknown {
+                st.class = Class::RandomOrHashOrder;
+            }
+        }
+        self.classes.sort();
+        self.classes.dedup();
     }
+}
+
+/// The shortest printable run that counts as a string (as `strings(1)` has it, plus two:
+/// shorter runs in code are noise).
+const MIN_STRING: usize = 6;
+pub const MAX_STRINGS: usize = 12;
+
+/// Every printable run of at least [`MIN_STRING`] bytes: (offset, text).
+fn printable_runs(data: &[u8]) -> Vec<(usize, &str)> {
+    let mut out = vec![];
+    let mut i = 0;
+    while i < data.len() {
+        if printable(data[i]) {
+            let start = i;
+            while i < data.len() && printable(data[i]) {
+                i += 1;
+            }
+            if i - start >= MIN_STRING
+                && let Ok(t) = std::str::from_utf8(&data[start..i])
+            {
+                out.push((start, t));
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// An object file's symbols with their file ranges, where it has a symbol table.
+fn symbols(data: &[u8]) -> Vec<(String, u64, u64)> {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let Ok(file) = object::File::parse(data) else {
+        return vec![];
+    };
+    let mut out = vec![];
+    for sym in file.symbols() {
+        let (Some(index), Ok(name)) = (sym.section_index(), sym.name()) else {
+            continue;
+        };
+        if sym.size() == 0 || name.is_empty() {
+            continue;
+        }
+        let Ok(section) = file.section_by_index(index) else {
+            continue;
+        };
+        let Some((file_off, _)) = section.file_range() else {
+            continue;
+        };
+        let Some(delta) = sym.address().checked_sub(section.address()) else {
+            continue;
+        };
+        out.push((name.to_string(), file_off + delta, sym.size()));
+    }
+    out
+}
+
+fn symbol_at(symbols: &[(String, u64, u64)], offset: usize) -> Option<String> {
+    let at = offset as u64;
+    symbols
+        .iter()
+        .find(|(_, off, size)| (*off..off + size).contains(&at))
+        .map(|(n, _, _)| demangle(n))
+}
+
+/// A legacy Rust symbol (`_ZN` length-prefixed parts `E`) as `a::b::c`, without its hash
+/// part; any other name as it is.
+fn demangle(name: &str) -> String {
+    let Some(mut rest) = name.strip_prefix("_ZN") else {
+        return name.to_string();
+    };
+    let mut parts = vec![];
+    while let Some(digits) = rest.find(|c: char| !c.is_ascii_digit()).filter(|&d| d > 0) {
+        let Ok(len) = rest[..digits].parse::<usize>() else {
+            return name.to_string();
+        };
+        let Some(part) = rest.get(digits..digits + len) else {
+            return name.to_string();
+        };
+        parts.push(part);
+        rest = &rest[digits + len..];
+    }
+    if rest != "E" || parts.is_empty() {
+        return name.to_string();
+    }
+    if parts.last().is_some_and(|p| {
+        p.len() == 17 && p.starts_with('h') && p[1..].bytes().all(|b| b.is_ascii_hexdigit())
+    }) {
+        parts.pop();
+    }
+    parts.join("::")
+}
+
+/// The strings each file has that the other lacks, compared as sets (a string that only
+/// moved is not a difference), paired in order of place, each classified.
+pub fn differing_strings(
+    a: &[u8],
+    b: &[u8],
+    reference_strings: &RunnerStrings,
+    other_strings: &RunnerStrings,
+) -> Vec<DifferingString> {
+    let ra = printable_runs(a);
+    let rb = printable_runs(b);
+    let set_a: BTreeSet<&str> = ra.iter().map(|(_, t)| *t).collect();
+    let set_b: BTreeSet<&str> = rb.iter().map(|(_, t)| *t).collect();
+    let only_a: Vec<(usize, &str)> = ra.into_iter().filter(|(_, t)| !set_b.contains(t)).collect();
+    let only_b: Vec<(usize, &str)> = rb.into_iter().filter(|(_, t)| !set_a.contains(t)).collect();
+    let (secs, syms) = (sections(b), symbols(b));
+    let (secs_a, syms_a) = (sections(a), symbols(a));
+    let mut out = vec![];
+    // Paired when both sides have as many: the n-th changed string of one is the n-th of
+    // the other (a stamp replaced by another stamp).
+    let paired = only_a.len() == only_b.len();
+    let n = only_a.len().max(only_b.len());
+    for i in 0..n.min(MAX_STRINGS) {
+        let (ref_s, other_s) = if paired {
+            (only_a.get(i), only_b.get(i))
+        } else if i < only_b.len() {
+            (None, only_b.get(i))
+        } else {
+            (only_a.get(i - only_b.len()), None)
+        };
+        // String literals lie end to end in `.rodata` with nothing between them, so a
+        // "string" can be thousands of characters: of a pair, only the part that differs
+        // (with some context) is kept, and it is where the pair is placed.
+        let (ref_t, other_t, at) = match (ref_s, other_s) {
+            (Some(&(_, rt)), Some(&(ob, ot))) => {
+                let (r, o, skip) = differing_part(rt, ot);
+                (Some(r), Some(o), Some((ob + skip, true)))
+            }
+            (None, Some(&(ob, ot))) => (None, Some(clip(ot)), Some((ob, true))),
+            (Some(&(ra, rt)), None) => (Some(clip(rt)), None, Some((ra, false))),
+            (None, None) => (None, None, None),
+        };
+        let texts: Vec<&str> = [ref_t.as_deref(), other_t.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let (section, symbol) = match at {
+            Some((off, true)) => (section_at(secs.as_ref(), off), symbol_at(&syms, off)),
+            Some((off, false)) => (section_at(secs_a.as_ref(), off), symbol_at(&syms_a, off)),
+            None => (None, None),
+        };
+        let class = classify(&texts, other_strings, reference_strings);
+        out.push(DifferingString {
+            reference: ref_t,
+            other: other_t,
+            section,
+            symbol,
+            class,
+        });
+    }
+    out
+}
+
+/// Of two strings, the part that differs with up to 40 characters of context on each side
+/// (both trimmed alike), and how far into `b` it starts.
+fn differing_part(a: &str, b: &str) -> (String, String, usize) {
+    const CONTEXT: usize = 40;
+    let (ab, bb) = (a.as_bytes(), b.as_bytes());
+    let prefix = ab.iter().zip(bb).take_while(|(x, y)| x == y).count();
+    let max_suffix = ab.len().min(bb.len()) - prefix;
+    let suffix = ab
+        .iter()
+        .rev()
+        .zip(bb.iter().rev())
+        .take(max_suffix)
+        .take_while(|(x, y)| x == y)
+        .count();
+    let start = prefix.saturating_sub(CONTEXT);
+    let cut = |s: &str| {
+        let end = (s.len() - suffix + CONTEXT).min(s.len());
+        // Printable runs are ASCII, so any byte index is a boundary.
+        clip(s.get(start..end).unwrap_or(s))
+    };
+    (cut(a), cut(b), start)
+}
+
+/// A string short enough for a report line.
+fn clip(s: &str) -> String {
+    if s.len() <= 200 {
+        return s.to_string();
+    }
+    let mut end = 200;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 pub const MAX_RUNS: usize = 12;
@@ -347,8 +560,16 @@ pub fn diff_files(
         first_offsets.push(common as u64);
     }
     let secs = sections(&a);
+    let strings = differing_strings(&a, &b, reference_strings, other_strings);
     let mut runs = leaks(&a, &b, other_strings);
     let mut classes: BTreeSet<Class> = runs.iter().map(|r| r.class).collect();
+    // What the strings say outranks what raw offsets look like: a stamp in `.rodata` makes
+    // every relocation after it differ too, and those bytes say nothing.
+    let named: BTreeSet<Class> = strings
+        .iter()
+        .map(|s| s.class)
+        .filter(|c| *c != Class::Unknown)
+        .collect();
     // When sizes differ, everything after the first change is shifted: byte runs past it
     // say little, and the strings found above say more.
     let shifted = a.len() != b.len() && !runs.is_empty();
@@ -386,6 +607,10 @@ pub fn diff_files(
             class,
         });
     }
+    if !named.is_empty() {
+        classes.retain(|c| *c != Class::Unknown);
+        classes.extend(named);
+    }
     let mut classes: Vec<Class> = classes.into_iter().collect();
     if classes.len() > 1 {
         classes.retain(|c| *c != Class::Unknown);
@@ -399,6 +624,7 @@ pub fn diff_files(
         differing_bytes: differing,
         first_offsets,
         elf: secs.is_some() && a.starts_with(b"\x7fELF"),
+        strings,
         runs,
         classes,
     })
@@ -431,6 +657,99 @@ mod tests {
         assert_eq!(c("order a,c,b"), Class::Unknown);
         // The reference's own path counts only when nothing more specific matched.
         assert_eq!(c("/hermetic/src/main.rs"), Class::BuildPath);
+    }
+
+    #[test]
+    fn the_differing_string_is_shown_and_outranks_the_offsets_it_shifts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        // The same length: a stamp replaced by another; the bytes after it (relocations,
+        // say) differ too, without any text.
+        let mut one = b"\x00\x01built at 2026-12-01 18:20:11 UTC\x00fixed string here\x00".to_vec();
+        let mut two = b"\x00\x01built at 2026-12-01 18:20:14 UTC\x00fixed string here\x00".to_vec();
+        one.extend([0x10, 0x20, 0x30, 0x40]);
+        two.extend([0x11, 0x21, 0x31, 0x41]);
+        std::fs::write(&a, &one).expect("a");
+        std::fs::write(&b, &two).expect("b");
+        let s = strings("/hermetic", "h");
+        let d = diff_files("bin", ("1", &a), ("2", &b), &s, &s).expect("diff");
+        assert_eq!(
+            d.strings,
+            vec![DifferingString {
+                reference: Some("built at 2026-12-01 18:20:11 UTC".into()),
+                other: Some("built at 2026-12-01 18:20:14 UTC".into()),
+                section: None,
+                symbol: None,
+                class: Class::Timestamp,
+            }]
+        );
+        assert_eq!(d.classes, vec![Class::Timestamp], "{d:?}");
+        // Inherent (the same on identical runners): still a timestamp, not hash order.
+        let mut inherent = d.clone();
+        inherent.mark_inherent();
+        assert_eq!(inherent.classes, vec![Class::Timestamp]);
+    }
+
+    #[test]
+    fn legacy_symbols_read_as_paths() {
+        assert_eq!(
+            demangle("_ZN7stamper5STAMP17h0123456789abcdefE"),
+            "stamper::STAMP"
+        );
+        assert_eq!(demangle("main"), "main");
+        assert_eq!(demangle("_ZN3fooX"), "_ZN3fooX");
+    }
+
+    #[test]
+    fn of_a_long_run_only_the_differing_part_is_shown() {
+        let filler = "x".repeat(500);
+        let a = format!("\x00{filler}built 2026-12-01 18:20:11{filler}\x00");
+        let b = format!("\x00{filler}built 2026-12-01 18:20:14{filler}\x00");
+        let s = strings("/hermetic", "h");
+        let d = differing_strings(a.as_bytes(), b.as_bytes(), &s, &s);
+        assert_eq!(d.len(), 1);
+        let other = d[0].other.as_deref().expect("other");
+        assert!(other.contains("18:20:14") && other.len() < 120, "{other}");
+        assert_eq!(d[0].class, Class::Timestamp);
+    }
+
+    #[test]
+    fn strings_that_only_moved_are_not_differences() {
+        let s = strings("/hermetic", "h");
+        let a = b"\x00alpha-one\x00beta-two\x00";
+        let b = b"\x00beta-two\x00alpha-one\x00";
+        assert!(differing_strings(a, b, &s, &s).is_empty());
+        // A string only one side has is listed alone.
+        let c = b"\x00alpha-one\x00beta-two\x00gamma-three\x00";
+        let d = differing_strings(a, c, &s, &s);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].other.as_deref(), Some("gamma-three"));
+        assert_eq!(d[0].reference, None);
+    }
+
+    #[test]
+    fn a_string_is_located_by_section_and_symbol_in_a_real_object() {
+        // This test binary itself: a string in it is found with its section.
+        let exe = std::env::current_exe().expect("exe");
+        let data = std::fs::read(exe).expect("read");
+        let needle = b"the_differing_string_is_shown";
+        let at = find(&data, needle).expect("in the binary");
+        let mut other = data.clone();
+        other[at..at + needle.len()].copy_from_slice(b"THE_DIFFERING_STRING_IS_SHOWN");
+        let s = strings("/nowhere", "nohost");
+        let d = differing_strings(&data, &other, &s, &s);
+        let found = d
+            .iter()
+            .find(|x| {
+                x.other
+                    .as_deref()
+                    .is_some_and(|t| t.contains("THE_DIFFERING"))
+            })
+            .expect("found");
+        assert!(
+            found.section.as_deref().is_some_and(|x| x.starts_with(".")),
+            "{found:?}"
+        );
     }
 
     #[test]

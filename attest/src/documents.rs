@@ -76,7 +76,7 @@ pub fn read_plain(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::other(format!("larger than {max} bytes")));
     }
     let mut out = Vec::with_capacity(meta.len() as usize);
-    f.take(max + 1).read_to_end(&mut out)?;
+    f.take(max.saturating_add(1)).read_to_end(&mut out)?;
     if out.len() as u64 > max {
         return Err(std::io::Error::other(format!("larger than {max} bytes")));
     }
@@ -275,10 +275,15 @@ pub fn republish(dir: &Path, rec: &BuildRecord, key: &SigningKey) -> Result<Vec<
             .mode(0o700)
             .create(&staging)
             .at(&staging)?;
+        // The build log is recorded by digest but kept only where the build left it.
+        let log = rec
+            .log
+            .as_ref()
+            .filter(|l| std::fs::symlink_metadata(dir.join(&l.name)).is_ok());
         let names = rec
             .artifacts
             .iter()
-            .chain(rec.log.as_ref())
+            .chain(log)
             .map(|a| a.name.as_str())
             .chain([crate::record::RECORD]);
         // And the reports of a verification, which describe and sign nothing.
@@ -294,7 +299,7 @@ pub fn republish(dir: &Path, rec: &BuildRecord, key: &SigningKey) -> Result<Vec<
             std::fs::set_permissions(staging.join(name), mode).at(staging.join(name))?;
         }
         check_artifacts(&staging, rec)?;
-        if let Some(log) = &rec.log {
+        if let Some(log) = log {
             let got = hermetic_deps::hash::sha256_file(&staging.join(&log.name))
                 .at(staging.join(&log.name))?;
             if got != log.sha256 {

@@ -215,6 +215,28 @@ impl VerifyReport {
             for c in &d.classes {
                 s.push_str(&format!("- **{}**: {}\n", class_name(*c), c.hint()));
             }
+            // What differs, in words, before where.
+            if !d.strings.is_empty() {
+                s.push_str("\nDiffering strings:\n");
+            }
+            for st in d.strings.iter().take(6) {
+                let place = match (&st.section, &st.symbol) {
+                    (Some(sec), Some(sym)) => format!(" (in `{sec}`, `{sym}`)"),
+                    (Some(sec), None) => format!(" (in `{sec}`)"),
+                    _ => String::new(),
+                };
+                s.push_str(&format!(
+                    "\n- {}{place}:\n  ```text\n",
+                    class_name(st.class)
+                ));
+                if let Some(r) = &st.reference {
+                    s.push_str(&format!("  - {r}\n"));
+                }
+                if let Some(o) = &st.other {
+                    s.push_str(&format!("  + {o}\n"));
+                }
+                s.push_str("  ```\n");
+            }
             for run in d.runs.iter().take(5) {
                 let section = run
                     .section
@@ -290,6 +312,7 @@ mod tests {
                 differing_bytes: 5,
                 first_offsets: vec![3],
                 elf: true,
+                strings: vec![],
                 runs: vec![DiffRun {
                     offset: 3,
                     len: 2,
