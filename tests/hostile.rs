@@ -167,7 +167,8 @@ fn a_swapped_cached_archive_is_refused_and_evicted() {
     let v = vendor(0);
     let warnings = v["warnings"].to_string();
     assert!(
-        warnings.contains("the cached archive has sha256")
+        warnings.contains("[cache-archive-wrong]")
+            && warnings.contains("the cached archive has sha256")
             && warnings.contains(sha)
             && warnings.contains("evicted and fetched again"),
         "{v}"
@@ -262,7 +263,7 @@ fn a_poisoned_cache_tree_is_re_derived_not_believed() {
             "sealed {sealed}: the poisoned tree was believed"
         );
         assert!(
-            v["warnings"].to_string().contains("corrupted"),
+            v["warnings"].to_string().contains("[cache-tree-corrupted]"),
             "sealed {sealed}: {v}"
         );
         let lib =

@@ -263,7 +263,7 @@ fn a_memo_cannot_be_forged_and_vouches_only_for_the_dist_it_left() {
     let (again, stderr) = run(nd.path(), 1);
     assert_eq!(again["verdict"], "mismatch", "{again}");
     assert_eq!(again["memo"], false);
-    assert!(stderr.contains("did not seal"), "{stderr}");
+    assert!(stderr.contains("[memo-not-sealed]"), "{stderr}");
 
     let hello = fixture("hello");
     run(hello.path(), 0);
@@ -278,7 +278,9 @@ fn a_memo_cannot_be_forged_and_vouches_only_for_the_dist_it_left() {
         "the memo vouched for a swapped binary"
     );
     assert!(
-        stderr.contains("is not what the remembered verification left there (hello changed)"),
+        stderr.contains("[memo-output-changed]")
+            && stderr
+                .contains("is not what the remembered verification left there (hello changed)"),
         "{stderr}"
     );
     assert_eq!(std::fs::read(&binary).expect("binary"), good);

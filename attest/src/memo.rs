@@ -75,20 +75,21 @@ impl Memo {
         let Some(remembered) = remembered else {
             let _ = std::fs::remove_file(&path);
             return Lookup::Stale(format!(
-                "{}: a verify memo entry that this machine did not seal (forged, damaged, or \
-                 from another machine) was ignored and removed",
+                "[memo-not-sealed] {}: a verify memo entry that this machine did not seal \
+                 (forged, damaged, or from another machine) was ignored and removed",
                 path.display()
             ));
         };
         match listing(out) {
             Ok(now) if now == remembered.out => Lookup::Hit(Box::new(remembered.report)),
             Ok(now) => Lookup::Stale(format!(
-                "{} is not what the remembered verification left there ({}): verifying again",
+                "[memo-output-changed] {} is not what the remembered verification left \
+                 there ({}): verifying again",
                 out.display(),
                 first_difference(&remembered.out, &now)
             )),
             Err(e) => Lookup::Stale(format!(
-                "{} cannot be read ({e}): verifying again",
+                "[memo-output-changed] {} cannot be read ({e}): verifying again",
                 out.display()
             )),
         }

@@ -332,7 +332,7 @@ fn cached_tree_is_valid(
         return Ok(true);
     }
     warnings.push(format!(
-        "cache entry {} is corrupted ({}); evicted, rebuilding it",
+        "[cache-tree-corrupted] cache entry {} is corrupted ({}); evicted, rebuilding it",
         tree.display(),
         describe(&findings)
     ));
@@ -533,8 +533,8 @@ fn build_tree(
                     } = e
                     {
                         warnings.push(format!(
-                            "{}: the cached archive has sha256 {actual}, Cargo.lock pins \
-                             {expected}; evicted and fetched again",
+                            "[cache-archive-wrong] {}: the cached archive has sha256 {actual}, \
+                             Cargo.lock pins {expected}; evicted and fetched again",
                             archive.display()
                         ));
                         cache.evict(&expected);
