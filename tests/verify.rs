@@ -372,6 +372,22 @@ fn build_time_is_a_timestamp_and_inherent() {
     let _serial = engine_lock();
     let v = mismatch("nd-time");
     assert_eq!(classes(&v), ["timestamp"], "{v}");
+    // The cause leads, with the differing string itself and where it sits.
+    let cause = v["cause"].as_str().expect("cause");
+    assert!(
+        cause.starts_with("`nd-time` embeds the build time (`built at ")
+            && cause.contains("in `.rodata`")
+            && cause.contains("no variation at all"),
+        "{cause}"
+    );
+    let strings = &v["differences"][0]["strings"];
+    assert_eq!(strings[0]["class"], "timestamp", "{v}");
+    assert!(
+        strings[0]["other"]
+            .as_str()
+            .is_some_and(|s| s.contains("built at")),
+        "{v}"
+    );
     assert_eq!(v["attribution"]["inherent"], true, "{v}");
     assert_eq!(v["attribution"]["culprits"], serde_json::json!([]));
 }

@@ -104,25 +104,72 @@ impl VerifyReport {
         self.verdict == Verdict::Reproducible
     }
 
+    /// The cause in one sentence, evidence first: what the first differing file embeds
+    /// (the differing string, where it sits), whether identical builds differ too or which
+    /// variation alone causes it, and the fix. `None` when nothing differs.
+    pub fn cause(&self) -> Option<String> {
+        let d = self.differences.first()?;
+        // The most specific class the file shows (the order of `Class`), and the string
+        // that shows it.
+        let class = d.classes.iter().copied().min().unwrap_or(Class::Unknown);
+        let what = match class {
+            Class::BuildPath => "embeds the build path",
+            Class::Timestamp => "embeds the build time",
+            Class::Hostname => "embeds the build machine's name",
+            Class::EnvironmentString => "embeds a value of the build environment",
+            Class::RandomOrHashOrder => {
+                "differs between identical builds (hash order or randomness)"
+            }
+            Class::Unknown => "differs",
+        };
+        let evidence = d
+            .strings
+            .iter()
+            .find(|st| st.class == class)
+            .and_then(|st| {
+                let text = st.other.as_deref().or(st.reference.as_deref())?;
+                let place = match (&st.symbol, &st.section) {
+                    (Some(sym), _) => format!(" in `{sym}`"),
+                    (None, Some(sec)) => format!(" in `{sec}`"),
+                    _ => String::new(),
+                };
+                Some(format!(" (`{}`{place})", text.trim()))
+            })
+            .unwrap_or_default();
+        let by = match &self.attribution {
+            Some(a) if a.inherent => "; two builds with no variation at all differ too".to_string(),
+            Some(a) if !a.culprits.is_empty() => {
+                format!("; the {} variation alone causes it", a.culprits.join(" + "))
+            }
+            _ => String::new(),
+        };
+        Some(format!(
+            "`{}` {what}{evidence}{by}: {}",
+            d.name,
+            class.hint()
+        ))
+    }
+
     /// One line per differing file and the cause, for the terminal.
     pub fn summary_lines(&self) -> Vec<String> {
         let mut out: Vec<String> = self
-            .unavailable
-            .iter()
-            .map(|u| {
-                format!(
-                    "{} ({}) did not answer: {}{}",
-                    u.runner,
-                    u.engine,
-                    u.reason,
-                    if u.breaker_open {
-                        " [breaker open]"
-                    } else {
-                        ""
-                    }
-                )
-            })
+            .cause()
+            .map(|c| format!("cause: {c}"))
+            .into_iter()
             .collect();
+        out.extend(self.unavailable.iter().map(|u| {
+            format!(
+                "{} ({}) did not answer: {}{}",
+                u.runner,
+                u.engine,
+                u.reason,
+                if u.breaker_open {
+                    " [breaker open]"
+                } else {
+                    ""
+                }
+            )
+        }));
         for d in &self.differences {
             let classes: Vec<String> = d.classes.iter().map(|c| class_name(*c)).collect();
             out.push(format!(
@@ -134,14 +181,6 @@ impl VerifyReport {
                 d.first_offsets.first().copied().unwrap_or(0),
                 classes.join(", ")
             ));
-        }
-        if let Some(a) = &self.attribution {
-            if a.inherent {
-                out.push("cause: inherent (differs with no variation)".into());
-            }
-            if !a.culprits.is_empty() {
-                out.push(format!("cause: {}", a.culprits.join(", ")));
-            }
         }
         out
     }
@@ -157,6 +196,10 @@ impl VerifyReport {
             self.inputs_digest,
             self.image
         );
+        // The cause leads; the evidence follows.
+        if let Some(cause) = self.cause() {
+            s.push_str(&format!("**Cause:** {cause}\n\n"));
+        }
         s.push_str("| runner | engine | variations |\n|---|---|---|\n");
         for r in &self.runners {
             let vars = if r.variations.is_empty() {
@@ -347,8 +390,54 @@ mod tests {
         ] {
             assert!(md.contains(want), "{want:?} missing from:\n{md}");
         }
+        // The cause leads the report, before any table.
+        let cause = md
+            .find("**Cause:** `app` embeds the build path")
+            .expect("cause");
+        assert!(cause < md.find("| runner").expect("table"), "{md}");
+        assert!(
+            md.contains("the build-path variation alone causes it"),
+            "{md}"
+        );
         let json = serde_json::to_value(&report).expect("json");
         assert_eq!(json["verdict"], "mismatch");
         assert_eq!(json["differences"][0]["classes"][0], "build-path");
+    }
+
+    #[test]
+    fn the_cause_names_the_differing_string_and_where_it_sits() {
+        use crate::compare::DifferingString;
+        let mut report: VerifyReport = serde_json::from_value(serde_json::json!({
+            "verdict": "mismatch", "inputs_digest": "ab", "image": "sha256:cd",
+            "runners": [], "unsupported_variations": [], "files": [],
+            "differences": [{
+                "name": "stamped", "reference_runner": "runner-1", "other_runner": "runner-2",
+                "reference_size": 1, "other_size": 1, "differing_bytes": 8,
+                "first_offsets": [1], "elf": true, "runs": [],
+                "classes": ["timestamp", "random-or-hash-order"]
+            }],
+            "attribution": {"against": "runner-2", "inherent": true, "culprits": [], "tested": []},
+            "build_seconds": 1.0, "quorum": 2, "memo": false
+        }))
+        .expect("report");
+        report.differences[0].strings = vec![DifferingString {
+            reference: Some("built at 1796151783.82".into()),
+            other: Some("built at 1796151783.89".into()),
+            section: Some(".rodata".into()),
+            symbol: None,
+            class: Class::Timestamp,
+        }];
+        let cause = report.cause().expect("cause");
+        assert_eq!(
+            cause,
+            format!(
+                "`stamped` embeds the build time (`built at 1796151783.89` in `.rodata`); two \
+                 builds with no variation at all differ too: {}",
+                Class::Timestamp.hint()
+            )
+        );
+        assert!(report.summary_lines()[0].starts_with("cause: `stamped` embeds the build time"));
+        report.differences.clear();
+        assert_eq!(report.cause(), None);
     }
 }

@@ -963,6 +963,7 @@ fn emit(out: &Output, report: &VerifyReport, out_dir: &Path) {
         });
         r["exit_code"] = json!(exit_code(report) as u8);
         r["out"] = json!(out_dir);
+        r["cause"] = json!(report.cause());
         out.emit(&r);
         return;
     }
