@@ -375,13 +375,18 @@ fn build_time_is_a_timestamp_and_inherent() {
     // The cause leads, with the differing string itself and where it sits.
     let cause = v["cause"].as_str().expect("cause");
     assert!(
-        cause.starts_with("`nd-time` embeds the build time (`built at ")
-            && cause.contains("in `.rodata`")
+        cause.starts_with(
+            "crate `nd-time` 0.1.0 (workspace member)'s build script writes `out/stamp.rs` \
+             differently; `nd-time` embeds the build time (`built at "
+        ) && cause.contains("in `.rodata`")
             && cause.contains("no variation at all"),
         "{cause}"
     );
     let strings = &v["differences"][0]["strings"];
     assert_eq!(strings[0]["class"], "timestamp", "{v}");
+    // Traced to the crate whose build script wrote the stamp.
+    assert_eq!(v["crates"][0]["name"], "nd-time", "{v}");
+    assert_eq!(v["crates"][0]["build_script"], true, "{v}");
     assert!(
         strings[0]["other"]
             .as_str()
@@ -390,6 +395,37 @@ fn build_time_is_a_timestamp_and_inherent() {
     );
     assert_eq!(v["attribution"]["inherent"], true, "{v}");
     assert_eq!(v["attribution"]["culprits"], serde_json::json!([]));
+}
+
+/// A workspace member's build script stamps the time and the binary built on it embeds
+/// it: the report traces it to the member and shows its build script's line, first.
+#[test]
+fn a_member_s_build_script_stamp_is_traced_to_the_member() {
+    let _serial = engine_lock();
+    let v = mismatch("nd-member");
+    let c = &v["crates"][0];
+    assert_eq!(c["name"], "stamper", "{v}");
+    assert_eq!(c["workspace_member"], true, "{v}");
+    assert_eq!(c["build_script"], true, "{v}");
+    assert_eq!(
+        v["crates"].as_array().map(Vec::len),
+        Some(1),
+        "only the first: {v}"
+    );
+    assert!(
+        c["lines"]
+            .to_string()
+            .contains("cargo:rustc-env=STAMP=stamped "),
+        "{v}"
+    );
+    let cause = v["cause"].as_str().expect("cause");
+    assert!(
+        cause.starts_with(
+            "crate `stamper` 0.1.0 (workspace member)'s build script emits \
+             `cargo:rustc-env=STAMP=stamped "
+        ) && cause.contains("embeds the build time"),
+        "{cause}"
+    );
 }
 
 #[test]

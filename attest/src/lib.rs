@@ -11,6 +11,7 @@
 //! - [`verify`]: checks a bundle against a public key and an artifact;
 //! - [`compare`], [`report`]: outputs of several runners compared, differences explained,
 //!   and the report of `hermetic verify`;
+//! - [`culprit`]: the crates that cause a mismatch, from what the runners made on the way;
 //! - [`documents`]: writes (and signs) the whole set into an output directory;
 //! - [`memo`]: verdicts remembered for their exact inputs, sealed, and only while the output
 //!   directory is what they left.
@@ -19,6 +20,7 @@ pub mod archive;
 pub mod audit;
 pub mod bundle;
 pub mod compare;
+pub mod culprit;
 pub mod digest;
 pub mod documents;
 pub mod dsse;

@@ -163,6 +163,7 @@ mod tests {
             unsupported_variations: vec![],
             files: vec![],
             differences: vec![],
+            crates: vec![],
             attribution: None,
             build_seconds: 1.0,
             quorum: 2,

@@ -81,6 +81,10 @@ pub struct VerifyReport {
     pub unsupported_variations: Vec<Unsupported>,
     pub files: Vec<FileVerdict>,
     pub differences: Vec<FileDiff>,
+    /// The crates that differ first (their dependencies agree), from what the runners made
+    /// on the way: the root cause, where it could be traced.
+    #[serde(default)]
+    pub crates: Vec<crate::culprit::Culprit>,
     pub attribution: Option<Attribution>,
     pub build_seconds: f64,
     /// Runners that had to answer and agree.
@@ -136,6 +140,40 @@ impl VerifyReport {
                 Some(format!(" (`{}`{place})", text.trim()))
             })
             .unwrap_or_default();
+        // The crate, first: what made the bytes differ before any output did.
+        let origin = self
+            .crates
+            .first()
+            .map(|c| {
+                let kind = if c.workspace_member {
+                    "workspace member"
+                } else {
+                    "dependency"
+                };
+                let how = if c.build_script {
+                    match c.lines.iter().find_map(|l| l.other.as_deref()) {
+                        Some(line) => format!("'s build script emits `{line}`"),
+                        None => match c
+                            .artifacts
+                            .iter()
+                            .find_map(|a| a.strip_prefix("build/")?.split_once('/'))
+                        {
+                            Some((_, file)) => {
+                                format!("'s build script writes `{file}` differently")
+                            }
+                            None => "'s build script writes differing files".to_string(),
+                        },
+                    }
+                } else {
+                    " compiles differently".to_string()
+                };
+                let more = match self.crates.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more crate(s))", n - 1),
+                };
+                format!("crate `{}` {} ({kind}){how}{more}; ", c.name, c.version)
+            })
+            .unwrap_or_default();
         let by = match &self.attribution {
             Some(a) if a.inherent => "; two builds with no variation at all differ too".to_string(),
             Some(a) if !a.culprits.is_empty() => {
@@ -144,7 +182,7 @@ impl VerifyReport {
             _ => String::new(),
         };
         Some(format!(
-            "`{}` {what}{evidence}{by}: {}",
+            "{origin}`{}` {what}{evidence}{by}: {}",
             d.name,
             class.hint()
         ))
@@ -199,6 +237,40 @@ impl VerifyReport {
         // The cause leads; the evidence follows.
         if let Some(cause) = self.cause() {
             s.push_str(&format!("**Cause:** {cause}\n\n"));
+        }
+        if !self.crates.is_empty() {
+            s.push_str("Crates that differ first (everything they depend on agrees):\n\n");
+            for c in &self.crates {
+                s.push_str(&format!(
+                    "- `{}` {}{}{}: {}\n",
+                    c.name,
+                    c.version,
+                    if c.workspace_member {
+                        " (workspace member)"
+                    } else {
+                        ""
+                    },
+                    if c.build_script {
+                        ", its build script"
+                    } else {
+                        ""
+                    },
+                    c.artifacts
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                for l in &c.lines {
+                    if let Some(r) = &l.reference {
+                        s.push_str(&format!("  - `- {r}`\n"));
+                    }
+                    if let Some(o) = &l.other {
+                        s.push_str(&format!("  - `+ {o}`\n"));
+                    }
+                }
+            }
+            s.push('\n');
         }
         s.push_str("| runner | engine | variations |\n|---|---|---|\n");
         for r in &self.runners {
@@ -368,6 +440,7 @@ mod tests {
                 }],
                 classes: vec![Class::BuildPath],
             }],
+            crates: vec![],
             attribution: Some(Attribution {
                 against: "runner-2".into(),
                 inherent: false,

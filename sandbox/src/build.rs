@@ -124,6 +124,13 @@ pub struct BuildSpec {
     pub packages: Vec<String>,
 }
 
+/// The files beside the build log that say what the build made on the way.
+#[derive(Debug, Clone, Serialize)]
+pub struct Intermediates {
+    pub sums: PathBuf,
+    pub build_outputs: PathBuf,
+}
+
 /// What a successful build produced, with what provenance needs to know about it.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildResult {
@@ -144,6 +151,10 @@ pub struct BuildResult {
     pub finished_unix: u64,
     pub stages: StageTimes,
     pub log_path: PathBuf,
+    /// What the build made on the way, beside the log (`RUN.intermediates.sha256`,
+    /// `RUN.build-outputs.txt`): for tracing a mismatch to a crate. `None` if the container
+    /// did not leave them.
+    pub intermediates: Option<Intermediates>,
     /// The vendored tree was already on the engine ([`crate::cache`]): not uploaded.
     pub deps_reused: bool,
     /// The toolchain came from the engine's copy of the image's sysroot, already there
@@ -1122,8 +1133,20 @@ pub fn command_and_env(spec: &BuildSpec, sysroot: Option<&str>) -> (Vec<String>,
     );
     // The build records that it ended by itself: an exit seen only after the engine
     // connection broke (an engine restart stops containers) counts only with this record.
+    // After a build that succeeded, what it made on the way (build-script outputs and
+    // generated files, every crate's rlib, rmeta and objects) is hashed where it lies, and
+    // the build scripts' `output` files are kept whole: a mismatch is then traced to the
+    // first crate that differs, without bringing the target directory back. Dep-info
+    // files and cargo's own records name absolute paths and say nothing of the crates.
     script.push_str(&format!(
-        "; code=$?; echo $code > {p}/work/target/{EXIT_RECORD}; exit $code"
+        "; code=$?; if [ $code -eq 0 ]; then (cd {p}/work/target/release && \
+         find build deps -type f ! -name '*.d' ! -name root-output ! -name invoked.timestamp \
+         ! -name stderr ! -name build-script-build ! -name 'build_script_build-*' -print0 \
+         | sort -z | xargs -0 -r sha256sum > {p}/work/target/{INTERMEDIATES} && \
+         for f in build/*/output; do [ -f \"$f\" ] && printf '== %s\\n' \"$f\" && \
+         head -c 65536 \"$f\" && printf '\\n'; done > {p}/work/target/{BUILD_OUTPUTS}) \
+         >/dev/null 2>&1 || true; fi; \
+         echo $code > {p}/work/target/{EXIT_RECORD}; exit $code"
     ));
     (vec!["/bin/sh".into(), "-c".into(), script], env)
 }
@@ -1465,6 +1488,35 @@ async fn build_inner(
         Ok::<_, Error>(outputs)
     };
     let outputs = within("collect", spec.timeouts.collect, collect_outputs).await?;
+    // Evidence for explaining a mismatch, never part of the release: best effort, bounded.
+    let intermediates = async {
+        let dir = spec.log_path.parent()?;
+        let sums = small_file(
+            engine,
+            &id,
+            &format!("{p}/work/target/{INTERMEDIATES}"),
+            INTERMEDIATES_CAP,
+        )
+        .await?;
+        let outs = small_file(
+            engine,
+            &id,
+            &format!("{p}/work/target/{BUILD_OUTPUTS}"),
+            INTERMEDIATES_CAP,
+        )
+        .await
+        .unwrap_or_default();
+        // Named after the run's log: runners share the log directory.
+        let stem = spec.log_path.file_stem()?.to_string_lossy().into_owned();
+        let found = Intermediates {
+            sums: dir.join(format!("{stem}.intermediates.sha256")),
+            build_outputs: dir.join(format!("{stem}.build-outputs.txt")),
+        };
+        std::fs::write(&found.sums, sums).ok()?;
+        std::fs::write(&found.build_outputs, outs).ok()?;
+        Some(found)
+    }
+    .await;
 
     Ok(BuildResult {
         run_id: run.0.clone(),
@@ -1483,6 +1535,7 @@ async fn build_inner(
             ..stages
         },
         log_path: spec.log_path.clone(),
+        intermediates,
         deps_reused,
         toolchain_reused,
     })
@@ -1492,27 +1545,43 @@ async fn build_inner(
 /// volume (the one directory there the build user may write).
 const EXIT_RECORD: &str = ".hermetic-exit";
 
-/// The exit code the build's shell recorded (hostile like all it writes, but it only ever
-/// tells apart a build that ended from one the engine stopped), if any.
-async fn exit_record(engine: &Engine, id: &str, path: &str) -> Option<i64> {
-    struct Small(Vec<u8>);
-    impl container::FileSink for Small {
+/// `sha256sum` lines of what the build made on the way (under `target/release`).
+const INTERMEDIATES: &str = ".hermetic-intermediates";
+/// The build scripts' `output` files, each under a `== build/PKG-HASH/output` line.
+const BUILD_OUTPUTS: &str = ".hermetic-build-outputs";
+/// The most either may weigh when brought back (hostile like all the build writes).
+const INTERMEDIATES_CAP: usize = 16 << 20;
+
+/// A file of the container, whole, if it is at most `cap` bytes.
+async fn small_file(engine: &Engine, id: &str, path: &str, cap: usize) -> Option<Vec<u8>> {
+    struct Capped(Vec<u8>, usize);
+    impl container::FileSink for Capped {
         fn begin(&mut self, size: u64) -> std::io::Result<()> {
-            if size > 64 {
-                return Err(std::io::Error::other("an exit record is a number"));
+            if size > self.1 as u64 {
+                return Err(std::io::Error::other("larger than expected"));
             }
             Ok(())
         }
         fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            if self.0.len() + bytes.len() > self.1 {
+                return Err(std::io::Error::other("larger than expected"));
+            }
             self.0.extend_from_slice(bytes);
             Ok(())
         }
     }
-    let mut record = Small(Vec::new());
-    container::download_file(engine, id, path, &mut record)
+    let mut sink = Capped(Vec::new(), cap);
+    container::download_file(engine, id, path, &mut sink)
         .await
         .ok()?;
-    std::str::from_utf8(&record.0).ok()?.trim().parse().ok()
+    Some(sink.0)
+}
+
+/// The exit code the build's shell recorded (hostile like all it writes, but it only ever
+/// tells apart a build that ended from one the engine stopped), if any.
+async fn exit_record(engine: &Engine, id: &str, path: &str) -> Option<i64> {
+    let record = small_file(engine, id, path, 64).await?;
+    std::str::from_utf8(&record).ok()?.trim().parse().ok()
 }
 
 /// True if the kernel killed the container for its memory limit.

@@ -707,6 +707,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
 
     let mut differences: Vec<FileDiff> = vec![];
     let mut attribution = None;
+    let mut crates = vec![];
     if !reproducible {
         main.stage("explaining the differences");
         for (k, b) in built.iter().enumerate().skip(1) {
@@ -721,6 +722,13 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
                 .map_err(|e| Failure::io(&name, e))?;
                 differences.push(d);
             }
+        }
+        // The crates that differ first, from what the reference and the first differing
+        // runner made on the way.
+        if let Some(k) = (1..built.len()).find(|&k| !differing(&built[0], &built[k]).is_empty())
+            && let (Some(a), Some(b)) = (made(&built[0]), made(&built[k]))
+        {
+            crates = hermetic_attest::culprit::culprits(&a, &b, &vendored.manifest);
         }
         if !args.no_explain {
             attribution = attribute(&fleet, &runners, &built, &work).await?;
@@ -766,6 +774,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             .collect(),
         files,
         differences,
+        crates,
         attribution,
         build_seconds: (build_secs * 10.0).round() / 10.0,
         quorum,
@@ -836,6 +845,24 @@ fn exit_code(report: &VerifyReport) -> Code {
     } else {
         Code::CheckFailed
     }
+}
+
+/// What a runner's build made on the way, as its container left it (hostile text, read
+/// bounded and parsed leniently).
+fn made(b: &Built) -> Option<hermetic_attest::culprit::Made> {
+    let i = b.result.intermediates.as_ref()?;
+    let read = |p: &Path| {
+        hermetic_attest::documents::read_plain(p, 16 << 20)
+            .ok()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    };
+    Some(hermetic_attest::culprit::Made {
+        sums: hermetic_attest::culprit::parse_sums(&read(&i.sums)?),
+        build_outputs: hermetic_attest::culprit::parse_build_outputs(
+            &read(&i.build_outputs).unwrap_or_default(),
+        ),
+        build_path: b.result.env.build_path.clone(),
+    })
 }
 
 /// Rebuilds to name the cause: the reference again (inherent nondeterminism), then each

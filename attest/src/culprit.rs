@@ -1,0 +1,336 @@
+//! The crates that cause a mismatch: what two runners made on the way to their outputs
+//! (every crate's rlib, rmeta and objects, every build script's output and generated
+//! files, hashed inside each container), compared, and ordered by the dependency graph.
+//! A crate that differs while none of its dependencies does is a culprit; the crates
+//! built on it only inherit the difference.
+
+use hermetic_deps::DepManifest;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Path under `target/release` → SHA-256, from `sha256sum` lines (hostile text: a line
+/// that is not `HEX  PATH` is skipped).
+pub fn parse_sums(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let (sum, path) = l.split_once("  ")?;
+            (sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| (path.trim_start_matches("./").to_string(), sum.to_string()))
+        })
+        .collect()
+}
+
+/// Each build script's `output` (cargo's `cargo:` lines), by `build/PKG-HASH` directory.
+pub fn parse_build_outputs(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(path) = line.strip_prefix("== ") {
+            let dir = path.trim_end_matches("/output").to_string();
+            out.entry(dir.clone()).or_default();
+            current = Some(dir);
+        } else if let Some(dir) = &current
+            && !line.is_empty()
+        {
+            out.entry(dir.clone()).or_default().push(line.to_string());
+        }
+    }
+    out
+}
+
+/// One runner's intermediates.
+#[derive(Debug, Clone, Default)]
+pub struct Made {
+    pub sums: BTreeMap<String, String>,
+    pub build_outputs: BTreeMap<String, Vec<String>>,
+    /// The runner's build path, which build scripts may print (`OUT_DIR`): replaced before
+    /// their lines are compared.
+    pub build_path: String,
+}
+
+/// A line of a build script's output that differs: the reference's and the other's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineDiff {
+    pub reference: Option<String>,
+    pub other: Option<String>,
+}
+
+/// A crate whose own artifacts differ while those of everything it depends on agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Culprit {
+    pub name: String,
+    pub version: String,
+    pub workspace_member: bool,
+    /// Its build script's output or generated files differ: the build script is the cause.
+    pub build_script: bool,
+    /// The differing files (under `target/release`), at most a few.
+    pub artifacts: Vec<String>,
+    /// The differing lines of its build script's output.
+    pub lines: Vec<LineDiff>,
+}
+
+/// The crate a target-directory path belongs to, by name as cargo writes it (`-` and `_`
+/// alike): `build/PKG-HASH/…` or `deps/[lib]NAME-HASH[.ext]`.
+fn crate_of(path: &str) -> Option<(String, bool)> {
+    let norm = |s: &str| s.replace('-', "_");
+    if let Some(rest) = path.strip_prefix("build/") {
+        let dir = rest.split('/').next()?;
+        let (name, _hash) = dir.rsplit_once('-')?;
+        return Some((norm(name), true));
+    }
+    let file = path.strip_prefix("deps/")?;
+    let stem = file.split('.').next()?;
+    let (name, _hash) = stem.rsplit_once('-')?;
+    let lib = file.ends_with(".rlib")
+        || file.ends_with(".rmeta")
+        || file.ends_with(".so")
+        || file.ends_with(".a");
+    let name = if lib {
+        name.strip_prefix("lib").unwrap_or(name)
+    } else {
+        name
+    };
+    Some((norm(name), false))
+}
+
+/// The culprit crates of two runners' intermediates, dependencies first.
+pub fn culprits(reference: &Made, other: &Made, deps: &DepManifest) -> Vec<Culprit> {
+    // Differing files, by crate.
+    let mut differing: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
+    let paths: BTreeSet<&String> = reference.sums.keys().chain(other.sums.keys()).collect();
+    for path in paths {
+        if reference.sums.get(path) == other.sums.get(path) {
+            continue;
+        }
+        // A build script's `output` is compared by its lines, paths replaced.
+        if path.ends_with("/output") {
+            continue;
+        }
+        if let Some((name, build)) = crate_of(path) {
+            let e = differing.entry(name).or_default();
+            e.0 |= build;
+            e.1.push(path.clone());
+        }
+    }
+    let mut lines_of: BTreeMap<String, Vec<LineDiff>> = BTreeMap::new();
+    let dirs: BTreeSet<&String> = reference
+        .build_outputs
+        .keys()
+        .chain(other.build_outputs.keys())
+        .collect();
+    for dir in dirs {
+        let norm = |m: &Made| -> Vec<String> {
+            m.build_outputs
+                .get(dir)
+                .map(|ls| {
+                    ls.iter()
+                        .map(|l| {
+                            if m.build_path.is_empty() {
+                                l.clone()
+                            } else {
+                                l.replace(&m.build_path, "$BUILD")
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (a, b) = (norm(reference), norm(other));
+        // Hostile text, shown in a report: each line cut to a report line.
+        let short = |l: &String| -> String {
+            if l.len() <= 200 {
+                return l.clone();
+            }
+            let mut end = 200;
+            while !l.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}…", &l[..end])
+        };
+        if a == b {
+            continue;
+        }
+        let diff: Vec<LineDiff> = a
+            .iter()
+            .filter(|l| !b.contains(l))
+            .map(|l| LineDiff {
+                reference: Some(short(l)),
+                other: None,
+            })
+            .chain(b.iter().filter(|l| !a.contains(l)).map(|l| LineDiff {
+                reference: None,
+                other: Some(short(l)),
+            }))
+            .collect();
+        let Some((name, _)) = crate_of(dir) else {
+            continue;
+        };
+        let e = differing.entry(name.clone()).or_default();
+        e.0 = true;
+        e.1.push(format!("{dir}/output"));
+        lines_of.entry(name).or_default().extend(diff);
+    }
+    // The packages that differ, and the culprits among them: none of whose dependencies
+    // (by the graph, transitively) differs.
+    let norm = |s: &str| s.replace('-', "_");
+    let differs = |p: &hermetic_deps::Package| differing.contains_key(&norm(&p.name));
+    let by_id: BTreeMap<&str, &hermetic_deps::Package> =
+        deps.packages.iter().map(|p| (p.id.as_str(), p)).collect();
+    let depends_on_differing = |p: &hermetic_deps::Package| {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<&str> = p.dependencies.iter().map(|d| d.id.as_str()).collect();
+        while let Some(id) = todo.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let Some(dep) = by_id.get(id) else { continue };
+            if differs(dep) {
+                return true;
+            }
+            todo.extend(dep.dependencies.iter().map(|d| d.id.as_str()));
+        }
+        false
+    };
+    let mut out: Vec<Culprit> = deps
+        .packages
+        .iter()
+        .filter(|p| differs(p) && !depends_on_differing(p))
+        .map(|p| {
+            let (build, files) = differing.get(&norm(&p.name)).cloned().unwrap_or_default();
+            Culprit {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                workspace_member: p.workspace_member,
+                build_script: build,
+                artifacts: files.into_iter().take(4).collect(),
+                lines: lines_of
+                    .get(&norm(&p.name))
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .take(8)
+                    .collect(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (a.workspace_member, &a.name).cmp(&(b.workspace_member, &b.name)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A graph: app (member) → stamper (member, build script) → itoa.
+    fn graph() -> DepManifest {
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "lockfile_sha256": "l", "vendor_key": "k",
+            "workspace_members": ["app@0.1.0", "stamper@0.1.0"],
+            "packages": [
+                {"id": "app@0.1.0", "name": "app", "version": "0.1.0",
+                 "source": {"kind": "path", "path": "."}, "checksum": null, "license": null,
+                 "license_file": null, "build_script": false, "proc_macro": false,
+                 "workspace_member": true, "bin_targets": ["app"], "vendor_dir": null,
+                 "dependencies": [{"id": "stamper@0.1.0", "kinds": ["normal"]}]},
+                {"id": "stamper@0.1.0", "name": "stamper", "version": "0.1.0",
+                 "source": {"kind": "path", "path": "stamper"}, "checksum": null,
+                 "license": null, "license_file": null, "build_script": true,
+                 "proc_macro": false, "workspace_member": true, "bin_targets": [],
+                 "vendor_dir": null,
+                 "dependencies": [{"id": "itoa@1.0.19", "kinds": ["normal"]}]},
+                {"id": "itoa@1.0.19", "name": "itoa", "version": "1.0.19",
+                 "source": {"kind": "registry", "name": "crates-io",
+                            "url": "https://github.com/rust-lang/crates.io-index"},
+                 "checksum": "3b", "license": "MIT", "license_file": null,
+                 "build_script": false, "proc_macro": false, "workspace_member": false,
+                 "bin_targets": [], "vendor_dir": "itoa-1.0.19", "dependencies": []}
+            ],
+            "vendored": []
+        }))
+        .expect("manifest")
+    }
+
+    fn made(stamp: &str, path: &str, rlib: &str) -> Made {
+        let sums = format!(
+            "{a}  deps/libitoa-0a1b.rlib\n{b}  deps/libstamper-9f8e.rlib\n{c}  deps/app-77aa\n\
+             {d}  build/stamper-1234/output\nnot a line\n",
+            a = "1".repeat(64),
+            b = rlib.repeat(64),
+            c = rlib.repeat(64),
+            d = "4".repeat(64)
+        );
+        Made {
+            sums: parse_sums(&sums),
+            build_outputs: parse_build_outputs(&format!(
+                "== build/stamper-1234/output\ncargo:rustc-env=STAMP={stamp}\n\
+                 cargo:rustc-link-search={path}/work/target/release/build/stamper-1234/out\n"
+            )),
+            build_path: path.into(),
+        }
+    }
+
+    #[test]
+    fn the_first_crate_that_differs_is_the_culprit_and_its_lines_are_shown() {
+        let a = made("1796151783", "/hermetic", "2");
+        let b = made("1796151790", "/srv/build2", "3");
+        let c = culprits(&a, &b, &graph());
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].name, "stamper");
+        assert!(c[0].build_script && c[0].workspace_member);
+        // Only the stamp differs: the search path names each runner's build path.
+        assert_eq!(
+            c[0].lines,
+            vec![
+                LineDiff {
+                    reference: Some("cargo:rustc-env=STAMP=1796151783".into()),
+                    other: None
+                },
+                LineDiff {
+                    reference: None,
+                    other: Some("cargo:rustc-env=STAMP=1796151790".into())
+                },
+            ]
+        );
+        assert!(
+            c[0].artifacts
+                .iter()
+                .any(|p| p == "deps/libstamper-9f8e.rlib")
+        );
+    }
+
+    #[test]
+    fn a_dependency_that_differs_is_blamed_not_what_is_built_on_it() {
+        let mut a = made("1", "/hermetic", "2");
+        let mut b = made("1", "/hermetic", "3");
+        a.sums
+            .insert("deps/libitoa-0a1b.rlib".into(), "5".repeat(64));
+        b.sums
+            .insert("deps/libitoa-0a1b.rlib".into(), "6".repeat(64));
+        let c = culprits(&a, &b, &graph());
+        assert_eq!(
+            c.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["itoa"]
+        );
+        assert!(!c[0].workspace_member && !c[0].build_script);
+        // Nothing differs: no culprit.
+        assert!(culprits(&a, &a, &graph()).is_empty());
+    }
+
+    #[test]
+    fn paths_name_their_crates() {
+        assert_eq!(
+            crate_of("deps/libfoo_bar-0a.rlib"),
+            Some(("foo_bar".into(), false))
+        );
+        assert_eq!(
+            crate_of("deps/foo-bar-0a.o"),
+            Some(("foo_bar".into(), false))
+        );
+        assert_eq!(
+            crate_of("build/foo-bar-0a/out/x.rs"),
+            Some(("foo_bar".into(), true))
+        );
+        assert_eq!(crate_of("deps/app-77aa"), Some(("app".into(), false)));
+        assert_eq!(crate_of("elsewhere"), None);
+    }
+}
