@@ -360,7 +360,7 @@ fn differing_part(a: &str, b: &str) -> (String, String, usize) {
 }
 
 /// A string short enough for a report line.
-fn clip(s: &str) -> String {
+pub(crate) fn clip(s: &str) -> String {
     if s.len() <= 200 {
         return s.to_string();
     }

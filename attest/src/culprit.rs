@@ -137,16 +137,7 @@ pub fn culprits(reference: &Made, other: &Made, deps: &DepManifest) -> Vec<Culpr
         };
         let (a, b) = (norm(reference), norm(other));
         // Hostile text, shown in a report: each line cut to a report line.
-        let short = |l: &String| -> String {
-            if l.len() <= 200 {
-                return l.clone();
-            }
-            let mut end = 200;
-            while !l.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("{}…", &l[..end])
-        };
+        let short = |l: &String| crate::compare::clip(l);
         if a == b {
             continue;
         }
