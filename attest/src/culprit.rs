@@ -48,6 +48,31 @@ pub struct Made {
     pub build_path: String,
 }
 
+/// The most either intermediates file may weigh when read back (the container wrote it).
+const MAX_READ: u64 = 16 << 20;
+
+impl Made {
+    /// What a runner's build made on the way, from the files its container left
+    /// (`sums`, and `build_outputs` if there): read as bounded regular files, parsed
+    /// leniently. `None` without the sums.
+    pub fn read(
+        sums: &std::path::Path,
+        build_outputs: &std::path::Path,
+        build_path: &str,
+    ) -> Option<Made> {
+        let read = |p: &std::path::Path| {
+            hermetic_deps::host::read_small(p, MAX_READ)
+                .ok()
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        };
+        Some(Made {
+            sums: parse_sums(&read(sums)?),
+            build_outputs: parse_build_outputs(&read(build_outputs).unwrap_or_default()),
+            build_path: build_path.to_string(),
+        })
+    }
+}
+
 /// A line of a build script's output that differs: the reference's and the other's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineDiff {
@@ -305,6 +330,20 @@ mod tests {
         assert!(!c[0].workspace_member && !c[0].build_script);
         // Nothing differs: no culprit.
         assert!(culprits(&a, &a, &graph()).is_empty());
+    }
+
+    #[test]
+    fn intermediates_are_read_back_bounded_and_without_links() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (sums, outs) = (dir.path().join("s"), dir.path().join("o"));
+        std::fs::write(&sums, format!("{}  deps/libx-1.rlib\n", "a".repeat(64))).expect("w");
+        let m = Made::read(&sums, &outs, "/hermetic").expect("read");
+        assert_eq!(m.sums.len(), 1);
+        assert!(m.build_outputs.is_empty(), "no outputs file: none");
+        // A link the container left is not followed.
+        std::fs::remove_file(&sums).expect("rm");
+        std::os::unix::fs::symlink("/etc/hostname", &sums).expect("ln");
+        assert!(Made::read(&sums, &outs, "/hermetic").is_none());
     }
 
     #[test]

@@ -59,30 +59,6 @@ pub const KEPT_REPORTS: &[&str] = &["verify-report.json", "verify-report.md"];
 /// The most a document (bundle, `SHA256SUMS`, record) read from a directory may weigh.
 pub const MAX_DOCUMENT: u64 = 64 * 1024 * 1024;
 
-/// A regular file's bytes, opened without following a link or blocking on a FIFO, at most
-/// `max` bytes.
-pub fn read_plain(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    if meta.len() > max {
-        return Err(std::io::Error::other(format!("larger than {max} bytes")));
-    }
-    let mut out = Vec::with_capacity(meta.len() as usize);
-    f.take(max.saturating_add(1)).read_to_end(&mut out)?;
-    if out.len() as u64 > max {
-        return Err(std::io::Error::other(format!("larger than {max} bytes")));
-    }
-    Ok(out)
-}
-
 /// Refuses to vouch for files that are not the ones the build produced (or not regular
 /// files: a link could point anywhere, a FIFO never ends).
 pub fn check_artifacts(dir: &Path, rec: &BuildRecord) -> Result<()> {
@@ -133,7 +109,7 @@ pub fn vouched_record(
         failure,
     };
     let bundle_path = dir.join(PROVENANCE_BUNDLE);
-    let bundle = read_plain(&bundle_path, MAX_DOCUMENT).map_err(|e| {
+    let bundle = hermetic_deps::host::read_small(&bundle_path, MAX_DOCUMENT).map_err(|e| {
         fail(Failure::RecordNotSigned(format!(
             "{}: {e}",
             bundle_path.display()
@@ -174,7 +150,7 @@ pub fn vouched_record(
     // The SHA256SUMS a gate was shown must be this record's: otherwise a gate could pass
     // on one file while another set of bytes is signed here.
     let sums_path = dir.join(SUMS);
-    let sums = read_plain(&sums_path, MAX_DOCUMENT).at(&sums_path)?;
+    let sums = hermetic_deps::host::read_small(&sums_path, MAX_DOCUMENT).at(&sums_path)?;
     if sums != sha256sums(&rec.artifacts).as_bytes() {
         return Err(Error::Verification {
             path: sums_path,
@@ -293,7 +269,7 @@ pub fn republish(dir: &Path, rec: &BuildRecord, key: &SigningKey) -> Result<Vec<
             .filter(|n| std::fs::symlink_metadata(dir.join(n)).is_ok_and(|m| m.is_file()));
         for name in names.chain(reports) {
             let from = dir.join(name);
-            let bytes = read_plain(&from, u64::MAX).at(&from)?;
+            let bytes = hermetic_deps::host::read_small(&from, u64::MAX).at(&from)?;
             std::fs::write(staging.join(name), &bytes).at(staging.join(name))?;
             let mode = std::fs::metadata(&from).at(&from)?.permissions();
             std::fs::set_permissions(staging.join(name), mode).at(staging.join(name))?;

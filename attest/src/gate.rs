@@ -149,7 +149,74 @@ pub struct Release {
     pub subjects: Option<BTreeMap<String, String>>,
 }
 
+/// Why what the gate was told is not a release it can decide about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("not a SHA256SUMS file: {0}")]
+    Sums(String),
+    #[error("{flag} {value:?} is not a full hexadecimal digest ({lengths} characters)")]
+    Digest {
+        flag: &'static str,
+        value: String,
+        lengths: &'static str,
+    },
+    #[error("the gate was not told which release it decides about")]
+    Unbound,
+}
+
+impl ReleaseError {
+    pub fn fix(&self) -> String {
+        match self {
+            ReleaseError::Sums(_) => {
+                "pass the SHA256SUMS of the release the gate decides about".into()
+            }
+            ReleaseError::Digest { flag, .. } => {
+                format!("pass the full {flag} the release was built from")
+            }
+            ReleaseError::Unbound => "pass the release's --sums SHA256SUMS, --source-commit SHA \
+                 or --inputs-digest: otherwise any trusted runner's valid attestations, of any \
+                 release, would vote"
+                .into(),
+        }
+    }
+}
+
 impl Release {
+    /// The release named by a `SHA256SUMS` text, an inputs digest and a commit; at least
+    /// one. Digests must be full (votes are compared with them exactly) and are compared
+    /// in lower case.
+    pub fn named(
+        sums: Option<&str>,
+        inputs_digest: Option<&str>,
+        source_commit: Option<&str>,
+    ) -> Result<Release, ReleaseError> {
+        let hex =
+            |flag: &'static str, v: Option<&str>, lens: &[usize], lengths: &'static str| match v {
+                Some(v)
+                    if !lens.contains(&v.len()) || !v.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
+                    Err(ReleaseError::Digest {
+                        flag,
+                        value: v.to_string(),
+                        lengths,
+                    })
+                }
+                v => Ok(v.map(|v| v.to_ascii_lowercase())),
+            };
+        let release = Release {
+            inputs_digest: hex("--inputs-digest", inputs_digest, &[64], "64")?,
+            source_commit: hex("--source-commit", source_commit, &[40, 64], "40 or 64")?,
+            subjects: sums
+                .map(Release::subjects_of_sums)
+                .transpose()
+                .map_err(ReleaseError::Sums)?,
+        };
+        if release.is_unbound() {
+            return Err(ReleaseError::Unbound);
+        }
+        Ok(release)
+    }
+
     /// Nothing named: such a gate would compare votes only with each other.
     pub fn is_unbound(&self) -> bool {
         self.inputs_digest.is_none() && self.source_commit.is_none() && self.subjects.is_none()
@@ -589,6 +656,44 @@ mod tests {
             true,
         );
         assert!(!r.passed && r.reasons[0].contains("a tie"), "{r:?}");
+    }
+
+    #[test]
+    fn a_release_must_be_named_with_full_digests() {
+        assert!(matches!(
+            Release::named(None, None, None),
+            Err(ReleaseError::Unbound)
+        ));
+        let short = Release::named(None, None, Some("c0ffee1")).expect_err("short");
+        assert!(matches!(
+            short,
+            ReleaseError::Digest {
+                flag: "--source-commit",
+                ..
+            }
+        ));
+        assert!(short.fix().contains("full --source-commit"));
+        assert!(matches!(
+            Release::named(None, Some(&"g".repeat(64)), None),
+            Err(ReleaseError::Digest { .. })
+        ));
+        assert!(matches!(
+            Release::named(Some("x"), None, None),
+            Err(ReleaseError::Sums(_))
+        ));
+        let r = Release::named(None, Some(&"A".repeat(64)), Some(&"b".repeat(40))).expect("ok");
+        assert_eq!(
+            r.inputs_digest,
+            Some("a".repeat(64)),
+            "compared in lower case"
+        );
+        assert!(r.subjects.is_none());
+        assert!(
+            Release::named(Some(&format!("{} *app\n", "1".repeat(64))), None, None)
+                .expect("sums")
+                .subjects
+                .is_some()
+        );
     }
 
     #[test]

@@ -45,6 +45,13 @@ pub struct Memo {
     seal: Seal,
 }
 
+/// The memo's name for a verification: its inputs, and the key its documents are signed
+/// with (`None`: unsigned). A release signed with another key is another release.
+pub fn key(inputs: &str, signer_hint: Option<&str>) -> String {
+    let signer = signer_hint.unwrap_or("unsigned");
+    hermetic_deps::hash::sha256_hex(format!("{inputs}\n{signer}").as_bytes())
+}
+
 impl Memo {
     pub fn in_cache(cache: &Cache) -> hermetic_deps::Result<Memo> {
         Ok(Memo {
@@ -180,6 +187,16 @@ mod tests {
         std::fs::write(out.join("bin/app"), b"binary").expect("test");
         std::fs::write(out.join("SHA256SUMS"), b"sums").expect("test");
         (dir, memo, out)
+    }
+
+    #[test]
+    fn a_verdict_is_remembered_per_inputs_and_signer() {
+        let k = key("inputs", None);
+        assert_eq!(k, key("inputs", None));
+        assert_ne!(k, key("inputs", Some("keyhint")));
+        assert_ne!(key("inputs", Some("a")), key("inputs", Some("b")));
+        assert_ne!(k, key("other", None));
+        assert_eq!(k.len(), 64);
     }
 
     #[test]

@@ -143,7 +143,8 @@ pub struct StageTimes {
 
 impl BuildRecord {
     pub fn read(path: &Path) -> Result<BuildRecord> {
-        let bytes = crate::documents::read_plain(path, crate::documents::MAX_DOCUMENT).at(path)?;
+        let bytes =
+            hermetic_deps::host::read_small(path, crate::documents::MAX_DOCUMENT).at(path)?;
         let text = String::from_utf8_lossy(&bytes);
         let probe: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
             path: path.into(),

@@ -59,16 +59,8 @@ pub(crate) fn read_crate_limited(
     // Read once, into memory, and hashed there before anything is listed or extracted:
     // the bytes checked are the bytes unpacked, whatever happens to the file meanwhile.
     // Never through a link, never a FIFO or device: judged by what was opened.
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(archive)
+    let (mut file, meta) = crate::host::open_regular(archive)
         .map_err(|e| bad(format!("cannot be opened as a plain file: {e}")))?;
-    let meta = file.metadata().at(archive)?;
-    if !meta.is_file() {
-        return Err(bad("is not a regular file".into()));
-    }
     let max = limit.min(MAX_ARCHIVE);
     if meta.len() > max {
         return Err(bad(format!(

@@ -619,8 +619,8 @@ pub fn read_small(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
             format!("larger than {cap} bytes"),
         ));
     }
-    let mut data = Vec::new();
-    f.take(cap + 1).read_to_end(&mut data)?;
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    f.take(cap.saturating_add(1)).read_to_end(&mut data)?;
     if data.len() as u64 > cap {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,

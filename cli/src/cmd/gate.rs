@@ -115,65 +115,34 @@ pub struct GateArgs {
     pub source_commit: Option<String>,
 }
 
-/// What the gate is told it decides about; one of the three is required.
+/// What the gate is told it decides about (`Release::named` decides what that may be).
 fn release(args: &GateArgs) -> Result<Release, Failure> {
-    let subjects = match &args.sums {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Failure::input(
-                    path,
-                    &format!("cannot read: {e}"),
-                    "pass the release's SHA256SUMS",
-                )
-            })?;
-            Some(Release::subjects_of_sums(&text).map_err(|why| {
-                Failure::input(
-                    path,
-                    &format!("not a SHA256SUMS file: {why}"),
-                    "pass the SHA256SUMS of the release the gate decides about",
-                )
-            })?)
-        }
+    let sums = match &args.sums {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            Failure::input(
+                path,
+                &format!("cannot read: {e}"),
+                "pass the release's SHA256SUMS",
+            )
+        })?),
         None => None,
     };
-    // Full digests only: votes are compared with them exactly.
-    let hex = |flag: &str, v: &Option<String>, lens: &[usize]| -> Result<Option<String>, Failure> {
-        match v {
-            Some(v) if !lens.contains(&v.len()) || !v.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                Err(Failure {
-                    code: Code::Input,
-                    message: format!(
-                        "{flag} {v:?} is not a full hexadecimal digest ({} characters)",
-                        lens.iter()
-                            .map(|l| l.to_string())
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    ),
-                    causes: vec![],
-                    fix: Some(format!("pass the full {flag} the release was built from")),
-                })
+    Release::named(
+        sums.as_deref(),
+        args.inputs_digest.as_deref(),
+        args.source_commit.as_deref(),
+    )
+    .map_err(|e| Failure {
+        code: Code::Input,
+        message: match (&e, &args.sums) {
+            (hermetic_attest::gate::ReleaseError::Sums(_), Some(path)) => {
+                format!("{}: {e}", path.display())
             }
-            v => Ok(v.as_ref().map(|v| v.to_ascii_lowercase())),
-        }
-    };
-    let release = Release {
-        inputs_digest: hex("--inputs-digest", &args.inputs_digest, &[64])?,
-        source_commit: hex("--source-commit", &args.source_commit, &[40, 64])?,
-        subjects,
-    };
-    if release.is_unbound() {
-        return Err(Failure {
-            code: Code::Input,
-            message: "the gate was not told which release it decides about".into(),
-            causes: vec![],
-            fix: Some(
-                "pass the release's --sums SHA256SUMS, --source-commit SHA or --inputs-digest: \
-                 otherwise any trusted runner's valid attestations, of any release, would vote"
-                    .into(),
-            ),
-        });
-    }
-    Ok(release)
+            _ => e.to_string(),
+        },
+        causes: vec![],
+        fix: Some(e.fix()),
+    })
 }
 
 pub fn gate(args: &GateArgs, out: &Output) -> Result<Code, Failure> {

@@ -247,13 +247,6 @@ fn inputs_digest(
     hex::encode(Sha256::digest(doc.to_string()))
 }
 
-/// The memo's name for a run: its inputs, and the key its documents are signed with (a
-/// release signed with another key is another release).
-fn memo_key(inputs: &str, key: Option<&hermetic_attest::keys::SigningKey>) -> String {
-    let signer = key.map_or("unsigned", |k| k.hint());
-    hex::encode(Sha256::digest(format!("{inputs}\n{signer}")))
-}
-
 /// What every build of one verification shares: the arguments, the vendored tree, how many
 /// builds may run at once and where progress goes.
 struct Fleet<'a> {
@@ -542,7 +535,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
     let inputs = inputs_digest(&args, &vendored, &snapshot, &image_id, &runners);
 
     let memo = hermetic_attest::memo::Memo::in_cache(&hermetic_deps::cache::Cache::from_env())?;
-    let memo_key = memo_key(&inputs, key.as_ref());
+    let memo_key = hermetic_attest::memo::key(&inputs, key.as_ref().map(|k| k.hint()));
     if !args.no_cache {
         match memo.lookup(&memo_key, &out_dir) {
             hermetic_attest::memo::Lookup::Hit(mut report) => {
@@ -847,22 +840,10 @@ fn exit_code(report: &VerifyReport) -> Code {
     }
 }
 
-/// What a runner's build made on the way, as its container left it (hostile text, read
-/// bounded and parsed leniently).
+/// What a runner's build made on the way, as its container left it.
 fn made(b: &Built) -> Option<hermetic_attest::culprit::Made> {
     let i = b.result.intermediates.as_ref()?;
-    let read = |p: &Path| {
-        hermetic_attest::documents::read_plain(p, 16 << 20)
-            .ok()
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-    };
-    Some(hermetic_attest::culprit::Made {
-        sums: hermetic_attest::culprit::parse_sums(&read(&i.sums)?),
-        build_outputs: hermetic_attest::culprit::parse_build_outputs(
-            &read(&i.build_outputs).unwrap_or_default(),
-        ),
-        build_path: b.result.env.build_path.clone(),
-    })
+    hermetic_attest::culprit::Made::read(&i.sums, &i.build_outputs, &b.result.env.build_path)
 }
 
 /// Rebuilds to name the cause: the reference again (inherent nondeterminism), then each
