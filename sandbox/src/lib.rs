@@ -17,6 +17,7 @@
 //! - [`container`]: the isolation every container gets;
 //! - [`cache`]: the engine's copy of a vendored tree, kept between builds;
 //! - [`build`]: one hermetic `cargo build` in a container, with its fixed environment;
+//! - [`quorum`]: how many runners must answer, and what a failure costs;
 //! - [`run`]: labels, and collection of what interrupted runs left behind.
 
 pub mod base;
@@ -32,6 +33,7 @@ pub mod fault;
 pub mod image;
 pub mod layers;
 pub mod needs;
+pub mod quorum;
 pub mod recipe;
 pub mod run;
 mod ssh;

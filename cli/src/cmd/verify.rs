@@ -561,7 +561,7 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         args.breaker_threshold,
         std::time::Duration::from_secs(args.breaker_cooldown),
     );
-    let quorum = args.quorum.unwrap_or(runners.len()).clamp(2, runners.len());
+    let quorum = hermetic_sandbox::quorum::required(args.quorum, runners.len());
     // Endpoints whose breaker is open are not even tried.
     let mut unavailable: Vec<Unavailable> = vec![];
     let mut admitted = vec![];
@@ -652,9 +652,10 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
                 runners.push(r);
                 built.push(b);
             }
-            // An engine that cannot be reached costs this runner; a build that fails
-            // fails the verification (it is never retried elsewhere).
-            Err(e) if e.code == Code::Infrastructure => {
+            Err(e)
+                if hermetic_sandbox::quorum::cost(e.code == Code::Infrastructure)
+                    == hermetic_sandbox::quorum::Cost::Runner =>
+            {
                 let open = breakers.record(r.engine_name(), false);
                 unavailable.push(Unavailable {
                     runner: r.name.clone(),
@@ -666,20 +667,15 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
             Err(e) => return Err(e),
         }
     }
-    let reference_answered = runners.first().is_some_and(|r| r.reference);
-    if !reference_answered || runners.len() < quorum {
+    if let Some(message) = hermetic_sandbox::quorum::short(
+        runners.first().is_some_and(|r| r.reference),
+        runners.len(),
+        runners.len() + unavailable.len(),
+        quorum,
+    ) {
         return Err(Failure {
             code: Code::Infrastructure,
-            message: format!(
-                "quorum not reachable: {} of {} runner(s) answered, {quorum} needed{}",
-                runners.len(),
-                runners.len() + unavailable.len(),
-                if !reference_answered {
-                    " (the reference runner did not answer)"
-                } else {
-                    ""
-                }
-            ),
+            message,
             causes: unavailable
                 .iter()
                 .map(|u| format!("{} ({}): {}", u.runner, u.engine, u.reason))
