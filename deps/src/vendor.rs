@@ -228,7 +228,7 @@ fn vendor_in(
                 opts.cache.seal()?,
             ) {
                 let _ = std::fs::remove_dir_all(&tree);
-                return Err(Error::BadVendorDir {
+                return Err(Error::BadCache {
                     path: tree.clone(),
                     detail: "the cached tree changed while it was copied (someone else \
                              writes this cache); it was evicted"
@@ -612,7 +612,7 @@ fn extract_tree(
             });
         }
         if TreeIndex::record(&vendor, key)? != before {
-            return Err(Error::BadVendorDir {
+            return Err(Error::BadCache {
                 path: staging.clone(),
                 detail: "the tree changed while it was verified (someone else writes this \
                          cache)"
