@@ -822,7 +822,7 @@ fn a_build_script_that_needs_make_is_told_then_builds_reproducibly() {
     assert!(tag.starts_with("hermetic/builder:packages-"), "{b}");
     let lock = std::fs::read_to_string(p.join("hermetic-image.lock")).expect("lock");
     assert!(
-        lock.contains("packages = [\"gcc\", \"libc6-dev\", \"make\"]")
+        lock.contains("packages = [\"gcc\", \"libc6-dev\", \"libfaketime\", \"make\"]")
             && lock.lines().any(|l| l.starts_with("make = ")),
         "the lock defines the image with make, and pins its version: {lock}"
     );
@@ -840,7 +840,7 @@ fn a_build_script_that_needs_make_is_told_then_builds_reproducibly() {
     assert_eq!(record["image"]["digest"], digest.as_str(), "{record}");
     assert_eq!(
         record["image"]["definition"]["packages"],
-        serde_json::json!(["gcc", "libc6-dev", "make"]),
+        serde_json::json!(["gcc", "libc6-dev", "libfaketime", "make"]),
         "the record (and so the provenance) names the packages"
     );
     let out = expect(&mut Command::new(p.join("dist/jemalloc")), 0);

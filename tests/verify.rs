@@ -428,6 +428,128 @@ fn a_member_s_build_script_stamp_is_traced_to_the_member() {
     );
 }
 
+/// A build script that stamps only the day: runners that build at once agree on it, so
+/// only the clock variation shows it, and is named as its cause.
+#[test]
+fn a_date_stamp_is_caught_by_the_clock_alone() {
+    let _serial = engine_lock();
+    let v = mismatch("nd-date");
+    assert_eq!(classes(&v), ["timestamp"], "{v}");
+    assert_eq!(v["attribution"]["inherent"], false, "{v}");
+    assert_eq!(
+        v["attribution"]["culprits"],
+        serde_json::json!(["clock"]),
+        "{v}"
+    );
+    let varied = &v["runners"][1];
+    assert!(
+        varied["environment"]["clock_offset_days"]
+            .as_i64()
+            .is_some_and(|d| d >= 365),
+        "the report records the shift: {v}"
+    );
+    let c = &v["crates"][0];
+    assert_eq!(c["name"], "nd-date", "{v}");
+    assert_eq!(c["build_script"], true, "{v}");
+    // The two dates themselves, a year and more apart.
+    let s = &v["differences"][0]["strings"][0];
+    let (r, o) = (
+        s["reference"].as_str().expect("reference"),
+        s["other"].as_str().expect("other"),
+    );
+    assert!(
+        r.starts_with("built on 20") && o.starts_with("built on 20") && r != o,
+        "{v}"
+    );
+    let cause = v["cause"].as_str().expect("cause");
+    assert!(
+        cause.starts_with(
+            "crate `nd-date` 0.1.0 (workspace member)'s build script writes `out/stamp.rs` \
+             differently; `nd-date` embeds the build date (`built on "
+        ) && cause.contains("the clock variation alone causes it")
+            && cause.ends_with(
+                "`nd-date`'s build script reads the clock: take the time from \
+                 SOURCE_DATE_EPOCH in it (or drop the stamp)"
+            ),
+        "{cause}"
+    );
+}
+
+/// A crates.io crate's feature makes random constants at compile time: the crate and the
+/// feature are named, not the binary built on it.
+#[test]
+fn compile_time_randomness_is_traced_to_the_crate_and_its_feature() {
+    let _serial = engine_lock();
+    let v = mismatch("nd-rng");
+    assert_eq!(classes(&v), ["random-or-hash-order"], "{v}");
+    assert_eq!(v["attribution"]["inherent"], true, "{v}");
+    let c = &v["crates"][0];
+    assert_eq!(c["name"], "ahash", "{v}");
+    assert_eq!(c["workspace_member"], false, "{v}");
+    assert_eq!(c["suspect"]["feature"], "compile-time-rng", "{v}");
+    assert_eq!(v["crates"].as_array().map(Vec::len), Some(1), "{v}");
+    let cause = v["cause"].as_str().expect("cause");
+    assert!(
+        cause.starts_with("crate `ahash` 0.8.12 (dependency) compiles differently; ")
+            && cause.contains("`ahash`'s `compile-time-rng` feature")
+            && cause.contains("turn it off"),
+        "{cause}"
+    );
+}
+
+/// A proc macro that emits code in HashMap order: the crate that expands it is the first to
+/// differ, and the macro is named with the fix; the differing code is shown.
+#[test]
+fn a_proc_macro_s_hash_order_is_traced_to_the_macro() {
+    let _serial = engine_lock();
+    let v = mismatch("nd-macro");
+    assert_eq!(classes(&v), ["random-or-hash-order"], "{v}");
+    assert_eq!(v["attribution"]["inherent"], true, "{v}");
+    let c = &v["crates"][0];
+    assert_eq!(c["name"], "nd-macro", "{v}");
+    assert_eq!(c["build_script"], false, "{v}");
+    assert_eq!(c["suspect"]["names"], serde_json::json!(["tabler"]), "{v}");
+    let s = &v["differences"][0]["strings"][0];
+    assert!(
+        s["other"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("table order column")),
+        "{v}"
+    );
+    let cause = v["cause"].as_str().expect("cause");
+    assert!(
+        cause.contains("(`table order column")
+            && cause.contains("expands the proc macro `tabler`")
+            && cause.contains("BTreeMap"),
+        "{cause}"
+    );
+}
+
+/// A dependency compiles its own build path in (`env!("CARGO_MANIFEST_DIR")`): the
+/// dependency is named, with the build-path variation and the path itself.
+#[test]
+fn a_build_path_leaked_by_a_dependency_is_traced_to_it() {
+    let _serial = engine_lock();
+    let v = mismatch("nd-dep-path");
+    assert_eq!(classes(&v), ["build-path"], "{v}");
+    assert_eq!(
+        v["attribution"]["culprits"],
+        serde_json::json!(["build-path"]),
+        "{v}"
+    );
+    let c = &v["crates"][0];
+    assert_eq!(c["name"], "locator", "{v}");
+    assert_eq!(c["build_script"], false, "{v}");
+    assert_eq!(v["crates"].as_array().map(Vec::len), Some(1), "{v}");
+    let cause = v["cause"].as_str().expect("cause");
+    assert!(
+        cause.starts_with("crate `locator` 0.1.0 (workspace member) compiles differently; ")
+            && cause.contains("(`/srv/build2/hermetic/src/locator/data")
+            && cause.contains("`locator` compiles a path of the build into itself"),
+        "{cause}"
+    );
+}
+
 #[test]
 fn hash_order_is_inherent() {
     let _serial = engine_lock();
@@ -447,14 +569,6 @@ fn bad_verify_arguments_are_input_errors() {
             .contains("colour"),
         "{v}"
     );
-    let v = verify(project.path(), &["--vary", "clock"], 2);
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .expect("msg")
-            .contains("libfaketime"),
-        "{v}"
-    );
     let v = verify(project.path(), &["--runners", "1"], 2);
     assert!(
         v["error"]["fix"]
@@ -463,6 +577,62 @@ fn bad_verify_arguments_are_input_errors() {
             .contains("--runners 2"),
         "{v}"
     );
+}
+
+/// An image without libfaketime cannot shift the clock: `--vary all` leaves the clock out
+/// and says so in the report, `--vary clock` is refused with the fix, and a build asked to
+/// shift the clock on it fails before any container runs.
+#[test]
+fn an_image_without_faketime_leaves_the_clock_out_and_says_so() {
+    let _serial = engine_lock();
+    let image = builder_image();
+    let tag = format!("hermetic/test-no-faketime-{}:latest", std::process::id());
+    let mut build = Command::new("docker");
+    build
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-q", "-t", &tag, "-"])
+        .stdin(std::process::Stdio::piped());
+    let mut child = build.spawn().expect("docker build");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        write!(
+            stdin,
+            "FROM {image}\nUSER root\nRUN rm -f /usr/lib/*/faketime/libfaketime*.so.1\nUSER 10001:10001\n"
+        )
+        .expect("Dockerfile");
+    }
+    assert!(child.wait().expect("docker build").success());
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+        }
+    }
+    let _remove = Remove(tag.clone());
+    let project = fixture("hello");
+    let on_image = |extra: &[&str], code: i32| {
+        let mut cmd = hermetic(project.path());
+        cmd.args(["--json", "verify", "--image", &tag]).args(extra);
+        expect(&mut cmd, code).json()
+    };
+    let v = on_image(&["--vary", "clock,tz"], 2);
+    let message = v["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("clock") && message.contains("libfaketime"),
+        "{v}"
+    );
+    assert!(
+        v["error"]["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("--update-lock")),
+        "{v}"
+    );
+    let v = on_image(&["--runners", "2", "--vary", "all", "--no-sign"], 0);
+    assert_eq!(v["verdict"], "reproducible", "{v}");
+    assert_eq!(v["unsupported_variations"][0]["name"], "clock", "{v}");
+    let varied = v["runners"][1]["variations"].to_string();
+    assert!(!varied.contains("clock") && varied.contains("tz"), "{v}");
 }
 
 /// The showcase: hermetic's own release, built twice (the reference, and one runner with

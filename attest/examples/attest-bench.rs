@@ -50,6 +50,7 @@ fn record(crates: usize) -> BuildRecord {
             features: Default::default(),
             vendor_dir: Some(format!("crate{i:04}-1.{}.0", i % 7)),
             // A few edges to later crates, like a real graph.
+            enabled_features: vec![],
             dependencies: (1..=4)
                 .map(|k| i + k * 13)
                 .filter(|&j| j < crates)
@@ -75,6 +76,7 @@ fn record(crates: usize) -> BuildRecord {
         bin_required_features: Default::default(),
         features: Default::default(),
         vendor_dir: None,
+        enabled_features: vec![],
         dependencies: (0..crates.min(30))
             .map(|j| Dependency {
                 id: format!("crate{j:04}@1.{}.0", j % 7),

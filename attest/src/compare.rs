@@ -136,6 +136,10 @@ pub struct DifferingString {
     pub section: Option<String>,
     pub symbol: Option<String>,
     pub class: Class,
+    /// How many characters differ (the longer side's, without the common ends): a change
+    /// of one or two is as likely random bytes that happen to be printable.
+    #[serde(default)]
+    pub differing_chars: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -306,14 +310,19 @@ pub fn differing_strings(
         // String literals lie end to end in `.rodata` with nothing between them, so a
         // "string" can be thousands of characters: of a pair, only the part that differs
         // (with some context) is kept, and it is where the pair is placed.
-        let (ref_t, other_t, at) = match (ref_s, other_s) {
+        let (ref_t, other_t, at, differing_chars) = match (ref_s, other_s) {
             (Some(&(_, rt)), Some(&(ob, ot))) => {
                 let (r, o, skip) = differing_part(rt, ot);
-                (Some(r), Some(o), Some((ob + skip, true)))
+                (
+                    Some(r),
+                    Some(o),
+                    Some((ob + skip, true)),
+                    changed_chars(rt, ot),
+                )
             }
-            (None, Some(&(ob, ot))) => (None, Some(clip(ot)), Some((ob, true))),
-            (Some(&(ra, rt)), None) => (Some(clip(rt)), None, Some((ra, false))),
-            (None, None) => (None, None, None),
+            (None, Some(&(ob, ot))) => (None, Some(clip(ot)), Some((ob, true)), ot.len()),
+            (Some(&(ra, rt)), None) => (Some(clip(rt)), None, Some((ra, false)), rt.len()),
+            (None, None) => (None, None, None, 0),
         };
         let texts: Vec<&str> = [ref_t.as_deref(), other_t.as_deref()]
             .into_iter()
@@ -331,9 +340,26 @@ pub fn differing_strings(
             section,
             symbol,
             class,
+            differing_chars,
         });
     }
     out
+}
+
+/// The characters that differ between two strings: the longer side, less the common
+/// prefix and suffix.
+fn changed_chars(a: &str, b: &str) -> usize {
+    let (ab, bb) = (a.as_bytes(), b.as_bytes());
+    let prefix = ab.iter().zip(bb).take_while(|(x, y)| x == y).count();
+    let room = ab.len().min(bb.len()) - prefix;
+    let suffix = ab
+        .iter()
+        .rev()
+        .zip(bb.iter().rev())
+        .take(room)
+        .take_while(|(x, y)| x == y)
+        .count();
+    ab.len().max(bb.len()) - prefix - suffix
 }
 
 /// Of two strings, the part that differs with up to 40 characters of context on each side
@@ -427,6 +453,13 @@ fn section_at(sections: Option<&Vec<(String, u64, u64)>>, offset: usize) -> Opti
         .iter()
         .find(|(_, off, size)| (*off..off + size).contains(&(offset as u64)))
         .map(|(n, _, _)| n.clone())
+}
+
+/// A calendar date with no time of day (`2026-12-01`): a stamp that only a shifted clock
+/// shows, since builds made on the same day agree on it.
+pub(crate) fn is_date_only(text: &str) -> bool {
+    let b = text.as_bytes();
+    has_shape(b, "dddd-dd-dd") && !has_shape(b, "dd:dd") && !has_shape(b, "dddddddddd")
 }
 
 fn looks_like_time(text: &str) -> bool {
@@ -681,6 +714,7 @@ mod tests {
                 section: None,
                 symbol: None,
                 class: Class::Timestamp,
+                differing_chars: 1,
             }]
         );
         assert_eq!(d.classes, vec![Class::Timestamp], "{d:?}");

@@ -92,6 +92,81 @@ pub struct Culprit {
     pub artifacts: Vec<String>,
     /// The differing lines of its build script's output.
     pub lines: Vec<LineDiff>,
+    /// What in the crate's build is known to differ every time, when the graph tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect: Option<Suspect>,
+}
+
+/// Why a culprit's own build differs, read off the dependency graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Suspect {
+    /// One of its features is known to make every build differ.
+    Feature { feature: String, why: String },
+    /// It depends on a crate that makes random values at compile time.
+    CompileTimeRandomness {
+        via: String,
+        /// Its features that are on (one of them asks for `via`).
+        features: Vec<String>,
+    },
+    /// It expands proc macros: code that runs anew in every rustc process.
+    ProcMacros { names: Vec<String> },
+}
+
+/// Features known to change a crate's every build, and how.
+const RANDOM_FEATURES: &[(&str, &str, &str)] = &[
+    (
+        "ahash",
+        "compile-time-rng",
+        "seeds its hashers with random constants made at compile time (const-random)",
+    ),
+    (
+        "ahash",
+        "const-random",
+        "seeds its hashers with random constants made at compile time",
+    ),
+];
+
+/// Crates whose purpose is random values at compile time.
+const COMPILE_TIME_RANDOM: &[&str] = &["const-random", "const-random-macro", "compile-time-rng"];
+
+/// What the graph says of why `p`'s build differs: a known feature, a compile-time random
+/// dependency, or the proc macros it expands (a crate without a differing build script).
+fn suspect(
+    p: &hermetic_deps::Package,
+    by_id: &BTreeMap<&str, &hermetic_deps::Package>,
+    build_script: bool,
+) -> Option<Suspect> {
+    if let Some((_, feature, why)) = RANDOM_FEATURES
+        .iter()
+        .find(|(name, f, _)| *name == p.name && p.enabled_features.iter().any(|e| e == f))
+    {
+        return Some(Suspect::Feature {
+            feature: feature.to_string(),
+            why: why.to_string(),
+        });
+    }
+    let direct: Vec<&hermetic_deps::Package> = p
+        .dependencies
+        .iter()
+        .filter(|d| d.kinds.iter().any(|k| k != "dev"))
+        .filter_map(|d| by_id.get(d.id.as_str()).copied())
+        .collect();
+    if let Some(dep) = direct
+        .iter()
+        .find(|d| COMPILE_TIME_RANDOM.contains(&d.name.as_str()))
+    {
+        return Some(Suspect::CompileTimeRandomness {
+            via: dep.name.clone(),
+            features: p.enabled_features.clone(),
+        });
+    }
+    let macros: Vec<String> = direct
+        .iter()
+        .filter(|d| d.proc_macro)
+        .map(|d| d.name.clone())
+        .collect();
+    (!build_script && !macros.is_empty()).then_some(Suspect::ProcMacros { names: macros })
 }
 
 /// The crate a target-directory path belongs to, by name as cargo writes it (`-` and `_`
@@ -214,6 +289,7 @@ pub fn culprits(reference: &Made, other: &Made, deps: &DepManifest) -> Vec<Culpr
         .map(|p| {
             let (build, files) = differing.get(&norm(&p.name)).cloned().unwrap_or_default();
             Culprit {
+                suspect: suspect(p, &by_id, build),
                 name: p.name.clone(),
                 version: p.version.clone(),
                 workspace_member: p.workspace_member,
@@ -330,6 +406,93 @@ mod tests {
         assert!(!c[0].workspace_member && !c[0].build_script);
         // Nothing differs: no culprit.
         assert!(culprits(&a, &a, &graph()).is_empty());
+    }
+
+    /// A package of a test graph.
+    fn package(id: &str, features: &[&str], proc_macro: bool, deps: &[&str]) -> serde_json::Value {
+        let (name, version) = id.split_once('@').expect("name@version");
+        serde_json::json!({
+            "id": id, "name": name, "version": version,
+            "source": {"kind": "registry", "name": "crates-io",
+                       "url": "https://github.com/rust-lang/crates.io-index"},
+            "checksum": "00", "license": null, "license_file": null, "build_script": false,
+            "proc_macro": proc_macro, "workspace_member": name == "app", "bin_targets": [],
+            "enabled_features": features, "vendor_dir": null,
+            "dependencies": deps.iter()
+                .map(|d| serde_json::json!({"id": d, "kinds": ["normal"]}))
+                .collect::<Vec<_>>()
+        })
+    }
+
+    fn manifest(packages: Vec<serde_json::Value>) -> DepManifest {
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "lockfile_sha256": "l", "vendor_key": "k",
+            "workspace_members": ["app@0.1.0"], "packages": packages, "vendored": []
+        }))
+        .expect("manifest")
+    }
+
+    fn differing(name: &str) -> (Made, Made) {
+        let sum = |c: &str| format!("{}  deps/lib{name}-0a1b.rlib\n", c.repeat(64));
+        let made = |c: &str| Made {
+            sums: parse_sums(&sum(c)),
+            ..Made::default()
+        };
+        (made("1"), made("2"))
+    }
+
+    #[test]
+    fn a_known_random_feature_is_named() {
+        let deps = manifest(vec![
+            package("app@0.1.0", &[], false, &["ahash@0.8.12"]),
+            package(
+                "ahash@0.8.12",
+                &["compile-time-rng", "const-random", "std"],
+                false,
+                &["const-random@0.1.18"],
+            ),
+            package("const-random@0.1.18", &[], false, &[]),
+        ]);
+        let (a, b) = differing("ahash");
+        let c = culprits(&a, &b, &deps);
+        assert_eq!(c[0].name, "ahash");
+        assert!(
+            matches!(&c[0].suspect, Some(Suspect::Feature { feature, .. }) if feature == "compile-time-rng"),
+            "{c:?}"
+        );
+        // Without that feature on, the dependency on const-random still tells.
+        let deps = manifest(vec![
+            package("app@0.1.0", &[], false, &["hasher@1.0.0"]),
+            package("hasher@1.0.0", &["seeded"], false, &["const-random@0.1.18"]),
+            package("const-random@0.1.18", &[], false, &[]),
+        ]);
+        let (a, b) = differing("hasher");
+        assert_eq!(
+            culprits(&a, &b, &deps)[0].suspect,
+            Some(Suspect::CompileTimeRandomness {
+                via: "const-random".into(),
+                features: vec!["seeded".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn a_crate_that_differs_alone_names_the_proc_macros_it_expands() {
+        let deps = manifest(vec![
+            package("app@0.1.0", &[], false, &["tabler@0.1.0", "itoa@1.0.0"]),
+            package("tabler@0.1.0", &[], true, &[]),
+            package("itoa@1.0.0", &[], false, &[]),
+        ]);
+        let (a, b) = differing("app");
+        assert_eq!(
+            culprits(&a, &b, &deps)[0].suspect,
+            Some(Suspect::ProcMacros {
+                names: vec!["tabler".into()]
+            })
+        );
+        // A crate with none is suspected of nothing.
+        let (a, b) = differing("itoa");
+        assert_eq!(culprits(&a, &b, &deps)[0].suspect, None);
     }
 
     #[test]

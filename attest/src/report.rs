@@ -116,8 +116,21 @@ impl VerifyReport {
         // The most specific class the file shows (the order of `Class`), and the string
         // that shows it.
         let class = d.classes.iter().copied().min().unwrap_or(Class::Unknown);
+        // A string shows the cause when it is what the class was read from, or is long
+        // enough not to be random bytes that happen to be printable.
+        let telling = |st: &&crate::compare::DifferingString| {
+            st.class == class && (class != Class::RandomOrHashOrder || st.differing_chars >= 4)
+        };
+        let shown = d
+            .strings
+            .iter()
+            .find(telling)
+            .and_then(|st| st.other.as_deref().or(st.reference.as_deref()));
         let what = match class {
             Class::BuildPath => "embeds the build path",
+            Class::Timestamp if shown.is_some_and(crate::compare::is_date_only) => {
+                "embeds the build date"
+            }
             Class::Timestamp => "embeds the build time",
             Class::Hostname => "embeds the build machine's name",
             Class::EnvironmentString => "embeds a value of the build environment",
@@ -129,7 +142,7 @@ impl VerifyReport {
         let evidence = d
             .strings
             .iter()
-            .find(|st| st.class == class)
+            .find(telling)
             .and_then(|st| {
                 let text = st.other.as_deref().or(st.reference.as_deref())?;
                 let place = match (&st.symbol, &st.section) {
@@ -184,7 +197,7 @@ impl VerifyReport {
         Some(format!(
             "{origin}`{}` {what}{evidence}{by}: {}",
             d.name,
-            class.hint()
+            fix(class, self.crates.first())
         ))
     }
 
@@ -400,6 +413,58 @@ impl VerifyReport {
     }
 }
 
+/// The fix for a class of difference, made specific by the crate that causes it and what
+/// the graph suspects of it.
+fn fix(class: Class, culprit: Option<&crate::culprit::Culprit>) -> String {
+    use crate::culprit::Suspect;
+    let Some(c) = culprit else {
+        return class.hint().to_string();
+    };
+    let name = &c.name;
+    let random = matches!(class, Class::RandomOrHashOrder | Class::Unknown);
+    match &c.suspect {
+        Some(Suspect::Feature { feature, why }) => format!(
+            "`{name}`'s `{feature}` feature {why}: turn it off (`cargo tree -e features -i \
+             {name}` shows which crate asks for it)"
+        ),
+        Some(Suspect::CompileTimeRandomness { via, features }) => format!(
+            "`{name}` uses {via}, which makes random values at compile time: turn off the \
+             feature of `{name}` that asks for it (on: {})",
+            if features.is_empty() {
+                "none".to_string()
+            } else {
+                features.join(", ")
+            }
+        ),
+        Some(Suspect::ProcMacros { names }) if random => format!(
+            "`{name}` differs while nothing it depends on does, and expands the proc macro{} \
+             {}, which run{} anew in every rustc process: a macro that iterates a HashMap or \
+             HashSet emits code in a different order each time; sort, or use a BTreeMap, in \
+             the macro",
+            if names.len() == 1 { "" } else { "s" },
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if names.len() == 1 { "s" } else { "" },
+        ),
+        _ if c.build_script && class == Class::Timestamp => format!(
+            "`{name}`'s build script reads the clock: take the time from SOURCE_DATE_EPOCH in \
+             it (or drop the stamp)"
+        ),
+        _ if c.build_script && random => format!(
+            "`{name}`'s build script writes in hash order or at random: sort what it writes, \
+             or use a BTreeMap"
+        ),
+        _ if class == Class::BuildPath => format!(
+            "`{name}` compiles a path of the build into itself: {}",
+            class.hint()
+        ),
+        _ => class.hint().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,6 +564,7 @@ mod tests {
             section: Some(".rodata".into()),
             symbol: None,
             class: Class::Timestamp,
+            differing_chars: 10,
         }];
         let cause = report.cause().expect("cause");
         assert_eq!(
@@ -510,7 +576,89 @@ mod tests {
             )
         );
         assert!(report.summary_lines()[0].starts_with("cause: `stamped` embeds the build time"));
+        // A date alone is a date, and the fix names the crate whose build script wrote it.
+        report.differences[0].strings[0].other = Some("built on 2028-04-14".into());
+        report.crates = vec![crate::culprit::Culprit {
+            name: "stamper".into(),
+            version: "0.1.0".into(),
+            workspace_member: true,
+            build_script: true,
+            artifacts: vec!["build/stamper-1a/out/stamp.rs".into()],
+            lines: vec![],
+            suspect: None,
+        }];
+        let cause = report.cause().expect("cause");
+        assert!(
+            cause.starts_with(
+                "crate `stamper` 0.1.0 (workspace member)'s build script writes `out/stamp.rs` \
+                 differently; `stamped` embeds the build date (`built on 2028-04-14`"
+            ) && cause.ends_with(
+                "`stamper`'s build script reads the clock: take the time from \
+                 SOURCE_DATE_EPOCH in it (or drop the stamp)"
+            ),
+            "{cause}"
+        );
         report.differences.clear();
         assert_eq!(report.cause(), None);
+    }
+
+    #[test]
+    fn random_bytes_are_no_evidence_and_a_suspect_names_the_fix() {
+        use crate::compare::DifferingString;
+        use crate::culprit::{Culprit, Suspect};
+        let mut report: VerifyReport = serde_json::from_value(serde_json::json!({
+            "verdict": "mismatch", "inputs_digest": "ab", "image": "sha256:cd",
+            "runners": [], "unsupported_variations": [], "files": [],
+            "differences": [{
+                "name": "app", "reference_runner": "runner-1", "other_runner": "runner-2",
+                "reference_size": 1, "other_size": 1, "differing_bytes": 8,
+                "first_offsets": [1], "elf": true, "runs": [],
+                "classes": ["random-or-hash-order"]
+            }],
+            "attribution": {"against": "runner-2", "inherent": true, "culprits": [], "tested": []},
+            "build_seconds": 1.0, "quorum": 2, "memo": false
+        }))
+        .expect("report");
+        report.differences[0].strings = vec![DifferingString {
+            reference: Some("x/rustc/5980".into()),
+            other: Some("4/rustc/5980".into()),
+            section: Some(".rodata".into()),
+            symbol: None,
+            class: Class::RandomOrHashOrder,
+            differing_chars: 1,
+        }];
+        let culprit = |suspect| Culprit {
+            name: "ahash".into(),
+            version: "0.8.12".into(),
+            workspace_member: false,
+            build_script: false,
+            artifacts: vec![],
+            lines: vec![],
+            suspect,
+        };
+        report.crates = vec![culprit(Some(Suspect::Feature {
+            feature: "compile-time-rng".into(),
+            why: "seeds its hashers at compile time".into(),
+        }))];
+        let cause = report.cause().expect("cause");
+        assert!(!cause.contains("rustc/5980"), "{cause}");
+        assert!(
+            cause.ends_with(
+                "`ahash`'s `compile-time-rng` feature seeds its hashers at compile time: turn \
+                 it off (`cargo tree -e features -i ahash` shows which crate asks for it)"
+            ),
+            "{cause}"
+        );
+        report.crates = vec![culprit(Some(Suspect::ProcMacros {
+            names: vec!["tabler".into()],
+        }))];
+        let cause = report.cause().expect("cause");
+        assert!(
+            cause.contains("expands the proc macro `tabler`, which runs anew"),
+            "{cause}"
+        );
+        // Long enough, a random string is shown.
+        report.differences[0].strings[0].differing_chars = 40;
+        assert!(report.cause().is_some_and(|c| c.contains("4/rustc/5980")));
     }
 }

@@ -46,6 +46,7 @@ fn package(name: &str, version: &str, member: bool, deps: &[(&str, &str)]) -> Pa
         bin_required_features: Default::default(),
         features: Default::default(),
         vendor_dir: None,
+        enabled_features: vec![],
         dependencies: deps
             .iter()
             .map(|(id, kind)| Dependency {

@@ -65,6 +65,10 @@ pub struct Package {
     /// The `[features]` table (workspace members only), to tell which features are on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub features: BTreeMap<String, Vec<String>>,
+    /// The features cargo resolves on for it (the workspace's default features): what a
+    /// report names when a crate's feature makes its build differ.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enabled_features: Vec<String>,
     /// Directory under `vendor/`, for vendored packages.
     pub vendor_dir: Option<String>,
     pub dependencies: Vec<Dependency>,
@@ -263,6 +267,7 @@ mod tests {
                 .map(|(f, l)| (f.to_string(), owned(l)))
                 .collect(),
             vendor_dir: None,
+            enabled_features: vec![],
             dependencies: vec![],
         }
     }

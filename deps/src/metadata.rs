@@ -253,6 +253,7 @@ pub(crate) fn build_manifest(meta: &Metadata, lock: &Lockfile) -> Result<DepMani
             } else {
                 Vec::new()
             },
+            enabled_features: Vec::new(),
             dependencies: Vec::new(),
         });
     }
@@ -290,8 +291,18 @@ pub(crate) fn build_manifest(meta: &Metadata, lock: &Lockfile) -> Result<DepMani
                     .collect(),
             );
         }
+        let mut features: HashMap<String, Vec<String>> = resolve
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                let mut on: Vec<String> = n.features.iter().map(|f| f.to_string()).collect();
+                on.sort();
+                Some((ids.get(&n.id)?.clone(), on))
+            })
+            .collect();
         for p in &mut packages {
             p.dependencies = edges.remove(&p.id).unwrap_or_default();
+            p.enabled_features = features.remove(&p.id).unwrap_or_default();
         }
     }
 

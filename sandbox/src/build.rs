@@ -45,8 +45,9 @@ pub struct BuildEnv {
     pub reverse_file_order: bool,
     /// CPUs visible to the build (`cpuset`, e.g. `0`); all when `None`.
     pub cpuset: Option<String>,
-    /// Pretend the wall clock is this many seconds ahead (via `date` of the build's view,
-    /// where supported); `None` leaves the clock alone.
+    /// Shift the wall clock that cargo and build scripts see this many days ahead
+    /// (libfaketime, preloaded; rustc, whose allocator deadlocks under it, keeps the real
+    /// clock); `None` leaves the clock alone.
     pub clock_offset_days: Option<i64>,
 }
 
@@ -122,6 +123,9 @@ pub struct BuildSpec {
     /// The Debian packages the project declares (`[image] packages`): an image made by
     /// hermetic must carry them in its definition.
     pub packages: Vec<String>,
+    /// Hash what the build made on the way ([`Intermediates`]), to trace a mismatch to a
+    /// crate: what a verification's runners do, not a plain build.
+    pub trace: bool,
 }
 
 /// The files beside the build log that say what the build made on the way.
@@ -1060,7 +1064,11 @@ fn work_archive(env: &BuildEnv) -> Result<Vec<u8>> {
 }
 
 /// The environment variables and command of the build.
-pub fn command_and_env(spec: &BuildSpec, sysroot: Option<&str>) -> (Vec<String>, Vec<String>) {
+pub fn command_and_env(
+    spec: &BuildSpec,
+    sysroot: Option<&str>,
+    faketime: Option<&str>,
+) -> (Vec<String>, Vec<String>) {
     let p = spec.env.build_path.trim_end_matches('/');
     let home = spec
         .env
@@ -1119,10 +1127,19 @@ pub fn command_and_env(spec: &BuildSpec, sysroot: Option<&str>) -> (Vec<String>,
     ];
     cargo.extend(spec.cargo_args.iter().cloned());
     let mut script = format!("umask {} && cd {p}/src && ", spec.env.umask);
-    if let Some(days) = spec.env.clock_offset_days {
-        // No faketime in the image: what can be varied is the date the build reads from
-        // the environment of tools that honour it.
-        script.push_str(&format!("export HERMETIC_CLOCK_OFFSET_DAYS={days} && "));
+    if let (Some(days), Some(lib)) = (spec.env.clock_offset_days, faketime) {
+        // cargo and what it runs (build scripts, the C compilers they call) see the clock
+        // shifted; rustc does not: libfaketime's first clock call, made inside rustc's
+        // jemalloc initialisation, allocates and deadlocks. A `rustc` first on PATH and as
+        // RUSTC (which cargo hands to build scripts) takes the preload away from rustc
+        // alone; cargo hashes rustc's version, not its path, so no output changes.
+        let dir = format!("{p}/work/target/.hermetic-real-clock");
+        script.push_str(&format!(
+            "real=$(command -v rustc) && mkdir -p {dir} && \
+             printf '#!/bin/sh\\nunset LD_PRELOAD FAKETIME\\nexec %s \"$@\"\\n' \"$real\" \
+             > {dir}/rustc && chmod 755 {dir}/rustc && env PATH={dir}:$PATH RUSTC={dir}/rustc \
+             LD_PRELOAD={lib} FAKETIME=+{days}d FAKETIME_DONT_FAKE_MONOTONIC=1 NO_FAKE_STAT=1 "
+        ));
     }
     script.push_str(
         &cargo
@@ -1138,8 +1155,9 @@ pub fn command_and_env(spec: &BuildSpec, sysroot: Option<&str>) -> (Vec<String>,
     // the build scripts' `output` files are kept whole: a mismatch is then traced to the
     // first crate that differs, without bringing the target directory back. Dep-info
     // files and cargo's own records name absolute paths and say nothing of the crates.
+    let trace = if spec.trace { "0" } else { "1" };
     script.push_str(&format!(
-        "; code=$?; if [ $code -eq 0 ]; then (cd {p}/work/target/release && \
+        "; code=$?; if [ $code -eq 0 ] && [ {trace} -eq 0 ]; then (cd {p}/work/target/release && \
          find build deps -type f ! -name '*.d' ! -name root-output ! -name invoked.timestamp \
          ! -name stderr ! -name build-script-build ! -name 'build_script_build-*' -print0 \
          | sort -z | xargs -0 -r sha256sum > {p}/work/target/{INTERMEDIATES} && \
@@ -1234,7 +1252,13 @@ async fn build_inner(
 
     let in_vol = format!("hermetic-{}-in", run.0);
     let work_vol = format!("hermetic-{}-work", run.0);
-    let (command, environment) = command_and_env(spec, info.sysroot.as_deref());
+    if spec.env.clock_offset_days.is_some() && info.faketime.is_none() {
+        return Err(Error::NoFaketime {
+            image: info.digest.clone(),
+        });
+    }
+    let (command, environment) =
+        command_and_env(spec, info.sysroot.as_deref(), info.faketime.as_deref());
     let body = ContainerCreateBody {
         image: Some(info.digest.clone()),
         cmd: Some(command.clone()),

@@ -20,6 +20,8 @@ pub enum Error {
     ImageMissing { reference: String, host: String },
     #[error("the builder image {image} lacks {} that hermetic.toml declares", missing.join(", "))]
     ImageLacksPackages { image: String, missing: Vec<String> },
+    #[error("the builder image {image} has no libfaketime, which the clock variation needs")]
+    NoFaketime { image: String },
     #[error("--base {base}: {why}")]
     BaseNotPinned { base: String, why: String },
     #[error("the image loaded into {host} has digest {found}, not {expected}")]
@@ -120,6 +122,7 @@ impl Error {
             Error::ImageMissing { .. }
             | Error::BaseNotPinned { .. }
             | Error::ImageLacksPackages { .. }
+            | Error::NoFaketime { .. }
             | Error::InputsChanged { .. }
             | Error::BadImageLock { .. }
             | Error::UnsafeSource { .. } => ErrorKind::Input,
@@ -166,6 +169,10 @@ impl Error {
             Error::ImageLacksPackages { .. } => "run `hermetic image bootstrap` in the \
                  project: it makes the image for the packages hermetic.toml declares (and \
                  tags it as the project's builds look for it)"
+                .into(),
+            Error::NoFaketime { .. } => "leave clock out of --vary, or make the image with \
+                 `hermetic image bootstrap --update-lock` (its images carry libfaketime), or \
+                 install Debian's libfaketime in the image's Dockerfile"
                 .into(),
             Error::BaseNotPinned { base, .. } => format!(
                 "pull it and pass the digest the engine records: `docker pull {base}`, then \

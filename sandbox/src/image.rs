@@ -48,6 +48,8 @@ pub struct ImageInfo {
     pub sysroot: Option<String>,
     /// The definition the image carries (`dev.hermetic.definition`), if hermetic made it.
     pub definition: Option<serde_json::Value>,
+    /// Debian's libfaketime inside the image, which the `clock` variation preloads.
+    pub faketime: Option<String>,
 }
 
 impl ImageInfo {
@@ -83,6 +85,8 @@ pub async fn inspect(engine: &Engine, reference: &str) -> Result<bollard::models
 struct Toolchain {
     toolchain: Option<String>,
     sysroot: Option<String>,
+    #[serde(default)]
+    faketime: Option<String>,
 }
 
 /// A probe is the word of the engine that ran it: kept per engine and image, so that one
@@ -103,7 +107,26 @@ fn toolchain_cache(name: &str) -> Option<PathBuf> {
 
 /// The seal's kind of an image's probed toolchain (its name is the engine and the image
 /// digest).
-const PROBE: &str = "image-probe";
+const PROBE: &str = "image-probe-2";
+
+/// Where an image keeps libfaketime (Debian's multiarch path).
+const FAKETIME_PROBE: &str = "for f in /usr/lib/*/faketime/libfaketime.so.1; do \
+     if [ -f \"$f\" ]; then echo \"$f\"; fi; done; true";
+
+/// libfaketime's path becomes an `LD_PRELOAD` of every clock-varied build: Debian's
+/// multiarch place and plain characters, or nothing.
+fn plain_faketime(s: &str) -> Option<String> {
+    let s = s.lines().next()?.trim();
+    let arch = s
+        .strip_prefix("/usr/lib/")?
+        .strip_suffix("/faketime/libfaketime.so.1")?;
+    let ok = !arch.is_empty()
+        && arch.len() < 64
+        && arch
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+    ok.then(|| s.to_string())
+}
 
 /// A sysroot becomes a path remapping flag of every build: an absolute path of plain
 /// characters, or nothing (an image's answer is the image's, and may be hostile).
@@ -137,14 +160,23 @@ async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
             return Ok(Toolchain {
                 toolchain: None,
                 sysroot: None,
+                faketime: None,
             });
         }
         r => r?,
     };
     let (_, sysroot) = run_probe(engine, &run, digest, &["rustc", "--print", "sysroot"]).await?;
+    // An image without a shell has no libfaketime to find, and builds without the clock.
+    let faketime = match run_probe(engine, &run, digest, &["/bin/sh", "-c", FAKETIME_PROBE]).await {
+        Ok((0, out)) => plain_faketime(&out),
+        Ok(_) => None,
+        Err(e) if e.to_string().contains("executable file not found") => None,
+        Err(e) => return Err(e),
+    };
     let t = Toolchain {
         toolchain: (code == 0).then(|| toolchain.trim().to_string()),
         sysroot: (code == 0).then(|| plain_sysroot(sysroot.trim())).flatten(),
+        faketime,
     };
     if code == 0
         && let Some(seal) = seal
@@ -215,6 +247,7 @@ pub async fn show(engine: &Engine, reference: &str) -> Result<ImageInfo> {
         toolchain: t.toolchain,
         sysroot: t.sysroot,
         definition,
+        faketime: t.faketime,
     })
 }
 

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 /// The lock file's name, in the directory bootstrap runs in unless `--lock` says otherwise.
 pub const LOCK_FILE: &str = "hermetic-image.lock";
 
-/// The packages every builder image has: a C compiler and libc headers for linking.
-pub const BASE_PACKAGES: &[&str] = &["gcc", "libc6-dev"];
+/// The packages every builder image has: a C compiler and libc headers for linking, and
+/// libfaketime, which the `clock` variation preloads.
+pub const BASE_PACKAGES: &[&str] = &["gcc", "libc6-dev", "libfaketime"];
 
 /// The toolchain components an image carries (for the host target).
 pub const COMPONENTS: &[&str] = &["rustc", "cargo", "rust-std"];

@@ -20,13 +20,40 @@ pub const ALL: &[(&str, &str)] = &[
         "file-order",
         "order in which source files are created (directory listing order)",
     ),
+    (
+        "clock",
+        "the wall-clock time cargo and build scripts see (libfaketime), hundreds of days ahead",
+    ),
 ];
 
-/// Variations that cannot be applied inside a container, and why.
-pub const UNSUPPORTED: &[(&str, &str)] = &[(
-    "clock",
-    "containers share the host's clock; shifting it needs libfaketime in the builder image",
-)];
+/// Why an image cannot take the clock variation.
+pub const NO_FAKETIME: &str = "the builder image has no libfaketime (images made by `hermetic \
+     image bootstrap` have it; a Dockerfile can install Debian's libfaketime)";
+
+/// Variations left out, each with why.
+pub type NotApplied = Vec<(String, String)>;
+
+/// The variations a verification applies on an image: `--vary all` leaves out what the image
+/// cannot do, and says so (name, why); a variation asked for by name that it cannot do is
+/// an error.
+pub fn fit_to_image(
+    asked: &str,
+    variations: Vec<String>,
+    has_faketime: bool,
+) -> Result<(Vec<String>, NotApplied), String> {
+    if has_faketime || !variations.iter().any(|v| v == "clock") {
+        return Ok((variations, vec![]));
+    }
+    if asked.trim() != "all" {
+        return Err(format!(
+            "variation \"clock\" cannot be applied: {NO_FAKETIME}"
+        ));
+    }
+    Ok((
+        variations.into_iter().filter(|v| v != "clock").collect(),
+        vec![("clock".into(), NO_FAKETIME.into())],
+    ))
+}
 
 /// Parses `--vary`: `all`, `none`, or a comma-separated list of names.
 pub fn parse(list: &str) -> Result<Vec<String>, String> {
@@ -37,9 +64,6 @@ pub fn parse(list: &str) -> Result<Vec<String>, String> {
     }
     let mut out = vec![];
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        if let Some((_, why)) = UNSUPPORTED.iter().find(|(n, _)| *n == name) {
-            return Err(format!("variation {name:?} is not supported: {why}"));
-        }
         if !ALL.iter().any(|(n, _)| *n == name) {
             let known: Vec<&str> = ALL.iter().map(|(n, _)| *n).collect();
             return Err(format!(
@@ -81,6 +105,8 @@ pub fn apply(env: &mut BuildEnv, name: &str, k: usize) {
         "cpus" => env.cpuset = Some("0".into()),
         "jobs" => env.jobs = Some(if k.is_multiple_of(2) { 1 } else { 3 }),
         "file-order" => env.reverse_file_order = true,
+        // Far enough that a date, a month and a year all change.
+        "clock" => env.clock_offset_days = Some(300 + 100 * k as i64),
         _ => {}
     }
 }
@@ -106,7 +132,7 @@ mod tests {
             parse("tz, hostname,tz"),
             Ok(vec!["tz".into(), "hostname".into()])
         );
-        assert!(parse("clock").is_err_and(|e| e.contains("libfaketime")));
+        assert_eq!(parse("clock"), Ok(vec!["clock".into()]));
         assert!(parse("colour").is_err_and(|e| e.contains("known")));
     }
 
@@ -118,5 +144,31 @@ mod tests {
         assert_ne!(a.build_path, b.build_path);
         assert_ne!(a.hostname, b.hostname);
         assert_ne!(a.tz, b.tz);
+        assert_eq!(r.clock_offset_days, None);
+        assert!(a.clock_offset_days.is_some_and(|d| d >= 365));
+        assert_ne!(a.clock_offset_days, b.clock_offset_days);
+    }
+
+    #[test]
+    fn an_image_without_faketime_drops_the_clock_from_all_and_refuses_it_by_name() {
+        let all = parse("all").expect("all");
+        let (kept, dropped) = fit_to_image("all", all.clone(), false).expect("all");
+        assert!(!kept.contains(&"clock".to_string()));
+        assert_eq!(kept.len(), all.len() - 1);
+        assert_eq!(dropped[0].0, "clock");
+        assert!(dropped[0].1.contains("libfaketime"));
+        let named = parse("tz,clock").expect("named");
+        assert!(
+            fit_to_image("tz,clock", named.clone(), false)
+                .is_err_and(|e| e.contains("libfaketime"))
+        );
+        assert_eq!(
+            fit_to_image("tz,clock", named.clone(), true),
+            Ok((named, vec![]))
+        );
+        assert_eq!(
+            fit_to_image("tz", vec!["tz".into()], false),
+            Ok((vec!["tz".into()], vec![]))
+        );
     }
 }

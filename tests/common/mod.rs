@@ -336,7 +336,12 @@ pub fn builder_image() -> &'static str {
         // The tests' own image lock, never the repository's: tests read it, so an image
         // that an earlier run left on the engine is not enough without it.
         let image_lock = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hermetic-image.lock");
-        let present = || present() && image_lock.is_file();
+        // A lock from before every image carried libfaketime defines an image that cannot
+        // vary the clock: made anew.
+        let present = || {
+            present()
+                && std::fs::read_to_string(&image_lock).is_ok_and(|l| l.contains("\"libfaketime\""))
+        };
         let lock = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("builder-image.lock");
         // Long enough for the slowest bootstrap seen; a lock older than this is abandoned.
         let patience = std::time::Duration::from_secs(900);

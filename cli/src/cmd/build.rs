@@ -260,6 +260,8 @@ pub struct Runner<'a> {
     pub variations: &'a [String],
     /// Inputs already read (shared by the runners of a verification); `None`: read them.
     pub inputs: Option<&'a Inputs>,
+    /// Hash what the build made on the way, to trace a mismatch to a crate (verify).
+    pub trace: bool,
 }
 
 impl Runner<'static> {
@@ -270,6 +272,7 @@ impl Runner<'static> {
             env: BuildEnv::default(),
             variations: &[],
             inputs: None,
+            trace: false,
         }
     }
 }
@@ -317,6 +320,7 @@ pub async fn build_project(
         mut env,
         variations,
         inputs,
+        trace,
     } = runner;
     // --jobs applies unless the runner's own variation sets it.
     if env.jobs.is_none() {
@@ -449,6 +453,7 @@ pub async fn build_project(
         cargo_args,
         engine_cache: !args.no_engine_cache,
         packages: project_packages(&args.manifest_path, None).unwrap_or_default(),
+        trace,
     };
     let stage = |m: &str| spinner.stage(m);
     let log_line = |l: &str| {

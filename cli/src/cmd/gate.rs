@@ -54,6 +54,7 @@ pub async fn rebuild(args: &RebuildArgs, out: &Output) -> Result<Code, Failure> 
                     inputs: None,
                     env: BuildEnv::default(),
                     variations: &[],
+                    trace: false,
                 },
                 !out.json,
             )

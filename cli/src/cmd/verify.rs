@@ -52,6 +52,9 @@ pub struct Args {
     /// Do not rebuild with one variation at a time to name the cause of a mismatch.
     #[arg(long)]
     pub no_explain: bool,
+    /// Do not hash what each build made on the way, so a mismatch is not traced to a crate.
+    #[arg(long)]
+    pub no_trace: bool,
     /// Rebuild even if the memo holds a verdict for these exact inputs.
     #[arg(long)]
     pub no_cache: bool,
@@ -243,6 +246,7 @@ fn inputs_digest(
         "features": args.build.features,
         // A report made without attribution must not answer a run that asks for it.
         "explain": !args.no_explain,
+        "trace": !args.no_trace,
     });
     hex::encode(Sha256::digest(doc.to_string()))
 }
@@ -300,6 +304,7 @@ impl Fleet<'_> {
                         env: r.env.clone(),
                         variations: &r.variations,
                         inputs: Some(self.inputs),
+                        trace: !self.args.no_trace,
                     },
                     false,
                 )
@@ -508,8 +513,26 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         None => Engine::connect().await?,
     };
     main.stage("inspecting the builder image");
-    let image = hermetic_sandbox::image::inspect(&engine, &args.build.image).await?;
-    let image_id = image.id.clone().unwrap_or_default();
+    let image = hermetic_sandbox::image::show(&engine, &args.build.image).await?;
+    let image_id = image.digest.clone();
+    // What the image cannot vary is left out of `--vary all`, and refused by name.
+    let no_clock = |e: String| {
+        input(
+            format!("--vary: {e}"),
+            "leave clock out, or make the image with `hermetic image bootstrap --update-lock`",
+        )
+    };
+    let has_faketime = image.faketime.is_some();
+    let (variations, not_applied) =
+        vary::fit_to_image(&args.vary, variations, has_faketime).map_err(no_clock)?;
+    for place in &places {
+        if let Some(v) = &place.vary {
+            vary::fit_to_image("", v.clone(), has_faketime).map_err(no_clock)?;
+        }
+    }
+    for (name, why) in &not_applied {
+        main.println(&format!("note: variation {name} is not applied: {why}"));
+    }
     let runners: Vec<Runner> = places
         .iter()
         .enumerate()
@@ -754,11 +777,11 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
                 artifacts: b.artifacts.clone(),
             })
             .collect(),
-        unsupported_variations: vary::UNSUPPORTED
+        unsupported_variations: not_applied
             .iter()
             .map(|(n, why)| Unsupported {
-                name: n.to_string(),
-                why: why.to_string(),
+                name: n.clone(),
+                why: why.clone(),
             })
             .collect(),
         files,

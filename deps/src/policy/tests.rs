@@ -23,6 +23,7 @@ fn pkg(name: &str, version: &str, license: Option<&str>) -> Package {
         bin_required_features: Default::default(),
         features: Default::default(),
         vendor_dir: Some(format!("{name}-{version}")),
+        enabled_features: vec![],
         dependencies: vec![],
     }
 }
