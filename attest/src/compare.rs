@@ -349,6 +349,12 @@ pub fn differing_strings(
 /// The characters that differ between two strings: the longer side, less the common
 /// prefix and suffix.
 fn changed_chars(a: &str, b: &str) -> usize {
+    let (prefix, suffix) = common_ends(a, b);
+    a.len().max(b.len()) - prefix - suffix
+}
+
+/// The lengths of the common prefix and of the common suffix after it.
+fn common_ends(a: &str, b: &str) -> (usize, usize) {
     let (ab, bb) = (a.as_bytes(), b.as_bytes());
     let prefix = ab.iter().zip(bb).take_while(|(x, y)| x == y).count();
     let room = ab.len().min(bb.len()) - prefix;
@@ -359,23 +365,14 @@ fn changed_chars(a: &str, b: &str) -> usize {
         .take(room)
         .take_while(|(x, y)| x == y)
         .count();
-    ab.len().max(bb.len()) - prefix - suffix
+    (prefix, suffix)
 }
 
 /// Of two strings, the part that differs with up to 40 characters of context on each side
 /// (both trimmed alike), and how far into `b` it starts.
 fn differing_part(a: &str, b: &str) -> (String, String, usize) {
     const CONTEXT: usize = 40;
-    let (ab, bb) = (a.as_bytes(), b.as_bytes());
-    let prefix = ab.iter().zip(bb).take_while(|(x, y)| x == y).count();
-    let max_suffix = ab.len().min(bb.len()) - prefix;
-    let suffix = ab
-        .iter()
-        .rev()
-        .zip(bb.iter().rev())
-        .take(max_suffix)
-        .take_while(|(x, y)| x == y)
-        .count();
+    let (prefix, suffix) = common_ends(a, b);
     let start = prefix.saturating_sub(CONTEXT);
     let cut = |s: &str| {
         let end = (s.len() - suffix + CONTEXT).min(s.len());

@@ -413,6 +413,21 @@ impl VerifyReport {
     }
 }
 
+/// Names as code, at most eight of them (a crate may have hundreds of features).
+fn code_list(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("`{}`", crate::compare::clip(n)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    out
+}
+
 /// The fix for a class of difference, made specific by the crate that causes it and what
 /// the graph suspects of it.
 fn fix(class: Class, culprit: Option<&crate::culprit::Culprit>) -> String {
@@ -427,14 +442,17 @@ fn fix(class: Class, culprit: Option<&crate::culprit::Culprit>) -> String {
             "`{name}`'s `{feature}` feature {why}: turn it off (`cargo tree -e features -i \
              {name}` shows which crate asks for it)"
         ),
+        Some(Suspect::CompileTimeRandomness { via, features }) if features.is_empty() => {
+            format!(
+                "`{name}` uses `{via}`, which makes random values at compile time, with no \
+                 feature of its own asking for it: replace `{name}`, or ask its authors for a \
+                 fixed seed"
+            )
+        }
         Some(Suspect::CompileTimeRandomness { via, features }) => format!(
-            "`{name}` uses {via}, which makes random values at compile time: turn off the \
-             feature of `{name}` that asks for it (on: {})",
-            if features.is_empty() {
-                "none".to_string()
-            } else {
-                features.join(", ")
-            }
+            "`{name}` uses `{via}`, which makes random values at compile time: turn off the \
+             feature of `{name}` that asks for it (cargo's resolve has on: {})",
+            code_list(features)
         ),
         Some(Suspect::ProcMacros { names }) if random => format!(
             "`{name}` differs while nothing it depends on does, and expands the proc macro{} \
@@ -442,11 +460,7 @@ fn fix(class: Class, culprit: Option<&crate::culprit::Culprit>) -> String {
              HashSet emits code in a different order each time; sort, or use a BTreeMap, in \
              the macro",
             if names.len() == 1 { "" } else { "s" },
-            names
-                .iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            code_list(names),
             if names.len() == 1 { "s" } else { "" },
         ),
         _ if c.build_script && class == Class::Timestamp => format!(
@@ -542,22 +556,26 @@ mod tests {
         assert_eq!(json["differences"][0]["classes"][0], "build-path");
     }
 
-    #[test]
-    fn the_cause_names_the_differing_string_and_where_it_sits() {
-        use crate::compare::DifferingString;
-        let mut report: VerifyReport = serde_json::from_value(serde_json::json!({
+    /// A report of one differing file, whose difference identical builds show too.
+    fn inherent_mismatch(name: &str, classes: &[&str]) -> VerifyReport {
+        serde_json::from_value(serde_json::json!({
             "verdict": "mismatch", "inputs_digest": "ab", "image": "sha256:cd",
             "runners": [], "unsupported_variations": [], "files": [],
             "differences": [{
-                "name": "stamped", "reference_runner": "runner-1", "other_runner": "runner-2",
+                "name": name, "reference_runner": "runner-1", "other_runner": "runner-2",
                 "reference_size": 1, "other_size": 1, "differing_bytes": 8,
-                "first_offsets": [1], "elf": true, "runs": [],
-                "classes": ["timestamp", "random-or-hash-order"]
+                "first_offsets": [1], "elf": true, "runs": [], "classes": classes
             }],
             "attribution": {"against": "runner-2", "inherent": true, "culprits": [], "tested": []},
             "build_seconds": 1.0, "quorum": 2, "memo": false
         }))
-        .expect("report");
+        .expect("report")
+    }
+
+    #[test]
+    fn the_cause_names_the_differing_string_and_where_it_sits() {
+        use crate::compare::DifferingString;
+        let mut report = inherent_mismatch("stamped", &["timestamp", "random-or-hash-order"]);
         report.differences[0].strings = vec![DifferingString {
             reference: Some("built at 1796151783.82".into()),
             other: Some("built at 1796151783.89".into()),
@@ -606,19 +624,7 @@ mod tests {
     fn random_bytes_are_no_evidence_and_a_suspect_names_the_fix() {
         use crate::compare::DifferingString;
         use crate::culprit::{Culprit, Suspect};
-        let mut report: VerifyReport = serde_json::from_value(serde_json::json!({
-            "verdict": "mismatch", "inputs_digest": "ab", "image": "sha256:cd",
-            "runners": [], "unsupported_variations": [], "files": [],
-            "differences": [{
-                "name": "app", "reference_runner": "runner-1", "other_runner": "runner-2",
-                "reference_size": 1, "other_size": 1, "differing_bytes": 8,
-                "first_offsets": [1], "elf": true, "runs": [],
-                "classes": ["random-or-hash-order"]
-            }],
-            "attribution": {"against": "runner-2", "inherent": true, "culprits": [], "tested": []},
-            "build_seconds": 1.0, "quorum": 2, "memo": false
-        }))
-        .expect("report");
+        let mut report = inherent_mismatch("app", &["random-or-hash-order"]);
         report.differences[0].strings = vec![DifferingString {
             reference: Some("x/rustc/5980".into()),
             other: Some("4/rustc/5980".into()),
@@ -655,6 +661,16 @@ mod tests {
         let cause = report.cause().expect("cause");
         assert!(
             cause.contains("expands the proc macro `tabler`, which runs anew"),
+            "{cause}"
+        );
+        // Many features: a few are named.
+        report.crates = vec![culprit(Some(Suspect::CompileTimeRandomness {
+            via: "const-random".into(),
+            features: (0..100).map(|i| format!("f{i}")).collect(),
+        }))];
+        let cause = report.cause().expect("cause");
+        assert!(
+            cause.ends_with("(cargo's resolve has on: `f0`, `f1`, `f2`, `f3`, `f4`, `f5`, `f6`, `f7` and 92 more)"),
             "{cause}"
         );
         // Long enough, a random string is shown.

@@ -295,7 +295,17 @@ pub(crate) fn build_manifest(meta: &Metadata, lock: &Lockfile) -> Result<DepMani
             .nodes
             .iter()
             .filter_map(|n| {
-                let mut on: Vec<String> = n.features.iter().map(|f| f.to_string()).collect();
+                // Shown in reports: only names cargo itself would accept, of a sane length.
+                let mut on: Vec<String> = n
+                    .features
+                    .iter()
+                    .map(|f| f.to_string())
+                    .filter(|f| {
+                        f.len() <= 64
+                            && f.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"_-+.".contains(&b))
+                    })
+                    .collect();
                 on.sort();
                 Some((ids.get(&n.id)?.clone(), on))
             })

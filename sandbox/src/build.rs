@@ -1130,15 +1130,26 @@ pub fn command_and_env(
     if let (Some(days), Some(lib)) = (spec.env.clock_offset_days, faketime) {
         // cargo and what it runs (build scripts, the C compilers they call) see the clock
         // shifted; rustc does not: libfaketime's first clock call, made inside rustc's
-        // jemalloc initialisation, allocates and deadlocks. A `rustc` first on PATH and as
-        // RUSTC (which cargo hands to build scripts) takes the preload away from rustc
-        // alone; cargo hashes rustc's version, not its path, so no output changes.
+        // jemalloc initialisation, allocates and deadlocks. A `rustc` first on PATH (which
+        // cargo, and build scripts through RUSTC=rustc, find it by) takes the preload away
+        // from rustc alone; cargo hashes rustc's version, not its path, so no output
+        // changes. The shift is checked before cargo starts: a library the loader cannot
+        // preload is skipped with a warning only, and the build would run unshifted.
         let dir = format!("{p}/work/target/.hermetic-real-clock");
+        let fail = |why: &str| format!("{{ echo 'hermetic: {why}' >&2; false; }}");
         script.push_str(&format!(
-            "real=$(command -v rustc) && mkdir -p {dir} && \
+            "real=$(command -v rustc) && case \"$real\" in /*) ;; *) false ;; esac && \
+             case \"$real\" in *[!A-Za-z0-9/._+-]*) false ;; esac || {no_rustc} && \
+             mkdir -p {dir} && \
              printf '#!/bin/sh\\nunset LD_PRELOAD FAKETIME\\nexec %s \"$@\"\\n' \"$real\" \
-             > {dir}/rustc && chmod 755 {dir}/rustc && env PATH={dir}:$PATH RUSTC={dir}/rustc \
-             LD_PRELOAD={lib} FAKETIME=+{days}d FAKETIME_DONT_FAKE_MONOTONIC=1 NO_FAKE_STAT=1 "
+             > {dir}/rustc && chmod 755 {dir}/rustc && \
+             shifted=$(env LD_PRELOAD={lib} FAKETIME=+{days}d date +%s) && now=$(date +%s) && \
+             [ $((shifted - now)) -gt {least} ] || {unshifted} && \
+             env \"PATH={dir}:$PATH\" LD_PRELOAD={lib} FAKETIME=+{days}d \
+             FAKETIME_DONT_FAKE_MONOTONIC=1 NO_FAKE_STAT=1 ",
+            no_rustc = fail("the clock variation needs rustc on PATH as a plain absolute path"),
+            unshifted = fail(&format!("libfaketime ({lib}) did not shift the clock")),
+            least = (days - 1).max(0) * 86_400,
         ));
     }
     script.push_str(
@@ -1905,6 +1916,114 @@ mod tests {
         hermetic_deps::record_tree_index(out.path(), &key, cache.seal().expect("seal"))
             .expect("index");
         (ws, out)
+    }
+
+    /// The clock-varied script, run by the host's shell around stand-ins for cargo and
+    /// rustc: cargo (and what it runs) sees the clock shifted by libfaketime (Debian's,
+    /// installed by .ci/run), rustc found on PATH sees neither the preload nor the shift,
+    /// and a library that shifts nothing stops the build before cargo runs.
+    #[test]
+    fn the_clock_is_shifted_for_cargo_and_not_for_rustc() {
+        use std::os::unix::fs::PermissionsExt;
+        const LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+        assert!(
+            Path::new(LIB).is_file(),
+            "{LIB} is missing: apt-get install libfaketime"
+        );
+        let (ws, out) = vendored("version = 4\n\n[[package]]\nname = \"a\"\nversion = \"0.1.0\"\n");
+        let snapshot = Snapshot::take(ws.path(), out.path(), vec![], 1).expect("snapshot");
+        let root = tempfile::tempdir().expect("tmp");
+        let p = root.path().join("b");
+        let bin = root.path().join("bin");
+        for d in [p.join("src"), p.join("work/target"), bin.clone()] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        let script = |name: &str, text: &str| {
+            let f = bin.join(name);
+            std::fs::write(&f, text).expect("write");
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        };
+        script(
+            "rustc",
+            "#!/bin/sh\necho \"rustc now=$(date +%s) preload=[$LD_PRELOAD]\"\n",
+        );
+        script(
+            "cargo",
+            "#!/bin/sh\necho \"cargo now=$(date +%s) rustc=$(command -v rustc)\"\nrustc\n",
+        );
+        let mut spec = BuildSpec {
+            image: "i".into(),
+            workspace: ws.path().into(),
+            vendor_dir: out.path().into(),
+            binaries: vec![],
+            snapshot: std::sync::Arc::new(snapshot),
+            env: BuildEnv {
+                build_path: p.to_string_lossy().into_owned(),
+                clock_offset_days: Some(500),
+                ..BuildEnv::default()
+            },
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            out_dir: root.path().join("out"),
+            log_path: root.path().join("log"),
+            diagnostics_dir: root.path().join("diag"),
+            cargo_args: vec![],
+            engine_cache: false,
+            packages: vec![],
+            trace: false,
+        };
+        let run = |spec: &BuildSpec, lib: &str| {
+            let (command, env) = command_and_env(spec, None, Some(lib));
+            let path = format!("{}:/usr/bin:/bin", bin.display());
+            let out = std::process::Command::new(&command[0])
+                .args(&command[1..])
+                .env_clear()
+                .env("PATH", path)
+                .envs(env.iter().filter_map(|kv| kv.split_once('=')))
+                .output()
+                .expect("sh");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            (
+                out.status.code(),
+                text,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let (code, text, err) = run(&spec, LIB);
+        assert_eq!(code, Some(0), "{text}{err}");
+        let field = |line: &str, key: &str| -> u64 {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .and_then(|v| v.parse().ok())
+                .expect("a number")
+        };
+        let cargo = text
+            .lines()
+            .find(|l| l.starts_with("cargo "))
+            .expect("cargo ran");
+        let rustc = text
+            .lines()
+            .find(|l| l.starts_with("rustc "))
+            .expect("rustc ran");
+        let shifted = field(cargo, "now=");
+        assert!(shifted >= now + 499 * 86_400, "cargo's clock: {cargo}");
+        assert!(cargo.contains(".hermetic-real-clock/rustc"), "{cargo}");
+        assert!(
+            field(rustc, "now=") < now + 86_400,
+            "rustc's clock: {rustc}"
+        );
+        assert!(rustc.contains("preload=[]"), "{rustc}");
+        // No shift, no build: a library that loads but shifts nothing stands in for one
+        // the loader skips.
+        spec.env.clock_offset_days = Some(500);
+        let (code, text, err) = run(&spec, "/usr/lib/x86_64-linux-gnu/libc.so.6");
+        assert_ne!(code, Some(0));
+        assert!(!text.contains("cargo "), "cargo must not run: {text}");
+        assert!(err.contains("did not shift the clock"), "{err}");
     }
 
     #[test]

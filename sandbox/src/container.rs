@@ -587,8 +587,18 @@ pub async fn run_probe(
             Waited::Exited(c) | Waited::ExitedAfterBreak(c) => Some(c),
             Waited::TimedOut => None,
         };
+        // The engine's answer, bounded in size and time: a hostile engine may stream
+        // without end.
+        const MAX_PROBE_OUTPUT: usize = 64 << 10;
         let mut out = Vec::new();
-        follow_logs(engine, &id, |b| out.extend_from_slice(b)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(60),
+            follow_logs(engine, &id, |b| {
+                let room = MAX_PROBE_OUTPUT.saturating_sub(out.len());
+                out.extend_from_slice(&b[..b.len().min(room)]);
+            }),
+        )
+        .await;
         Ok::<_, Error>((
             code.unwrap_or(-1),
             String::from_utf8_lossy(&out).into_owned(),

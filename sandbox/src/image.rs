@@ -113,19 +113,21 @@ const PROBE: &str = "image-probe-2";
 const FAKETIME_PROBE: &str = "for f in /usr/lib/*/faketime/libfaketime.so.1; do \
      if [ -f \"$f\" ]; then echo \"$f\"; fi; done; true";
 
-/// libfaketime's path becomes an `LD_PRELOAD` of every clock-varied build: Debian's
-/// multiarch place and plain characters, or nothing.
-fn plain_faketime(s: &str) -> Option<String> {
-    let s = s.lines().next()?.trim();
-    let arch = s
-        .strip_prefix("/usr/lib/")?
-        .strip_suffix("/faketime/libfaketime.so.1")?;
-    let ok = !arch.is_empty()
-        && arch.len() < 64
-        && arch
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
-    ok.then(|| s.to_string())
+/// libfaketime's path becomes an `LD_PRELOAD` of every clock-varied build: the one in
+/// Debian's multiarch directory of the image's own toolchain (`x86_64-linux-gnu` for host
+/// `x86_64-unknown-linux-gnu`; a library of another architecture would not load), or
+/// nothing.
+fn plain_faketime(probed: &str, toolchain: Option<&str>) -> Option<String> {
+    let host = toolchain?
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))?
+        .trim();
+    let multiarch = host.replacen("-unknown-", "-", 1);
+    let want = format!("/usr/lib/{multiarch}/faketime/libfaketime.so.1");
+    let plain = want
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
+    (plain && probed.lines().any(|l| l.trim() == want)).then_some(want)
 }
 
 /// A sysroot becomes a path remapping flag of every build: an absolute path of plain
@@ -150,7 +152,15 @@ async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
         .and_then(|text| serde_json::from_str::<Toolchain>(&text).ok())
         .filter(|t| t.toolchain.is_some() && t.sysroot.is_some())
     {
-        return Ok(t);
+        // Sealed here, and still held to what a fresh answer must be.
+        return Ok(Toolchain {
+            sysroot: t.sysroot.as_deref().and_then(plain_sysroot),
+            faketime: t
+                .faketime
+                .as_deref()
+                .and_then(|f| plain_faketime(f, t.toolchain.as_deref())),
+            toolchain: t.toolchain,
+        });
     }
     let run = RunId::new();
     let (code, toolchain) = match run_probe(engine, &run, digest, &["rustc", "-vV"]).await {
@@ -166,19 +176,23 @@ async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
         r => r?,
     };
     let (_, sysroot) = run_probe(engine, &run, digest, &["rustc", "--print", "sysroot"]).await?;
+    let toolchain = (code == 0).then(|| toolchain.trim().to_string());
     // An image without a shell has no libfaketime to find, and builds without the clock.
-    let faketime = match run_probe(engine, &run, digest, &["/bin/sh", "-c", FAKETIME_PROBE]).await {
-        Ok((0, out)) => plain_faketime(&out),
-        Ok(_) => None,
-        Err(e) if e.to_string().contains("executable file not found") => None,
-        Err(e) => return Err(e),
-    };
+    // A probe that failed otherwise is not remembered: it says nothing of the image.
+    let (faketime, clean) =
+        match run_probe(engine, &run, digest, &["/bin/sh", "-c", FAKETIME_PROBE]).await {
+            Ok((0, out)) => (plain_faketime(&out, toolchain.as_deref()), true),
+            Ok(_) => (None, false),
+            Err(e) if e.to_string().contains("executable file not found") => (None, true),
+            Err(e) => return Err(e),
+        };
     let t = Toolchain {
-        toolchain: (code == 0).then(|| toolchain.trim().to_string()),
+        toolchain,
         sysroot: (code == 0).then(|| plain_sysroot(sysroot.trim())).flatten(),
         faketime,
     };
     if code == 0
+        && clean
         && let Some(seal) = seal
         && let Some(cached) = &cached
     {
@@ -906,6 +920,26 @@ mod tests {
         }
         w.finish().expect("finish");
         path
+    }
+
+    #[test]
+    fn libfaketime_is_the_image_s_own_architecture_s() {
+        let tc = Some("rustc 1.95.0\nhost: x86_64-unknown-linux-gnu\nrelease: 1.95.0");
+        let own = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+        let i386 = "/usr/lib/i386-linux-gnu/faketime/libfaketime.so.1";
+        // Sorted first, another architecture's library is passed over.
+        assert_eq!(
+            plain_faketime(&format!("{i386}\n{own}\n"), tc).as_deref(),
+            Some(own)
+        );
+        assert_eq!(plain_faketime(i386, tc), None);
+        assert_eq!(
+            plain_faketime(&format!("warning: x\n{own}"), tc).as_deref(),
+            Some(own)
+        );
+        assert_eq!(plain_faketime(own, None), None, "no toolchain, no clock");
+        let odd = Some("host: x86_64-unknown-linux-gnu;rm -rf /\n");
+        assert_eq!(plain_faketime(own, odd), None);
     }
 
     /// An image file is someone else's: what it would do on load beyond adding one image

@@ -83,8 +83,8 @@ struct Place {
     /// `local`, or the endpoint as written (reports, breakers, the memo key).
     label: String,
     name: Option<String>,
-    /// This runner's own variations (hermetic.toml), else --vary.
-    vary: Option<Vec<String>>,
+    /// This runner's own variations (hermetic.toml), as written and as parsed, else --vary.
+    vary: Option<(String, Vec<String>)>,
 }
 
 /// A runner: its name, environment and the variations that made it.
@@ -195,7 +195,10 @@ fn places(args: &Args) -> Result<Vec<Place>, Failure> {
             .map(|r| {
                 let vary = r
                     .vary
-                    .map(|v| vary::parse(&v.join(",")))
+                    .map(|v| {
+                        let written = v.join(",");
+                        vary::parse(&written).map(|parsed| (written, parsed))
+                    })
                     .transpose()
                     .map_err(|e| {
                         input(
@@ -523,35 +526,42 @@ pub async fn run(args: &Args, out: &Output) -> Result<Code, Failure> {
         )
     };
     let has_faketime = image.faketime.is_some();
-    let (variations, not_applied) =
+    let (variations, mut not_applied) =
         vary::fit_to_image(&args.vary, variations, has_faketime).map_err(no_clock)?;
-    for place in &places {
-        if let Some(v) = &place.vary {
-            vary::fit_to_image("", v.clone(), has_faketime).map_err(no_clock)?;
-        }
+    let mut runners: Vec<Runner> = vec![];
+    for (i, place) in places.iter().enumerate() {
+        let k = i + 1;
+        let name = place.name.clone().unwrap_or_else(|| format!("runner-{k}"));
+        let vars = match (k, &place.vary) {
+            (1, _) => vec![],
+            // A runner's own list is held to the image like --vary (`all` fits it).
+            (_, Some((written, v))) => {
+                let (kept, dropped) = vary::fit_to_image(written, v.clone(), has_faketime)
+                    .map_err(|e| {
+                        input(
+                            format!("hermetic.toml: runner {name}: vary: {e}"),
+                            "leave clock out of that runner's vary, or make the image with \
+                             `hermetic image bootstrap --update-lock`",
+                        )
+                    })?;
+                not_applied.extend(dropped);
+                kept
+            }
+            (_, None) => variations.clone(),
+        };
+        runners.push(Runner {
+            name,
+            reference: k == 1,
+            place: place.clone(),
+            env: vary::env_for(&vars, k),
+            variations: vars,
+        });
     }
+    not_applied.sort();
+    not_applied.dedup();
     for (name, why) in &not_applied {
         main.println(&format!("note: variation {name} is not applied: {why}"));
     }
-    let runners: Vec<Runner> = places
-        .iter()
-        .enumerate()
-        .map(|(i, place)| {
-            let k = i + 1;
-            let vars = match (k, &place.vary) {
-                (1, _) => vec![],
-                (_, Some(v)) => v.clone(),
-                (_, None) => variations.clone(),
-            };
-            Runner {
-                name: place.name.clone().unwrap_or_else(|| format!("runner-{k}")),
-                reference: k == 1,
-                place: place.clone(),
-                env: vary::env_for(&vars, k),
-                variations: vars,
-            }
-        })
-        .collect();
     // Read once: every runner builds these bytes, whatever happens to the workspace now.
     main.stage("reading inputs");
     let snapshot = build::Inputs::take(&vendored, &out_dir)?;
