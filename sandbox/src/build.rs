@@ -1166,16 +1166,20 @@ pub fn command_and_env(
     // the build scripts' `output` files are kept whole: a mismatch is then traced to the
     // first crate that differs, without bringing the target directory back. Dep-info
     // files and cargo's own records name absolute paths and say nothing of the crates.
-    let trace = if spec.trace { "0" } else { "1" };
+    script.push_str("; code=$?; ");
+    if spec.trace {
+        script.push_str(&format!(
+            "if [ $code -eq 0 ]; then (cd {p}/work/target/release && \
+             find build deps -type f ! -name '*.d' ! -name root-output ! -name invoked.timestamp \
+             ! -name stderr ! -name build-script-build ! -name 'build_script_build-*' -print0 \
+             | sort -z | xargs -0 -r sha256sum > {p}/work/target/{INTERMEDIATES} && \
+             for f in build/*/output; do [ -f \"$f\" ] && printf '== %s\\n' \"$f\" && \
+             head -c 65536 \"$f\" && printf '\\n'; done > {p}/work/target/{BUILD_OUTPUTS}) \
+             >/dev/null 2>&1 || true; fi; "
+        ));
+    }
     script.push_str(&format!(
-        "; code=$?; if [ $code -eq 0 ] && [ {trace} -eq 0 ]; then (cd {p}/work/target/release && \
-         find build deps -type f ! -name '*.d' ! -name root-output ! -name invoked.timestamp \
-         ! -name stderr ! -name build-script-build ! -name 'build_script_build-*' -print0 \
-         | sort -z | xargs -0 -r sha256sum > {p}/work/target/{INTERMEDIATES} && \
-         for f in build/*/output; do [ -f \"$f\" ] && printf '== %s\\n' \"$f\" && \
-         head -c 65536 \"$f\" && printf '\\n'; done > {p}/work/target/{BUILD_OUTPUTS}) \
-         >/dev/null 2>&1 || true; fi; \
-         echo $code > {p}/work/target/{EXIT_RECORD}; exit $code"
+        "echo $code > {p}/work/target/{EXIT_RECORD}; exit $code"
     ));
     (vec!["/bin/sh".into(), "-c".into(), script], env)
 }

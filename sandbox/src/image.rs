@@ -140,6 +140,12 @@ fn plain_sysroot(s: &str) -> Option<String> {
     ok.then(|| s.to_string())
 }
 
+/// The engine could not start a probe because the image lacks the program: an answer
+/// about the image, not a failure.
+fn lacks_program(e: &Error) -> bool {
+    e.to_string().contains("executable file not found")
+}
+
 async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
     let name = probe_name(engine, digest);
     let cached = toolchain_cache(&name);
@@ -166,7 +172,7 @@ async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
     let (code, toolchain) = match run_probe(engine, &run, digest, &["rustc", "-vV"]).await {
         // An image without rustc (a base image, say) has no toolchain; the engine says so
         // when it cannot start the probe.
-        Err(e) if e.to_string().contains("executable file not found") => {
+        Err(e) if lacks_program(&e) => {
             return Ok(Toolchain {
                 toolchain: None,
                 sysroot: None,
@@ -183,7 +189,7 @@ async fn toolchain(engine: &Engine, digest: &str) -> Result<Toolchain> {
         match run_probe(engine, &run, digest, &["/bin/sh", "-c", FAKETIME_PROBE]).await {
             Ok((0, out)) => (plain_faketime(&out, toolchain.as_deref()), true),
             Ok(_) => (None, false),
-            Err(e) if e.to_string().contains("executable file not found") => (None, true),
+            Err(e) if lacks_program(&e) => (None, true),
             Err(e) => return Err(e),
         };
     let t = Toolchain {
